@@ -1,1 +1,10 @@
-"""parity.env"""
+"""The environment: exact snapshots, ranked diffs, requirements, locks.
+
+``snapshot()`` and ``load_snapshot()`` live in :mod:`parity.env.snapshot`; ``diff()`` in
+:mod:`parity.env.diff`; the risk table in :mod:`parity.env.risk`. Nothing here imports
+torch at module level: ``parity snapshot`` and ``parity diff`` work without it.
+"""
+
+from parity.env.snapshot import load_snapshot, snapshot, snapshot_from_python
+
+__all__ = ["load_snapshot", "snapshot", "snapshot_from_python"]

@@ -1,0 +1,471 @@
+"""Stdlib-only collectors of the environment snapshot.
+
+This file must stay importable by itself with nothing but the standard library of
+Python 3.8+: ``parity snapshot --python PATH`` sends its source to another interpreter
+(which has no parity installed) and runs :func:`collect` there. So: no parity imports,
+no third-party imports at module level, no syntax newer than 3.8.
+
+It reads files instead of importing packages (dist-info folders, ``torch/version.py``,
+``/proc/cpuinfo``) because importing is slow and may disturb the environment measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import sys
+import time
+
+SCHEMA = "parity.snapshot/1"
+
+#: CPU flags that change which kernels run (x86 names from /proc/cpuinfo, Arm "Features").
+_ISA_FLAG = re.compile(
+    r"^(sse4_1|sse4_2|ssse3|avx|avx2|fma|f16c|bmi2|avx512.*|amx.*|avx_vnni.*|avx_ifma|avx_ne_convert"
+    r"|vnni|asimd.*|neon|fphp|sve.*|sme.*|bf16|i8mm|dotprod|asimddp|asimdhp)$"
+)
+
+#: Environment variables that can change numerics or speed (prefixes and exact names).
+_ENV_PREFIXES = (
+    "OMP_", "MKL_", "OPENBLAS_", "GOTO_", "BLIS_", "VECLIB_", "KMP_", "GOMP_", "CUDA_",
+    "CUBLAS_", "CUBLASLT_", "CUDNN_", "NCCL_", "NVIDIA_", "PYTORCH_", "TORCH", "ATEN_",
+    "ONEDNN_", "DNNL_", "TOKENIZERS_", "HF_", "TRANSFORMERS_", "HUGGINGFACE_", "OPENCV_",
+    "ORT_",
+)
+_ENV_NAMES = ("LD_PRELOAD", "LD_LIBRARY_PATH", "PYTHONHASHSEED", "MALLOC_ARENA_MAX", "CC", "CXX")
+#: A name that looks like it holds a secret is dropped whatever its prefix.
+_SECRET = re.compile(r"TOKEN|KEY|SECRET|PASSW|PWD|CREDENTIAL|AUTH|COOKIE|SESSION|PRIVATE|SIGNATURE", re.I)
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+
+_CANON = re.compile(r"[-_.]+")
+_LOCAL_CUDA = re.compile(r"^cu(\d+?)(\d)$")
+_LOCAL_ROCM = re.compile(r"^rocm(\d[\d.]*)$")
+
+
+def collect() -> dict:
+    """The snapshot of the running interpreter, without ``runtime`` (see runtime.py).
+
+    Volatile facts (time, PID, host, how long collection took) go under ``"meta"``;
+    ``parity_version`` there is filled in by the caller, which knows it.
+    """
+    started = time.perf_counter()
+    paths = _site_paths()
+    packages = collect_packages(paths)
+    snap = {
+        "schema": SCHEMA,
+        "meta": {},
+        "python": collect_python(),
+        "platform": collect_platform(),
+        "cpu": collect_cpu(),
+        "packages": packages,
+        "torch": collect_torch(paths, packages),
+        "nvidia_wheels": {k: v["version"] for k, v in sorted(packages.items()) if k.startswith("nvidia-")},
+        "gpu": collect_gpu(),
+        "env_vars": collect_env_vars(os.environ),
+        "runtime": None,
+    }
+    snap["meta"] = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "parity_version": None,
+        "collect_seconds": round(time.perf_counter() - started, 6),
+        "pid": os.getpid(),
+        "hostname": platform.node(),
+        "sys_path": paths,
+    }
+    return snap
+
+
+# --- packages ------------------------------------------------------------------------
+
+
+def _site_paths() -> list:
+    """Directories on sys.path that exist, in import order (first one wins a name)."""
+    seen, out = set(), []
+    for entry in sys.path:
+        path = os.path.abspath(entry or ".")
+        if path not in seen and os.path.isdir(path):
+            seen.add(path)
+            out.append(path)
+    return out
+
+
+def canonical_name(name: str) -> str:
+    """PEP 503 normalised name."""
+    return _CANON.sub("-", name).lower()
+
+
+def collect_packages(paths: list) -> dict:
+    """Every installed distribution, keyed by canonical name, found by scanning
+    ``*.dist-info`` / ``*.egg-info`` entries directly (much faster than
+    importlib.metadata). Like the import system, the first directory on sys.path wins."""
+    found: dict = {}
+    for path in paths:
+        try:
+            names = os.listdir(path)
+        except OSError:
+            continue
+        for entry in sorted(names):
+            if entry.endswith(".dist-info"):
+                dist = _read_dist_info(os.path.join(path, entry))
+            elif entry.endswith(".egg-info"):
+                dist = _read_egg_info(os.path.join(path, entry))
+            else:
+                continue
+            if dist is not None:
+                found.setdefault(canonical_name(dist["name"]), dist)
+    return {k: found[k] for k in sorted(found)}
+
+
+def _read_headers(path: str, wanted: tuple) -> dict:
+    """Read RFC 822 headers (METADATA / PKG-INFO) until all ``wanted`` are seen."""
+    out: dict = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                key, sep, value = line.partition(":")
+                if sep and key in wanted and key not in out:
+                    out[key] = value.strip()
+                    if len(out) == len(wanted):
+                        break
+    except OSError:
+        pass
+    return out
+
+
+def _read_text(path: str):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _read_dist_info(folder: str):
+    headers = _read_headers(os.path.join(folder, "METADATA"), ("Name", "Version"))
+    name, version = headers.get("Name"), headers.get("Version")
+    if not name or not version:
+        stem = os.path.basename(folder)[: -len(".dist-info")]
+        name, _, version = stem.partition("-")
+        if not name or not version:
+            return None
+    installer = _read_text(os.path.join(folder, "INSTALLER"))
+    direct_url = _read_direct_url(os.path.join(folder, "direct_url.json"))
+    return _dist_entry(
+        name, version, "dist-info",
+        installer.strip() if installer else None,
+        os.path.exists(os.path.join(folder, "REQUESTED")),
+        direct_url,
+    )
+
+
+def _read_egg_info(entry: str):
+    pkg_info = os.path.join(entry, "PKG-INFO") if os.path.isdir(entry) else entry
+    headers = _read_headers(pkg_info, ("Name", "Version"))
+    if not headers.get("Name") or not headers.get("Version"):
+        return None
+    return _dist_entry(headers["Name"], headers["Version"], "egg-info", None, None, None)
+
+
+def _read_direct_url(path: str):
+    """PEP 610 ``direct_url.json``, or None when the distribution came from an index."""
+    text = _read_text(path)
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {"url": None, "error": "direct_url.json is not valid JSON"}
+    if isinstance(data, dict) and isinstance(data.get("url"), str):
+        data["url"] = redact_url(data["url"])
+    return data if isinstance(data, dict) else None
+
+
+def _dist_entry(name, version, metadata, installer, requested, direct_url) -> dict:
+    public, _, local = version.partition("+")
+    dir_info = (direct_url or {}).get("dir_info") or {}
+    vcs_info = (direct_url or {}).get("vcs_info")
+    vcs = None
+    if isinstance(vcs_info, dict):
+        vcs = {"vcs": vcs_info.get("vcs"), "commit_id": vcs_info.get("commit_id"),
+               "requested_revision": vcs_info.get("requested_revision")}
+    editable = bool(dir_info.get("editable")) if isinstance(dir_info, dict) else False
+    return {
+        "name": name,
+        "version": version,
+        "public_version": public,
+        "local": local or None,
+        "installer": installer,
+        "requested": requested,
+        "direct_url": direct_url,
+        "editable": editable,
+        "editable_location": (direct_url or {}).get("url") if editable else None,
+        "vcs": vcs,
+        "variant": variant_of(local) if local else None,
+        "metadata": metadata,
+    }
+
+
+def variant_of(local: str) -> dict:
+    """What a local version label says about the wheel: ``cu121`` -> CUDA 12.1 build.
+
+    A local label is never on the default index, so such a wheel came from another
+    index or a file (PyTorch's per-variant indexes are the common case).
+    """
+    cuda = _LOCAL_CUDA.match(local)
+    rocm = _LOCAL_ROCM.match(local)
+    if local == "cpu" or local.startswith("cpu."):
+        kind, detail = "cpu", None
+    elif cuda:
+        kind, detail = "cuda", cuda.group(1) + "." + cuda.group(2)
+    elif rocm:
+        kind, detail = "rocm", rocm.group(1)
+    elif local.startswith("xpu"):
+        kind, detail = "xpu", None
+    else:
+        kind, detail = "other", None
+    return {
+        "label": local,
+        "kind": kind,
+        "detail": detail,
+        "likely_source": f"a non-default index or a local file (the +{local} label is never on the default index)",
+    }
+
+
+# --- torch without importing it ----------------------------------------------------------
+
+
+def collect_torch(paths: list, packages: dict):
+    """Facts from ``torch/version.py`` (read as text, torch is not imported)."""
+    for path in paths:
+        version_py = os.path.join(path, "torch", "version.py")
+        text = _read_text(version_py)
+        if text is None:
+            continue
+        facts = _parse_simple_assignments(text)
+        cuda, hip = facts.get("cuda"), facts.get("hip")
+        version = facts.get("__version__")
+        variant = "cuda" if cuda else "rocm" if hip else "xpu" if facts.get("xpu") else "cpu"
+        return {
+            "version": version,
+            "cuda": cuda,
+            "hip": hip,
+            "rocm": facts.get("rocm"),
+            "xpu": facts.get("xpu"),
+            "git_version": facts.get("git_version"),
+            "debug": facts.get("debug"),
+            "variant": variant,
+            "location": os.path.join(path, "torch"),
+        }
+    return None
+
+
+_ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*(?::[^=]+)?=\s*(.+?)\s*$")
+
+
+def _parse_simple_assignments(text: str) -> dict:
+    """``name = 'literal'`` lines of a generated file: strings, None, True, False."""
+    out: dict = {}
+    for line in text.splitlines():
+        m = _ASSIGN.match(line)
+        if not m:
+            continue
+        raw = m.group(2)
+        if raw in ("None", "True", "False"):
+            out[m.group(1)] = {"None": None, "True": True, "False": False}[raw]
+        elif len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+            out[m.group(1)] = raw[1:-1]
+    return out
+
+
+# --- interpreter, OS, CPU --------------------------------------------------------------------
+
+
+def collect_python() -> dict:
+    base = getattr(sys, "base_prefix", sys.prefix)
+    return {
+        "version": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "prefix": sys.prefix,
+        "base_prefix": base,
+        "is_venv": sys.prefix != base,
+        "bits": 64 if sys.maxsize > 2**32 else 32,
+        "byteorder": sys.byteorder,
+    }
+
+
+def collect_platform() -> dict:
+    uname = os.uname() if hasattr(os, "uname") else None
+    return {
+        "system": platform.system(),
+        "release": uname.release if uname else platform.release(),
+        "machine": uname.machine if uname else platform.machine(),
+        "distro": _distro(),
+        "glibc": _glibc(),
+    }
+
+
+def _glibc():
+    """``2.36``; os.confstr is instant where platform.libc_ver() reads the whole binary."""
+    try:
+        value = os.confstr("CS_GNU_LIBC_VERSION")
+    except (AttributeError, ValueError, OSError):
+        return None
+    if value and value.startswith("glibc "):
+        return value.split(" ", 1)[1]
+    return None
+
+
+def _distro():
+    text = _read_text("/etc/os-release") or _read_text("/usr/lib/os-release")
+    if text is None:
+        return None
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key.strip()] = value.strip().strip('"')
+    if not fields:
+        return None
+    return {"id": fields.get("ID"), "version_id": fields.get("VERSION_ID"), "pretty_name": fields.get("PRETTY_NAME")}
+
+
+def collect_cpu() -> dict:
+    info = _parse_cpuinfo(_read_text("/proc/cpuinfo") or "")
+    affinity = None
+    if hasattr(os, "sched_getaffinity"):
+        try:
+            affinity = len(os.sched_getaffinity(0))
+        except OSError:
+            affinity = None
+    return {
+        "model": info["model"] or platform.processor() or None,
+        "logical_cores": os.cpu_count(),
+        "physical_cores": info["physical_cores"],
+        "usable_cores": affinity,
+        "cgroup_cpu_quota": _cgroup_cpu_quota(),
+        "flags": info["flags"],
+    }
+
+
+def _parse_cpuinfo(text: str) -> dict:
+    model = None
+    flags: set = set()
+    cores: set = set()
+    physical_id = "0"
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        key, value = key.strip(), value.strip()
+        if key in ("model name", "Model", "cpu model", "Hardware") and model is None:
+            model = value
+        elif key in ("flags", "Features"):
+            flags.update(f for f in value.split() if _ISA_FLAG.match(f))
+        elif key == "physical id":
+            physical_id = value
+        elif key == "core id":
+            cores.add((physical_id, value))
+    return {"model": model, "flags": sorted(flags), "physical_cores": len(cores) or None}
+
+
+def _cgroup_cpu_quota():
+    """CPUs granted by the cgroup v2 quota (``cpu.max``), None when unlimited/unknown."""
+    text = _read_text("/sys/fs/cgroup/cpu.max")
+    if not text:
+        return None
+    parts = text.split()
+    if len(parts) != 2 or parts[0] == "max":
+        return None
+    try:
+        return round(int(parts[0]) / int(parts[1]), 3)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+# --- GPU -------------------------------------------------------------------------------------
+
+
+def collect_gpu() -> dict:
+    """GPU model, driver and CUDA driver version via nvidia-ml-py when the driver is there.
+
+    No GPU is a fact, not an error: ``{"status": "absent", "reason": ...}``.
+    """
+    driver_text = _read_text("/proc/driver/nvidia/version")
+    has_device = driver_text is not None or os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/dxg")
+    if not has_device:
+        return {"status": "absent", "reason": "no NVIDIA driver or device node on this machine", "source": "filesystem"}
+    try:
+        return _gpu_from_nvml()
+    except ImportError:
+        reason = "nvidia-ml-py is not installed in this interpreter: no device details"
+    except Exception as exc:  # NVML raises its own error types; any of them means "no details"
+        reason = f"NVML failed: {str(exc) or type(exc).__name__}"
+    return {"status": "present" if driver_text else "unknown", "reason": reason,
+            "driver_version": _driver_from_proc(driver_text), "source": "/proc/driver/nvidia/version"}
+
+
+def _driver_from_proc(text):
+    m = re.search(r"Kernel Module\s+(?:for\s+\S+\s+)?([\d.]+)", text or "")
+    return m.group(1) if m else None
+
+
+def _gpu_from_nvml() -> dict:
+    import pynvml  # nvidia-ml-py; optional
+
+    pynvml.nvmlInit()
+    try:
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        cuda = pynvml.nvmlSystemGetCudaDriverVersion()
+        devices = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
+            devices.append({
+                "name": _as_str(pynvml.nvmlDeviceGetName(handle)),
+                "memory_total_bytes": int(pynvml.nvmlDeviceGetMemoryInfo(handle).total),
+                "compute_capability": f"{major}.{minor}",
+            })
+    finally:
+        pynvml.nvmlShutdown()
+    return {
+        "status": "present" if devices else "absent",
+        "reason": None if devices else "NVML reports no devices",
+        "driver_version": _as_str(driver),
+        "cuda_driver_version": f"{cuda // 1000}.{(cuda % 1000) // 10}",
+        "count": len(devices),
+        "devices": devices,
+        "source": "nvml",
+    }
+
+
+def _as_str(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# --- environment variables -----------------------------------------------------------------
+
+
+def collect_env_vars(environ) -> dict:
+    """Numerics-relevant variables, values kept; names that look secret are dropped and
+    credentials inside URLs are masked."""
+    out = {}
+    for name in sorted(environ):
+        if not (name.startswith(_ENV_PREFIXES) or name in _ENV_NAMES):
+            continue
+        if _SECRET.search(name):
+            continue
+        out[name] = redact_url(environ[name])
+    return out
+
+
+def redact_url(value: str) -> str:
+    """``https://user:pw@host/x`` -> ``https://***@host/x``."""
+    return _URL_USERINFO.sub(lambda m: m.group("scheme") + "***@", value)
+
+
+if __name__ == "__main__":  # pragma: no cover - handy for debugging a foreign interpreter
+    json.dump(collect(), sys.stdout, indent=2, sort_keys=True)

@@ -1,0 +1,182 @@
+"""Take, run elsewhere, load and check environment snapshots (schema ``parity.snapshot/1``).
+
+``snapshot()`` measures this interpreter in-process; ``snapshot_from_python(path)``
+measures another one by piping the stdlib-only collector sources into
+``path -I -c BOOTSTRAP`` (nothing is installed there, nothing is written there).
+``load_snapshot(spec)`` turns what a user typed (a file, a record directory or
+``"current"``) into a checked snapshot dict.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from parity._io import read_json
+from parity._version import __version__
+from parity.env import _collect, runtime
+from parity.errors import SnapshotError
+
+SCHEMA = _collect.SCHEMA
+SCHEMA_NAME, SCHEMA_VERSION = "parity.snapshot", 1
+SCHEMA_FILE = Path(__file__).with_name("snapshot.schema.json")
+#: Seconds a foreign interpreter may take (``--runtime`` imports torch there).
+FOREIGN_TIMEOUT = 300.0
+
+_SCHEMA_RE = re.compile(r"^parity\.snapshot/(\d+)$")
+_MARKER = "@@parity-snapshot@@"
+_FIX_SNAPSHOT = "create one with `parity snapshot -o FILE`, or pass a record directory or `current`"
+_FIX_PYTHON = "pass the path of a Python 3.8+ executable, e.g. /srv/venv/bin/python"
+
+# Runs in the foreign interpreter: rebuilds the two collector modules from the sources
+# sent on stdin and prints the snapshot after a marker, so anything a package prints
+# while being imported (--runtime) cannot corrupt the JSON.
+_BOOTSTRAP = """\
+import json, sys, types
+payload = json.loads(sys.stdin.read())
+mods = {}
+for name, src in payload["modules"]:
+    mod = types.ModuleType(name)
+    sys.modules[name] = mod
+    exec(compile(src, name + ".py", "exec"), mod.__dict__)
+    mods[name] = mod
+snap = mods["_parity_collect"].collect()
+if payload["runtime"]:
+    snap["runtime"] = mods["_parity_runtime"].collect_runtime()
+sys.stdout.write("\\n" + payload["marker"] + json.dumps(snap))
+sys.stdout.flush()
+"""
+
+
+def snapshot(python: str | os.PathLike[str] | None = None, runtime: bool = False) -> dict[str, Any]:
+    """Snapshot of this interpreter, or of the interpreter at ``python`` (run as a subprocess).
+
+    ``runtime=True`` adds the ``runtime`` section, which imports torch (in the measured
+    interpreter). Raises :class:`SnapshotError` when ``python`` cannot be run as Python.
+    """
+    if python is None:
+        snap = _collect.collect()
+        if runtime:
+            snap["runtime"] = _runtime_in_process()
+    else:
+        snap = snapshot_from_python(python, runtime=runtime)
+    snap["meta"]["parity_version"] = __version__
+    return snap
+
+
+def _runtime_in_process() -> dict[str, Any]:
+    return runtime.collect_runtime()
+
+
+def snapshot_from_python(python: str | os.PathLike[str], runtime: bool = False) -> dict[str, Any]:
+    """Run the collectors inside the interpreter ``python`` (a file, or a venv folder).
+
+    Only the standard library of that interpreter is used (plus torch/threadpoolctl with
+    ``runtime``); parity is not installed there and nothing is written there.
+    """
+    exe = resolve_interpreter(python)
+    payload = json.dumps({"modules": _module_sources(), "runtime": runtime, "marker": _MARKER})
+    try:
+        proc = subprocess.run(
+            [str(exe), "-I", "-c", _BOOTSTRAP], input=payload, capture_output=True,
+            text=True, timeout=FOREIGN_TIMEOUT, cwd=exe.parent,
+        )
+    except subprocess.TimeoutExpired:
+        raise SnapshotError(f"{exe}: took more than {FOREIGN_TIMEOUT:.0f} s to snapshot", fix="retry without --runtime") from None
+    except OSError as exc:
+        raise SnapshotError(f"{exe}: cannot be run as a Python interpreter ({exc.strerror})", fix=_FIX_PYTHON) from None
+    snap = _parse_foreign_output(exe, proc)
+    snap["meta"]["collected_by"] = "subprocess"
+    return snap
+
+
+def resolve_interpreter(python: str | os.PathLike[str]) -> Path:
+    """The executable behind ``--python``: a file, or a venv/prefix folder's bin/python."""
+    path = Path(python).expanduser()
+    if path.is_dir():
+        for candidate in ("bin/python", "bin/python3", "Scripts/python.exe"):
+            if (path / candidate).is_file():
+                return (path / candidate).absolute()
+        raise SnapshotError(f"{path}: is a directory with no bin/python", fix=_FIX_PYTHON)
+    if not path.exists():
+        raise SnapshotError(f"{path}: no such interpreter", fix=_FIX_PYTHON)
+    if not os.access(path, os.X_OK):
+        raise SnapshotError(f"{path}: is not executable, so not a Python interpreter", fix=_FIX_PYTHON)
+    return path.absolute()
+
+
+def _module_sources() -> list[tuple[str, str]]:
+    return [
+        ("_parity_collect", Path(_collect.__file__).read_text(encoding="utf-8")),
+        ("_parity_runtime", Path(runtime.__file__).read_text(encoding="utf-8")),
+    ]
+
+
+def _parse_foreign_output(exe: Path, proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    out = proc.stdout or ""
+    if proc.returncode != 0 or _MARKER not in out:
+        last = _last_line(proc.stderr) or f"exit status {proc.returncode}"
+        raise SnapshotError(f"{exe}: is not a Python interpreter parity can use ({last})", fix=_FIX_PYTHON)
+    try:
+        snap = json.loads(out.rsplit(_MARKER, 1)[1])
+    except ValueError as exc:
+        raise SnapshotError(f"{exe}: returned an unreadable snapshot ({exc})", fix=_FIX_PYTHON) from None
+    return check_snapshot(snap, str(exe))
+
+
+def _last_line(text: str | None) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+def load_snapshot(spec: str | os.PathLike[str]) -> dict[str, Any]:
+    """A checked snapshot from ``spec``: ``"current"`` (this interpreter, no runtime),
+    a snapshot JSON file, a bench result JSON (its ``env``), or a record directory
+    (its ``env.json``). Raises :class:`SnapshotError` naming ``spec`` otherwise."""
+    if str(spec) == "current":
+        return snapshot()
+    path = Path(spec)
+    if path.is_dir():
+        env = path / "env.json"
+        if not env.is_file():
+            raise SnapshotError(f"{path}: is a directory but not a record (no env.json)", fix=_FIX_SNAPSHOT)
+        path = env
+    data = read_json(path, "a snapshot", fix=_FIX_SNAPSHOT)
+    if isinstance(data, dict) and data.get("schema") == "parity.bench/1" and isinstance(data.get("env"), dict):
+        data = data["env"]
+    return check_snapshot(data, str(path))
+
+
+def check_snapshot(data: Any, source: str) -> dict[str, Any]:
+    """Refuse what is not a snapshot this parity can read; ``source`` names it in errors.
+
+    The full JSON Schema is :data:`SCHEMA_FILE`; this check is the part a reader relies
+    on (schema tag and version, the sections diff walks), kept cheap and dependency-free.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("schema"), str):
+        raise SnapshotError(f"{source}: not a snapshot (no \"schema\" field)", fix=_FIX_SNAPSHOT)
+    m = _SCHEMA_RE.match(data["schema"])
+    if not m:
+        raise SnapshotError(f"{source}: not a snapshot (schema is {data['schema']!r})", fix=_FIX_SNAPSHOT)
+    if int(m.group(1)) > SCHEMA_VERSION:
+        raise SnapshotError(
+            f"{source}: written by a newer parity (schema {data['schema']}; this parity {__version__} reads up to {SCHEMA})",
+            fix="upgrade parity here, or take the snapshot with this parity version",
+        )
+    for section in ("meta", "python", "platform", "cpu", "packages", "env_vars"):
+        if not isinstance(data.get(section), dict):
+            raise SnapshotError(f"{source}: not a complete snapshot (section {section!r} missing)", fix=_FIX_SNAPSHOT)
+    for key, dist in data["packages"].items():
+        if not isinstance(dist, dict) or not isinstance(dist.get("version"), str):
+            raise SnapshotError(f"{source}: not a complete snapshot (package {key!r} has no version)", fix=_FIX_SNAPSHOT)
+    return data
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) shipped with parity for ``parity.snapshot/1``."""
+    result: dict[str, Any] = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    return result
