@@ -1,0 +1,140 @@
+"""TARGET spec -> Pipeline: ``file.py:build``, ``package.module:build``, exported
+artifacts by suffix, or a local Hugging Face directory."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from parity.errors import TargetError
+from parity.target.pipeline import Pipeline
+
+#: artifact suffix -> kind (``.pt2`` is refined to "aoti" by looking inside the archive)
+ARTIFACT_KINDS = {".pt": "torchscript", ".ts": "torchscript", ".pt2": "export", ".onnx": "onnx"}
+_FIX_CALLABLE = "point TARGET at a function with no required arguments, e.g. serving.py:build"
+
+
+@dataclass
+class LoadedTarget:
+    """A loaded TARGET. ``kind`` is callable|torchscript|export|aoti|onnx|hf;
+    ``load_seconds`` is the wall time of building the pipeline (model load included)."""
+
+    pipeline: Pipeline
+    spec: str
+    kind: str
+    load_seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"spec": self.spec, "kind": self.kind, "load_seconds": self.load_seconds,
+                "name": self.pipeline.name}
+
+
+def load_target(spec: str) -> LoadedTarget:
+    """Load a TARGET spec (see DESIGN.md "Targets"). Raises TargetError naming it."""
+    spec = str(spec)
+    start = time.perf_counter()
+    pipeline, kind = _dispatch(spec)
+    return LoadedTarget(pipeline=pipeline, spec=spec, kind=kind, load_seconds=time.perf_counter() - start)
+
+
+def _dispatch(spec: str) -> tuple[Pipeline, str]:
+    path = Path(spec)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise TargetError(f"{spec}: directory has no config.json, so it is not a Hugging Face model",
+                              fix="pass a model directory saved with save_pretrained, or file.py:build")
+        from parity.target.hf import pipeline_from_hf_dir
+
+        return pipeline_from_hf_dir(path), "hf"
+    if path.suffix.lower() in ARTIFACT_KINDS:
+        return _pipeline_from_artifact(path), _artifact_kind(path)
+    module_part, _, func = spec.rpartition(":")
+    if not module_part:  # no colon: "serving.py" means serving.py:build
+        module_part, func = spec, "build"
+    if module_part.endswith(".py"):
+        module = _module_from_file(spec, Path(module_part))
+    else:
+        module = _module_from_name(spec, module_part)
+    return _pipeline_from_callable(spec, module, func), "callable"
+
+
+def _artifact_kind(path: Path) -> str:
+    kind = ARTIFACT_KINDS[path.suffix.lower()]
+    if kind == "export" and path.is_file() and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            # AOTInductor packages carry compiled code under an "aotinductor" folder.
+            if any("aotinductor" in name for name in zf.namelist()):
+                return "aoti"
+    return kind
+
+
+def _pipeline_from_artifact(path: Path) -> Pipeline:
+    if not path.is_file():
+        raise TargetError(f"{path}: no such file", fix="pass the path of an exported model file")
+    from parity.target.artifacts import load_artifact
+
+    return as_pipeline(str(path), load_artifact(path))
+
+
+def _module_from_file(spec: str, file: Path) -> Any:
+    if not file.is_file():
+        raise TargetError(f"{spec}: {file} does not exist", fix="check the path of the Python file in TARGET")
+    name = f"_parity_target_{abs(hash(str(file.resolve())))}"
+    mod_spec = importlib.util.spec_from_file_location(name, file)
+    if mod_spec is None or mod_spec.loader is None:
+        raise TargetError(f"{spec}: {file} cannot be imported", fix="pass a .py file")
+    module = importlib.util.module_from_spec(mod_spec)
+    # Build files usually import their neighbours; let them, as `python file.py` would.
+    sys.path.insert(0, str(file.resolve().parent))
+    sys.modules[name] = module
+    try:
+        mod_spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise TargetError(f"{spec}: importing {file} failed ({type(exc).__name__}: {exc})",
+                          fix="make the file import cleanly with `python " + str(file) + "`") from exc
+    finally:
+        sys.path.remove(str(file.resolve().parent))
+    return module
+
+
+def _module_from_name(spec: str, name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:
+        raise TargetError(f"{spec}: importing module {name!r} failed ({type(exc).__name__}: {exc})",
+                          fix="install the package or use path/to/file.py:build") from exc
+
+
+def _pipeline_from_callable(spec: str, module: Any, func: str) -> Pipeline:
+    build = getattr(module, func, None)
+    if build is None:
+        raise TargetError(f"{spec}: no function {func!r} in {getattr(module, '__file__', module)}",
+                          fix=_FIX_CALLABLE)
+    if not callable(build):
+        raise TargetError(f"{spec}: {func!r} is not callable", fix=_FIX_CALLABLE)
+    try:
+        built = build()
+    except TypeError as exc:
+        raise TargetError(f"{spec}: calling {func}() failed ({exc})", fix=_FIX_CALLABLE) from exc
+    except Exception as exc:
+        raise TargetError(f"{spec}: {func}() raised {type(exc).__name__}: {exc}",
+                          fix="make the build function run on its own") from exc
+    return as_pipeline(spec, built)
+
+
+def as_pipeline(spec: str, built: Any) -> Pipeline:
+    """A Pipeline from what a build function returned (Pipeline or bare nn.Module)."""
+    if isinstance(built, Pipeline):
+        return built
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(built, torch.nn.Module):
+        return Pipeline(model=built, name=type(built).__name__)
+    raise TargetError(f"{spec}: returned {type(built).__name__}, expected a parity.Pipeline or a torch.nn.Module",
+                      fix="return parity.Pipeline(model=...) or the nn.Module itself")
