@@ -18,6 +18,7 @@ The question the environment diff asks, "what does the file declare for package 
 from __future__ import annotations
 
 import codecs
+import os
 import re
 import shlex
 from collections.abc import Iterator, Mapping
@@ -333,7 +334,7 @@ def exact_pin(specifier: SpecifierSet) -> Optional[str]:
     return None
 
 
-def parse_requirements(path: str | Path) -> RequirementsFile:
+def parse_requirements(path: str | os.PathLike[str]) -> RequirementsFile:
     """Parse a requirements file and its ``-r``/``-c`` includes.
 
     Raises :class:`RequirementsError` (naming the file and line) when a file cannot be

@@ -1,0 +1,52 @@
+"""``parity doctor REQUIREMENTS [--snapshot FILE] [--check-index] [--json]``.
+
+Exit 1 when any finding is an error, 0 otherwise, 2 when the file cannot be read.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import click
+
+from parity.cli._common import EXIT_DIVERGENCE, EXIT_OK, emit_json, json_option
+
+
+@click.command("doctor")
+@click.argument("requirements", metavar="REQUIREMENTS")
+@click.option(
+    "--snapshot",
+    metavar="FILE",
+    help="Snapshot (or record dir, or 'current') of the environment that really ran.",
+)
+@click.option(
+    "--check-index",
+    is_flag=True,
+    help="Ask pip whether the configured index still serves each exact pin.",
+)
+@json_option
+def command(requirements: str, snapshot: Optional[str], check_index: bool, as_json: bool) -> int:
+    """Lint a requirements file against what really ran."""
+    from parity.env.doctor import doctor
+
+    report = doctor(requirements, snapshot=snapshot, check_index=check_index)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        _render(report)
+    return EXIT_OK if report.ok else EXIT_DIVERGENCE
+
+
+def _render(report: object) -> None:
+    from parity.env.doctor import DoctorReport
+
+    assert isinstance(report, DoctorReport)
+    for f in report.findings:
+        click.echo(f"{f.location}: {f.severity} {f.code} {f.message}")
+        click.echo(f"    fix: {f.fix}")
+    counts = report.counts()
+    included = len(report.files) - 1
+    scope = f"{report.path}" + (f" and {included} included file(s)" if included > 0 else "")
+    click.echo(
+        f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info in {scope}"
+    )

@@ -1,0 +1,45 @@
+"""``parity lock SNAPSHOT [-o FILE] [--hashes]``: exact requirements from a snapshot.
+
+Without ``-o`` the lock goes to stdout. Packages that cannot be locked (editable
+installs, local directories) are listed on stderr and as comments in the lock; the
+exit code stays 0 because the rest of the lock is complete and usable.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import click
+
+from parity.cli._common import EXIT_OK
+
+
+@click.command("lock")
+@click.argument("snapshot", metavar="SNAPSHOT")
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    metavar="FILE",
+    help="Write the lock here (atomically) instead of stdout.",
+)
+@click.option(
+    "--hashes", is_flag=True, help="Add --hash lines for the files your pip configuration serves."
+)
+def command(snapshot: str, out: Optional[str], hashes: bool) -> int:
+    """Write an exact, installable lock from a snapshot."""
+    from parity.env.lock import lock
+
+    result = lock(snapshot, hashes=hashes, out=out)
+    if out is None:
+        sys.stdout.write(result.text)
+    for warning in result.warnings:
+        click.echo(f"parity: warning: {warning}", err=True)
+    if out is not None:
+        locked = len(result.entries) - len(result.not_lockable)
+        click.echo(
+            f"parity: wrote {out}: {locked} of {len(result.entries)} distributions locked, valid for {result.valid_for}",
+            err=True,
+        )
+    return EXIT_OK
