@@ -1,0 +1,668 @@
+"""Self-contained HTML report of a verify/compare result (schema ``parity.verify/1``).
+
+The page must open on an air-gapped production box, so everything is inline: the
+style, our script, and plotly.js copied from the installed ``plotly`` package (the
+``parity[report]`` extra). A Content-Security-Policy meta tag forbids the browser to
+fetch anything, so a forgotten URL fails loudly instead of phoning home.
+
+Every piece of user content (layer keys, file paths, package names, messages) is
+escaped with :func:`html.escape` when it lands in markup, and JSON embedded in a
+``<script>`` has ``<``, ``>`` and ``&`` written as ``\\u003c``-style escapes, so
+``</script>`` or ``<!--`` inside a layer name cannot end the script early.
+
+The layer plot stays usable for thousands of layers: beyond :data:`MAX_PLOT_POINTS`
+layers, consecutive layers are grouped and each group is drawn as its worst member
+(max-preserving decimation), so a single bad layer is never averaged away. The page
+states how many layers are drawn in ``data-layers-plotted`` on the plot element.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from parity.errors import ParityError
+
+#: Most points drawn per trace; above this, layers are grouped (worst member drawn).
+MAX_PLOT_POINTS = 500
+#: Values at or below this are drawn on the floor of the log axis ("exact match").
+LOG_FLOOR = 1e-12
+#: Rows of the environment diff shown before the rest is folded away.
+ENV_ROWS_OPEN = 25
+
+_RISK_ORDER = {"high": 0, "medium": 1, "low": 2}
+_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src data: blob:; font-src data:; connect-src 'none'; form-action 'none'; base-uri 'none'"
+)
+_HEADLINES = {
+    "PASS": "PASS: the model on B behaves like the reference on A.",
+    "FAIL": "FAIL: the model on B does not behave like the reference on A.",
+    "PASS-with-warnings": "PASS with warnings: the outputs match, but something deserves a look.",
+}
+
+
+def render_html(result_json: Mapping[str, Any]) -> str:
+    """Render one verify/compare result (``VerifyResult.to_json()``) as an HTML page.
+
+    Missing optional parts (no layers, no performance, no env diff) are stated on the
+    page rather than failing. Raises :class:`ParityError` if plotly is not installed.
+    """
+    if not isinstance(result_json, Mapping):
+        raise ParityError("HTML report: the result is not a JSON object", fix="pass VerifyResult.to_json()")
+    plotly_js = _plotly_js()
+    r = result_json
+    body = "\n".join(
+        [
+            _verdict_section(r),
+            _layers_section(r),
+            _stages_section(r),
+            _runtime_section(r),
+            _env_section(r),
+            _assets_section(r),
+            _predictions_section(r),
+            _performance_section(r),
+            _details_section(r),
+        ]
+    )
+    scripts = (
+        _script_json("parity-result", _json_safe(dict(r)))
+        + _script_json("parity-plot-data", _plot_payload(_list(r.get("layers")), r))
+        + f"<script>{_neutralise_script(plotly_js)}</script>\n<script>{_PLOT_JS}</script>\n"
+    )
+    title = f"parity report: {r.get('verdict', 'UNKNOWN')}"
+    return _page(title, body, scripts)
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One line of an index page: a named report with its verdict."""
+
+    name: str
+    title: str
+    description: str
+    verdict: str
+    expected: str | None
+    report: str  # path of the report, relative to the index page
+    reason: str = ""
+
+
+def render_index_html(title: str, intro: str, entries: Sequence[IndexEntry]) -> str:
+    """An index page linking several reports (used by ``parity demo``). No plotly needed."""
+    rows = []
+    for e in entries:
+        expected = "" if e.expected is None else _verdict_badge(e.expected)
+        rows.append(
+            f"<tr data-scenario='{_e(e.name)}'><td><a href='{_e(e.report)}'>{_e(e.title)}</a>"
+            f"<div class='muted'>{_e(e.description)}</div></td>"
+            f"<td>{_verdict_badge(e.verdict)}</td><td>{expected}</td><td>{_e(e.reason)}</td></tr>"
+        )
+    table = _table(["scenario", "verdict", "expected", "why"], rows)
+    body = f"<header><h1>{_e(title)}</h1><p>{_e(intro)}</p></header><section>{table}</section>"
+    return _page(title, body, "")
+
+
+# --------------------------------------------------------------------------- page
+
+
+def _page(title: str, body: str, scripts: str) -> str:
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<meta http-equiv='Content-Security-Policy' content=\"{_CSP}\">"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n"
+        f"<body>\n{body}\n{scripts}</body></html>\n"
+    )
+
+
+def _plotly_js() -> str:
+    try:
+        from plotly.offline import get_plotlyjs
+    except ImportError as exc:
+        raise ParityError(
+            f"--html: the HTML report needs plotly, which is not installed ({exc})",
+            fix="install the report extra: pip install 'parity[report]' (or pip install plotly)",
+        ) from None
+    return str(get_plotlyjs())
+
+
+def _neutralise_script(js: str) -> str:
+    """Make a script body safe to inline: nothing in it may close the <script> element."""
+    js = re.sub(r"</(script)", r"<\\/\1", js, flags=re.IGNORECASE)
+    return js.replace("<!--", "<\\!--")
+
+
+def _script_json(element_id: str, obj: Any) -> str:
+    text = json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    for raw, esc in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(raw, esc)
+    return f"<script type='application/json' id='{element_id}'>{text}</script>\n"
+
+
+def _json_safe(obj: Any) -> Any:
+    """Plain JSON with non-finite floats as strings (JSON.parse rejects NaN)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, Mapping):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return str(obj)
+
+
+# ---------------------------------------------------------------------- verdict
+
+
+def _verdict_section(r: Mapping[str, Any]) -> str:
+    verdict = str(r.get("verdict") or "UNKNOWN")
+    headline = _HEADLINES.get(verdict, f"{verdict}: parity could not reach a verdict.")
+    reason = r.get("reason") or ""
+    points = "".join(f"<li>{p}</li>" for p in _summary_points(r))
+    points += "".join(f"<li class='warning'>Warning: {_e(w)}</li>" for w in _list(r.get("warnings")))
+    points += "".join(f"<li class='muted'>{_e(n)}</li>" for n in _list(r.get("notes")))
+    a, b = _mapping(r.get("a")), _mapping(r.get("b"))
+    return (
+        f"<header class='verdict {_verdict_class(verdict)}' id='verdict' data-verdict='{_e(verdict)}'>"
+        f"<h1 id='verdict-text'>{_e(headline)}</h1><p class='reason'>{_e(reason)}</p>"
+        f"<p class='muted'>A (reference): {_e(a.get('record') or a.get('target') or 'n/a')} · "
+        f"B (checked): {_e(b.get('record') or b.get('target') or 'n/a')}</p></header>"
+        f"<section id='summary'><h2>What parity found</h2><ul>{points}</ul></section>"
+    )
+
+
+def _summary_points(r: Mapping[str, Any]) -> list[str]:
+    """Plain-language bullets, each already escaped, most decisive first."""
+    pts: list[str] = []
+    stage = r.get("first_divergent_stage")
+    if stage:
+        where = "before the model runs: the model is fed different inputs" if stage in ("inputs", "preprocess") else "in the model's outputs"
+        pts.append(f"The first difference is at the <b>{_e(stage)}</b> stage, {_e(where)}.")
+    layer, intro = r.get("first_divergent_layer"), r.get("first_introducing_layer")
+    if layer:
+        pts.append(f"First layer out of tolerance: <code>{_e(layer)}</code>.")
+    if intro:
+        pts.append(f"Layer that <b>introduces</b> the error (earlier layers only pass it on): <code>{_e(intro)}</code>.")
+    elif layer:
+        pts.append("Which layer introduces the error is not known (that needs a record made with --capture full).")
+    pts.extend(_summary_context(r))
+    return pts or ["No stage, layer, asset or environment difference was found."]
+
+
+def _summary_context(r: Mapping[str, Any]) -> list[str]:
+    pts: list[str] = []
+    preds = _mapping(r.get("predictions"))
+    if preds.get("argmax_agreement") is not None:
+        pts.append(f"Predicted classes agree on {_pct(preds['argmax_agreement'])} of inputs.")
+    elif preds.get("cosine") is not None:
+        pts.append(f"Output cosine similarity: {_num(preds['cosine'])}.")
+    findings = _list(r.get("runtime"))
+    if findings:
+        first = _mapping(findings[0])
+        pts.append(f"{len(findings)} runtime finding(s), e.g. {_e(first.get('message', ''))}")
+    items = _list(_mapping(r.get("env_diff")).get("items"))
+    if items:
+        high = sum(1 for i in items if _mapping(i).get("risk") == "high")
+        top = _mapping(_ranked(items)[0])
+        pts.append(
+            f"{len(items)} environment difference(s), {high} high-risk; top: <code>{_e(top.get('name'))}</code> "
+            f"{_e(_short(top.get('a')))} → {_e(_short(top.get('b')))}."
+        )
+    assets = _mapping(r.get("assets"))
+    files = [f for f in _list(assets.get("files")) if _mapping(f).get("change") not in (None, "same", "unchanged")]
+    params = _list(assets.get("params"))
+    if files or params:
+        pts.append(f"{len(files)} asset file(s) and {len(params)} weight tensor(s) differ.")
+    return pts
+
+
+def _verdict_class(verdict: str) -> str:
+    return {"PASS": "pass", "FAIL": "fail", "PASS-with-warnings": "warn"}.get(verdict, "unknown")
+
+
+def _verdict_badge(verdict: str) -> str:
+    return f"<span class='badge {_verdict_class(verdict)}'>{_e(verdict)}</span>"
+
+
+# ----------------------------------------------------------------------- layers
+
+
+@dataclass
+class _Point:
+    index: int  # execution index of the drawn (worst) layer
+    first: int  # first and last execution index of the group
+    last: int
+    layer: Mapping[str, Any]
+    max_abs: float | None
+    rel_l2: float | None
+    diverged: bool
+
+
+def _layers_section(r: Mapping[str, Any]) -> str:
+    layers = _list(r.get("layers"))
+    plotted = len(_decimate(layers))
+    note = (
+        f"{len(layers)} layers, grouped into {plotted} points (each point is the worst layer of its group)."
+        if plotted < len(layers)
+        else f"{len(layers)} layers in execution order."
+    )
+    if not layers:
+        note = "No per-layer data: the record holds stage outputs only (record with --capture stats or full to localise a divergence)."
+    return (
+        "<section id='layers'><h2>Error per layer</h2>"
+        f"<p class='muted'>{_e(note)} Log scale; hover a point for the layer key, module type, shape and metrics.</p>"
+        f"<div id='layer-plot' data-layers-total='{len(layers)}' data-layers-plotted='{plotted}'></div>"
+        f"{_divergent_layers_table(layers)}</section>"
+    )
+
+
+def _decimate(layers: Sequence[Any], limit: int = MAX_PLOT_POINTS) -> list[_Point]:
+    """One point per layer, or per group of consecutive layers when there are too many."""
+    size = max(1, math.ceil(len(layers) / limit))
+    points = []
+    for start in range(0, len(layers), size):
+        group = [(i, _mapping(layers[i])) for i in range(start, min(start + size, len(layers)))]
+        worst_i, worst = max(group, key=lambda il: _badness(il[1]))
+        points.append(
+            _Point(
+                index=worst_i,
+                first=group[0][0],
+                last=group[-1][0],
+                layer=worst,
+                max_abs=_group_max(group, "max_abs"),
+                rel_l2=_group_max(group, "rel_l2"),
+                diverged=any(layer.get("status") == "diverged" for _, layer in group),
+            )
+        )
+    return points
+
+
+def _badness(layer: Mapping[str, Any]) -> float:
+    """How far a layer is past its tolerance (max abs error / atol); -1 without metrics."""
+    v = _metric(layer, "max_abs")
+    if v is None:
+        return -1.0
+    atol = _finite(layer.get("atol")) or 0.0
+    return v / atol if atol > 0 else v
+
+
+def _group_max(group: Iterable[tuple[int, Mapping[str, Any]]], name: str) -> float | None:
+    values = [v for _, layer in group if (v := _metric(layer, name)) is not None]
+    return max(values) if values else None
+
+
+def _metric(layer: Mapping[str, Any], name: str) -> float | None:
+    value = _mapping(layer.get("metrics")).get(name)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value) if not math.isnan(value) else math.inf
+    return None
+
+
+def _plot_payload(layers: Sequence[Any], r: Mapping[str, Any]) -> dict[str, Any]:
+    points = _decimate(layers)
+    return {
+        "x": [p.index for p in points],
+        "max_abs": [_log_y(p.max_abs) for p in points],
+        "rel_l2": [_log_y(p.rel_l2) for p in points],
+        "atol": [_log_y(_finite(p.layer.get("atol"))) for p in points],
+        "noise": [_log_y(_finite(p.layer.get("noise_floor"))) for p in points],
+        "diverged": [p.diverged for p in points],
+        "hover": [_hover(p) for p in points],
+        "marks": _marks(layers, r),
+        "total": len(layers),
+    }
+
+
+def _log_y(value: float | None) -> float | None:
+    """A value drawable on a log axis: exact zeros sit on the floor, inf is capped."""
+    if value is None:
+        return None
+    if math.isinf(value):
+        return 1e30
+    return max(value, LOG_FLOOR)
+
+
+def _hover(p: _Point) -> str:
+    """Hover text of one point, escaped (plotly turns entities back into characters)."""
+    layer = p.layer
+    metrics = _mapping(layer.get("metrics"))
+    lines = [
+        f"<b>{_e(layer.get('key'))}</b>",
+        f"#{p.index} · {_e(layer.get('type') or '?')} · shape {_e(_shape(layer.get('shape')))} · {_e(layer.get('dtype') or '')}",
+        f"status: {_e(layer.get('status') or '?')}" + _introduced_note(layer),
+    ]
+    lines += [f"{_e(k)}: {_e(_num(v))}" for k, v in metrics.items()]
+    lines.append(f"atol {_e(_num(layer.get('atol')))} · rtol {_e(_num(layer.get('rtol')))}")
+    if p.first != p.last:
+        lines.append(f"worst of layers #{p.first}–#{p.last} ({p.last - p.first + 1} layers)")
+    return "<br>".join(lines)
+
+
+def _introduced_note(layer: Mapping[str, Any]) -> str:
+    introduced = layer.get("introduced")
+    return " (introduces the error)" if introduced is True else " (inherited)" if introduced is False else ""
+
+
+def _marks(layers: Sequence[Any], r: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Exact positions of the first divergent and first introducing layers."""
+    index = {_mapping(layer).get("key"): i for i, layer in enumerate(layers)}
+    marks = []
+    for field, label in (("first_divergent_layer", "first divergent"), ("first_introducing_layer", "introduces the error")):
+        key = r.get(field)
+        if key in index:
+            i = index[key]
+            y = _log_y(_metric(_mapping(layers[i]), "max_abs"))
+            marks.append({"x": i, "y": y, "label": label, "key": _e(key), "field": field})
+    return marks
+
+
+def _divergent_layers_table(layers: Sequence[Any], limit: int = 20) -> str:
+    bad = [(i, _mapping(layer)) for i, layer in enumerate(layers) if _mapping(layer).get("status") != "match"]
+    if not bad:
+        return ""
+    rows = [
+        f"<tr class='{_e(layer.get('status'))}'><td>{i}</td><td><code>{_e(layer.get('key'))}</code></td>"
+        f"<td>{_e(layer.get('type'))}</td><td>{_e(_shape(layer.get('shape')))}</td><td>{_e(layer.get('status'))}</td>"
+        f"<td>{_e(_num(_metric(layer, 'max_abs')))}</td><td>{_e(_num(_metric(layer, 'rel_l2')))}</td>"
+        f"<td>{_yes_no(layer.get('introduced'))}</td></tr>"
+        for i, layer in bad[:limit]
+    ]
+    more = f"<p class='muted'>… and {len(bad) - limit} more.</p>" if len(bad) > limit else ""
+    head = ["#", "layer", "type", "shape", "status", "max abs", "rel L2", "introduces"]
+    return f"<h3>Layers out of tolerance ({len(bad)})</h3>{_table(head, rows)}{more}"
+
+
+def _yes_no(value: Any) -> str:
+    return "yes" if value is True else "no" if value is False else "n/a"
+
+
+# ----------------------------------------------------------------------- stages
+
+
+def _stages_section(r: Mapping[str, Any]) -> str:
+    stages = _list(r.get("stages"))
+    first = r.get("first_divergent_stage")
+    if not stages:
+        return "<section id='stages'><h2>Pipeline stages</h2><p class='muted'>No stage data.</p></section>"
+    rows = []
+    for s in map(_mapping, stages):
+        m = _mapping(s.get("metrics"))
+        cls = "first" if s.get("stage") == first else _e(s.get("status"))
+        rows.append(
+            f"<tr class='{cls}' data-stage='{_e(s.get('stage'))}'><td>{_e(s.get('stage'))}</td><td>{_e(s.get('status'))}</td>"
+            f"<td>{_e(_num(m.get('max_abs')))}</td><td>{_e(_num(m.get('rel_l2')))}</td>"
+            f"<td>{_e(_num(m.get('cosine')))}</td><td>{_e(_num(m.get('mismatch_frac')))}</td></tr>"
+        )
+    table = _table(["stage", "status", "max abs", "rel L2", "cosine", "mismatch"], rows)
+    diffs = "".join(_stage_rows(s) for s in map(_mapping, stages) if _list(s.get("rows")))
+    return f"<section id='stages'><h2>Pipeline stages</h2>{table}{diffs}</section>"
+
+
+def _stage_rows(stage: Mapping[str, Any], limit: int = 20) -> str:
+    """Differing rows of a stage (e.g. token ids), A and B side by side.
+
+    A row is ``{"name", "row", "positions", "a", "b"}`` (compare/stages.py); without
+    ``positions`` the differing elements are found by comparing A and B in place.
+    """
+    rows = _list(stage.get("rows"))
+    out = []
+    for n, row in enumerate(rows[:limit]):
+        row = row if isinstance(row, Mapping) else {"a": row, "b": None}
+        a, b = row.get("a"), row.get("b")
+        diff = _differing_positions(a, b, row.get("positions"))
+        out.append(f"<tr><td>{_e(_row_label(row, n))}</td><td>{_side(a, diff)}</td><td>{_side(b, diff)}</td></tr>")
+    more = f"<p class='muted'>… and {len(rows) - limit} more.</p>" if len(rows) > limit else ""
+    title = f"Differing rows at {_e(stage.get('stage'))} ({len(rows)})"
+    return f"<h3>{title}</h3>{_table(['row', 'A (reference)', 'B (checked)'], out, cls='side-by-side')}{more}"
+
+
+def _row_label(row: Mapping[str, Any], n: int) -> str:
+    name, index = row.get("name") or row.get("input") or "", row.get("row", row.get("index", n))
+    return f"{_short(name, 60)} row {index}".strip()
+
+
+def _differing_positions(a: Any, b: Any, positions: Any) -> set[int]:
+    if isinstance(positions, list):
+        return {p for p in positions if isinstance(p, int)}
+    la, lb = _list(a), _list(b)
+    return {i for i in range(max(len(la), len(lb))) if i >= len(la) or i >= len(lb) or la[i] != lb[i]}
+
+
+def _side(values: Any, diff: set[int]) -> str:
+    """One side of a row; the elements at differing positions are highlighted."""
+    if not isinstance(values, list):
+        return f"<code>{_e(_short(values, 400))}</code>"
+    cells = [f"<span class='tok{' diff' if i in diff else ''}'>{_e(_short(v, 40))}</span>" for i, v in enumerate(values[:256])]
+    return "<code>" + " ".join(cells) + (" …" if len(values) > 256 else "") + "</code>"
+
+
+# --------------------------------------------------------------- env and assets
+
+
+def _runtime_section(r: Mapping[str, Any]) -> str:
+    findings = [_mapping(f) for f in _list(r.get("runtime"))]
+    if not findings:
+        return "<section id='runtime'><h2>Runtime state</h2><p class='muted'>No runtime findings.</p></section>"
+    rows = [
+        f"<tr class='{_e(f.get('severity'))}'><td>{_e(f.get('severity'))}</td><td><code>{_e(f.get('code'))}</code></td>"
+        f"<td>{_e(f.get('message'))}</td><td>{_e(_short(f.get('where'), 200))}</td></tr>"
+        for f in findings
+    ]
+    return f"<section id='runtime'><h2>Runtime state</h2>{_table(['severity', 'code', 'finding', 'where'], rows)}</section>"
+
+
+def _env_section(r: Mapping[str, Any]) -> str:
+    diff = _mapping(r.get("env_diff"))
+    items = _ranked(_list(diff.get("items")))
+    if not items:
+        text = "A and B environments are identical." if diff.get("identical") else "No environment diff in this result."
+        return f"<section id='env'><h2>Environment (ranked)</h2><p class='muted'>{_e(text)}</p></section>"
+    head = ["risk", "category", "name", "A", "B", "change", "why it matters", "stages"]
+    rows = [_env_row(_mapping(i)) for i in items]
+    shown = _table(head, rows[:ENV_ROWS_OPEN])
+    rest = ""
+    if len(rows) > ENV_ROWS_OPEN:
+        rest = f"<details><summary>{len(rows) - ENV_ROWS_OPEN} more</summary>{_table(head, rows[ENV_ROWS_OPEN:])}</details>"
+    return f"<section id='env'><h2>Environment (ranked, {len(items)} differences)</h2>{shown}{rest}</section>"
+
+
+def _env_row(i: Mapping[str, Any]) -> str:
+    stages = ", ".join(str(s) for s in _list(i.get("stages")))
+    return (
+        f"<tr class='risk-{_e(i.get('risk'))}'><td>{_e(i.get('risk'))}</td><td>{_e(i.get('category'))}</td>"
+        f"<td><code>{_e(i.get('name'))}</code></td><td>{_e(_short(i.get('a')))}</td><td>{_e(_short(i.get('b')))}</td>"
+        f"<td>{_e(i.get('change'))}</td><td>{_e(i.get('reason'))}</td><td>{_e(stages)}</td></tr>"
+    )
+
+
+def _ranked(items: Sequence[Any]) -> list[Any]:
+    return sorted(items, key=lambda i: _RISK_ORDER.get(str(_mapping(i).get("risk")), 3))
+
+
+def _assets_section(r: Mapping[str, Any]) -> str:
+    assets = _mapping(r.get("assets"))
+    files = [_mapping(f) for f in _list(assets.get("files"))]
+    params = [_mapping(p) for p in _list(assets.get("params"))]
+    if not files and not params:
+        return "<section id='assets'><h2>Assets and weights</h2><p class='muted'>No asset or weight differences.</p></section>"
+    parts = ["<section id='assets'><h2>Assets and weights</h2>"]
+    if files:
+        rows = [
+            f"<tr><td><code>{_e(f.get('path'))}</code></td><td>{_e(f.get('change'))}</td>"
+            f"<td>{_e(_short(f.get('a'), 16))}</td><td>{_e(_short(f.get('b'), 16))}</td></tr>"
+            for f in files
+        ]
+        parts.append(_table(["file", "change", "A sha256", "B sha256"], rows))
+    if params:
+        rows = [
+            f"<tr><td><code>{_e(p.get('name'))}</code></td><td>{_e(_num(p.get('max_abs')))}</td>"
+            f"<td>{_e(_short(p.get('a_hash'), 16))}</td><td>{_e(_short(p.get('b_hash'), 16))}</td></tr>"
+            for p in params
+        ]
+        parts.append(_table(["weight", "max abs change", "A hash", "B hash"], rows))
+    return "".join(parts) + "</section>"
+
+
+# ------------------------------------------------- predictions, speed, details
+
+
+def _predictions_section(r: Mapping[str, Any]) -> str:
+    preds = r.get("predictions")
+    if not preds:
+        return ""
+    return f"<section id='predictions'><h2>Final predictions</h2>{_generic(preds)}</section>"
+
+
+def _performance_section(r: Mapping[str, Any]) -> str:
+    perf = r.get("performance")
+    if not perf:
+        return "<section id='performance'><h2>Performance</h2><p class='muted'>No benchmark in this comparison (record with --bench to add one).</p></section>"
+    return f"<section id='performance'><h2>Performance</h2>{_generic(perf)}</section>"
+
+
+def _details_section(r: Mapping[str, Any]) -> str:
+    tol = r.get("tolerances") or {}
+    only = {"only in A": r.get("only_a") or [], "only in B": r.get("only_b") or []}
+    return (
+        "<section id='details'><details><summary>Tolerances, unmatched layers and provenance</summary>"
+        f"<h3>Tolerances</h3>{_generic(tol)}<h3>Unmatched layers</h3>{_generic(only)}"
+        f"<h3>A and B</h3>{_generic({'A': r.get('a'), 'B': r.get('b'), 'schema': r.get('schema')})}"
+        "<p class='muted'>The full result is embedded in this file as JSON (script#parity-result).</p>"
+        "</details></section>"
+    )
+
+
+def _generic(obj: Any, depth: int = 0) -> str:
+    """Any JSON value as escaped nested tables (for parts whose shape may grow)."""
+    if isinstance(obj, Mapping):
+        if not obj:
+            return "<span class='muted'>none</span>"
+        rows = [f"<tr><th>{_e(k)}</th><td>{_generic(v, depth + 1)}</td></tr>" for k, v in obj.items()]
+        return f"<table class='kv'>{''.join(rows)}</table>"
+    if isinstance(obj, list):
+        if not obj:
+            return "<span class='muted'>none</span>"
+        if depth > 3 or all(not isinstance(v, (Mapping, list)) for v in obj):
+            return f"<code>{_e(_short(obj, 600))}</code>"
+        return "<ol>" + "".join(f"<li>{_generic(v, depth + 1)}</li>" for v in obj[:200]) + "</ol>"
+    return _e(_num(obj))
+
+
+# ----------------------------------------------------------------- small helpers
+
+
+def _table(head: Sequence[str], rows: Sequence[str], cls: str = "") -> str:
+    th = "".join(f"<th>{_e(h)}</th>" for h in head)
+    return f"<table class='{cls}'><thead><tr>{th}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _num(value: Any) -> str:
+    """Numbers for people: 4 significant digits, exact zero as 0; others as text."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) or value == 0:
+        return str(value)
+    return f"{value:.4g}"
+
+
+def _pct(value: Any) -> str:
+    return f"{100 * value:.1f}%" if isinstance(value, (int, float)) else str(value)
+
+
+def _shape(shape: Any) -> str:
+    return "×".join(str(s) for s in shape) if isinstance(shape, (list, tuple)) else str(shape or "?")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = "" if value is None else (value if isinstance(value, str) else json.dumps(_json_safe(value)))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}
+header,section{max-width:1200px;margin:0 auto;padding:12px 24px}
+section{background:#fff;margin-top:12px;border-radius:6px;box-shadow:0 1px 2px rgba(0,0,0,.08)}
+header.verdict{border-left:8px solid #888;background:#fff;margin-top:16px;border-radius:6px}
+header.pass{border-color:#1a7f37}header.fail{border-color:#cf222e}header.warn{border-color:#bf8700}
+header.pass h1{color:#1a7f37}header.fail h1{color:#cf222e}header.warn h1{color:#9a6700}
+h1{font-size:22px;margin:6px 0}h2{font-size:17px;margin:6px 0 10px}h3{font-size:15px;margin:14px 0 6px}
+.reason{font-size:16px}.muted{color:#57606a}
+table{border-collapse:collapse;width:100%;margin:6px 0}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #e6e8eb;vertical-align:top}
+thead th{background:#f0f2f4}table.kv{width:auto}table.kv th{font-weight:600;background:none}
+tr.first td{background:#ffebe9;font-weight:600}tr.diverged td{background:#fff5f5}
+tr.risk-high td:first-child,tr.error td:first-child{color:#cf222e;font-weight:600}tr.risk-medium td:first-child,tr.warning td:first-child{color:#9a6700}
+code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;word-break:break-all}
+li.warning{color:#9a6700}
+.tok.diff{background:#ffd8d3;outline:1px solid #cf222e}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-weight:600;background:#888}
+.badge.pass{background:#1a7f37}.badge.fail{background:#cf222e}.badge.warn{background:#bf8700}
+#layer-plot{width:100%;height:460px}
+"""
+
+# Draws the layer plot from #parity-plot-data, then states on the plot element how
+# many points were drawn so tests and tools can check the page without parsing SVG.
+_PLOT_JS = r"""
+(function () {
+  var el = document.getElementById('layer-plot');
+  var d = JSON.parse(document.getElementById('parity-plot-data').textContent);
+  if (!d.x.length) { el.textContent = 'No layers to plot.'; el.style.height = 'auto';
+    el.setAttribute('data-rendered-points', '0'); document.body.setAttribute('data-plot-ready', '1'); return; }
+  var colors = d.diverged.map(function (v) { return v ? '#cf222e' : '#0969da'; });
+  var hover = '%{text}<extra></extra>';
+  var traces = [
+    {name: 'max abs error', x: d.x, y: d.max_abs, text: d.hover, hovertemplate: hover,
+     mode: 'lines+markers', line: {color: '#0969da', width: 1}, marker: {color: colors, size: 6}},
+    {name: 'relative L2 error', x: d.x, y: d.rel_l2, text: d.hover, hovertemplate: hover,
+     mode: 'lines+markers', line: {color: '#8250df', width: 1}, marker: {size: 4}},
+    {name: 'tolerance (atol)', x: d.x, y: d.atol, mode: 'lines', hoverinfo: 'skip',
+     line: {color: '#1a7f37', dash: 'dash', width: 2, shape: 'hv'}}
+  ];
+  if (d.noise.some(function (v) { return v !== null; })) {
+    traces.push({name: 'noise floor', x: d.x, y: d.noise, mode: 'lines', hoverinfo: 'skip',
+                 line: {color: '#999', dash: 'dot', width: 1, shape: 'hv'}});
+  }
+  var shapes = [], notes = [];
+  d.marks.forEach(function (m, i) {
+    var color = m.field === 'first_introducing_layer' ? '#bf3989' : '#cf222e';
+    shapes.push({type: 'line', x0: m.x, x1: m.x, yref: 'paper', y0: 0, y1: 1,
+                 line: {color: color, width: 2, dash: 'dot'}});
+    notes.push({x: m.x, yref: 'paper', y: 1 - 0.08 * i, text: m.label + ': ' + m.key, showarrow: false,
+                xanchor: 'left', font: {color: color}, bgcolor: 'rgba(255,255,255,0.8)'});
+  });
+  var layout = {margin: {l: 60, r: 20, t: 30, b: 50}, hovermode: 'closest', shapes: shapes, annotations: notes,
+                xaxis: {title: {text: 'layer (execution order)'}, rangemode: 'tozero'},
+                yaxis: {type: 'log', title: {text: 'error'}, exponentformat: 'e'},
+                legend: {orientation: 'h', y: -0.2}};
+  Plotly.newPlot(el, traces, layout, {displaylogo: false, responsive: true}).then(function (gd) {
+    el.setAttribute('data-rendered-points', String(gd.data[0].x.length));
+    document.body.setAttribute('data-plot-ready-ms', performance.now().toFixed(1));
+    document.body.setAttribute('data-plot-ready', '1');
+  });
+})();
+"""
