@@ -1,0 +1,80 @@
+"""The HTML report in a real headless Chromium: it renders, plots, says its verdict,
+fetches nothing and logs no error. Skipped (with the reason) where Debian's chromium
+is not installed; CI installs it (.ci/run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from chromium_cdp import CHROMIUM, Browser, chromium_available
+from verify_samples import HOSTILE, token_rows_result, verify_result
+
+from parity.report.html import MAX_PLOT_POINTS, render_html
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not chromium_available(), reason=f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium); CI does"),
+]
+
+PLOT_READY = "document.body.getAttribute('data-plot-ready')"
+RENDERED = "document.getElementById('layer-plot').getAttribute('data-rendered-points')"
+SVG_POINTS = "document.querySelectorAll('#layer-plot .scatterlayer .trace')[0].querySelectorAll('.points path').length"
+VERDICT = "document.getElementById('verdict-text').textContent"
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory):
+    with Browser(tmp_path_factory.mktemp("chromium")) as b:
+        yield b
+
+
+def open_report(browser: Browser, path: Path, result: dict) -> None:
+    path.write_text(render_html(result), encoding="utf-8")
+    browser.open(path.as_uri())
+    browser.wait_for(PLOT_READY)
+
+
+def assert_clean(browser: Browser, path: Path) -> None:
+    """No console error, no dialog (an injected alert() would open one), nothing fetched."""
+    assert browser.console_errors() == []
+    assert not [e for e in browser.events if e.get("method") == "Page.javascriptDialogOpening"]
+    assert set(browser.requested_urls()) <= {path.as_uri()}
+
+
+def test_large_hostile_report_renders_in_chromium(browser, tmp_path):
+    path = tmp_path / "report.html"
+    open_report(browser, path, verify_result(2000, diverge_at=1500, hostile=True))
+    assert browser.evaluate(VERDICT) == "FAIL: the model on B does not behave like the reference on A."
+    assert browser.evaluate(RENDERED) == str(MAX_PLOT_POINTS)
+    assert browser.evaluate(SVG_POINTS) == MAX_PLOT_POINTS
+    assert browser.evaluate("document.getElementById('layer-plot').dataset.layersTotal") == "2000"
+    # Hostile names are on the page as text, not as elements.
+    assert HOSTILE in browser.evaluate("document.body.innerText")
+    assert browser.evaluate("document.scripts.length") == 4
+    assert_clean(browser, path)
+    shot = browser.screenshot(tmp_path / "report.png")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_hover_shows_key_type_shape_and_metrics(browser, tmp_path):
+    path = tmp_path / "hover.html"
+    open_report(browser, path, verify_result(40, diverge_at=25))
+    browser.evaluate("Plotly.Fx.hover(document.getElementById('layer-plot'), [{curveNumber: 0, pointNumber: 25}])")
+    text = browser.wait_for("(document.querySelector('#layer-plot .hovertext') || {}).textContent")
+    for part in ("encoder.layer.6.op1#0/out", "GELU", "2×16×64", "max_abs", "rel_l2", "introduces the error"):
+        assert part in text
+    assert_clean(browser, path)
+
+
+def test_pass_report_and_token_rows_in_chromium(browser, tmp_path):
+    path = tmp_path / "pass.html"
+    open_report(browser, path, verify_result(12, diverge_at=None))
+    assert browser.evaluate(VERDICT) == "PASS: the model on B behaves like the reference on A."
+    assert browser.evaluate(RENDERED) == "12"
+    assert_clean(browser, path)
+    path = tmp_path / "tokens.html"
+    open_report(browser, path, token_rows_result())
+    assert browser.evaluate("document.querySelector('tr.first').dataset.stage") == "preprocess"
+    assert browser.evaluate("document.querySelectorAll('.tok.diff').length") == 2
+    assert_clean(browser, path)
