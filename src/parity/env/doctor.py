@@ -164,10 +164,12 @@ _NETWORK_ERRORS = re.compile(
     r"|SSLError|ProxyError|connection error|Network is unreachable",
     re.IGNORECASE,
 )
-_FROM_VERSIONS = re.compile(r"\(from versions: ([^)]*)\)")
-_YANKED = re.compile(
-    r"yanked version.*?(?:\nReason for being yanked: (?P<reason>[^\n]*))?", re.DOTALL
+_NETWORK_DETAIL = re.compile(
+    r"Failed to establish a new connection: [^'\"]*|Temporary failure in name resolution"
+    r"|Name or service not known|Read timed out|Network is unreachable|SSLError\([^)]*\)"
 )
+_FROM_VERSIONS = re.compile(r"\(from versions: ([^)]*)\)")
+_YANKED = re.compile(r"yanked version[^\n]*(?:\nReason for being yanked: (?P<reason>[^\n]*))?")
 
 
 class PipIndexProbe(IndexProbe):
@@ -181,7 +183,7 @@ class PipIndexProbe(IndexProbe):
     def command(self, requirement: str, options: Sequence[str], target: str) -> list[str]:
         return [
             self.python, "-m", "pip", "install", "--dry-run", "--no-deps", "--ignore-installed",
-            "--disable-pip-version-check", "--no-input", "--retries", "0", "--timeout", "15",
+            "--disable-pip-version-check", "--no-input", "--retries", "1", "--timeout", "15",
             "--target", target, *options, requirement,
         ]  # fmt: skip
 
@@ -212,7 +214,10 @@ def interpret_pip_output(returncode: int, output: str) -> ProbeResult:
     if "No module named pip" in output:
         return ProbeResult("unknown", "pip is not installed in this interpreter")
     if _NETWORK_ERRORS.search(output):
-        return ProbeResult("unknown", _last_line(output, _NETWORK_ERRORS))
+        detail = _NETWORK_DETAIL.search(output)
+        return ProbeResult(
+            "unknown", detail.group(0) if detail else _last_line(output, _NETWORK_ERRORS)
+        )
     versions = _FROM_VERSIONS.search(output)
     if versions is not None or "No matching distribution found" in output:
         listed = versions.group(1).strip() if versions else ""
@@ -306,7 +311,7 @@ def _line_findings(reqs: RequirementsFile, snap: Optional[Mapping[str, Any]]) ->
     has_index_source = _has_index_source(reqs)
     out: list[Finding] = []
     for req in reqs.requirements + reqs.constraints:
-        out += _version_findings(req, snap)
+        out += _version_findings(req, snap, pinned_elsewhere=_pinned_elsewhere(reqs, req))
         out += _variant_findings(req, has_index_source)
         out += _source_findings(req)
         if hash_mode and not req.constraint:
@@ -331,7 +336,19 @@ def _pin_fix(req: RequirementLine, snap: Optional[Mapping[str, Any]]) -> str:
     return "pin the version you tested with == (pass --snapshot FILE to get the exact pin)"
 
 
-def _version_findings(req: RequirementLine, snap: Optional[Mapping[str, Any]]) -> list[Finding]:
+def _pinned_elsewhere(reqs: RequirementsFile, req: RequirementLine) -> bool:
+    """Whether other lines (a ``-c`` constraint, usually) pin the package exactly."""
+    if req.name is None or req.pin is not None:
+        return False
+    return any(
+        r.pin is not None and r.kind == "index" for r in reqs.lines_for(req.name) if r is not req
+    )
+
+
+def _version_findings(
+    req: RequirementLine, snap: Optional[Mapping[str, Any]], pinned_elsewhere: bool = False
+) -> list[Finding]:
+    """Nightly names, missing or loose versions (unless pinned on another line), pre-releases."""
     if req.kind != "index" or req.name is None:
         return []
     out: list[Finding] = []
@@ -348,7 +365,7 @@ def _version_findings(req: RequirementLine, snap: Optional[Mapping[str, Any]]) -
             )
         else:
             code, what = "PD011", f"{name}{req.specifier} allows a range: two installs can differ"
-        if not req.constraint or code == "PD011":
+        if not pinned_elsewhere and (not req.constraint or code == "PD011"):
             out.append(_finding(code, req.location, what, _pin_fix(req, snap), name))
         if req.specifier.prereleases:
             out.append(_finding("PD031", req.location, f"{name}{req.specifier} admits pre-releases",

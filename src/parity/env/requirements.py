@@ -534,6 +534,8 @@ def _option_tokens(
         name, eq, inline = (
             token.partition("=") if token.startswith("--") else (token[:2], "", token[2:])
         )
+        if name not in table and name in GLOBAL_OPTIONS:
+            return f"{GLOBAL_OPTIONS[name][0]} must be on a line of its own (pip ignores it after a requirement)"
         if name not in table:
             return (
                 f"unknown option {name!r}"
