@@ -1,0 +1,66 @@
+"""``parity bench``: benchmark a target stage by stage, optionally against a baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from parity.cli._common import EXIT_DIVERGENCE, EXIT_OK, console, emit_json, json_option
+from parity.errors import BenchError
+
+
+@click.command("bench")
+@click.argument("target")
+@click.option("--inputs", type=click.Path(dir_okay=False), help="Inputs file (.txt, .jsonl, .safetensors, .npz).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the parity.bench/1 result here.")
+@click.option("--batch-size", type=int, help="Items per call [default: the pipeline's, or the baseline's].")
+@click.option("--threads", type=int, help="torch and BLAS threads for the run [default: leave as is].")
+@click.option("--min-time", type=float, help="Measure at least this many seconds [default: 2].")
+@click.option("--min-iters", type=int, help="Measure at least this many calls [default: 20].")
+@click.option("--against", type=click.Path(), help="Baseline: a bench JSON file or a record directory.")
+@click.option("--max-slowdown", type=float, default=10.0, show_default=True,
+              help="Percent slower a stage may be before exit 1.")
+@click.option("--force", is_flag=True, help="Compare even against another model or batch size.")
+@json_option
+def command(target: str, inputs: str | None, output: str | None, batch_size: int | None, threads: int | None,
+            min_time: float | None, min_iters: int | None, against: str | None, max_slowdown: float,
+            force: bool, as_json: bool) -> int:
+    """Benchmark TARGET: warm-up, then per-stage timings with confidence intervals.
+
+    Exit 1 when a stage is significantly slower than the baseline by more than
+    --max-slowdown percent.
+    """
+    from parity.bench.compare import bench_against
+
+    _check_output_folder(output)
+    result, comparison = bench_against(
+        target, inputs, against=against, max_slowdown=max_slowdown / 100.0, force=force,
+        batch_size=batch_size, threads=threads, min_time=min_time, min_iters=min_iters,
+    )
+    doc = result.to_json()
+    if output:
+        from parity._io import atomic_write_json
+
+        atomic_write_json(output, doc)
+    _render(doc, comparison.to_json() if comparison else None, as_json)
+    return EXIT_DIVERGENCE if comparison is not None and comparison.regression else EXIT_OK
+
+
+def _check_output_folder(output: str | None) -> None:
+    """Fail before a long run, not after it, when -o cannot be written."""
+    if output and not Path(output).resolve().parent.is_dir():
+        raise BenchError(f"-o {output}: folder {Path(output).parent} does not exist",
+                         fix="create the folder or choose another -o path")
+
+
+def _render(doc: dict, comparison: dict | None, as_json: bool) -> None:
+    if as_json:
+        emit_json({**doc, "comparison": comparison} if comparison is not None else doc)
+        return
+    from parity.bench.render import bench_renderable, comparison_renderable
+
+    out = console()
+    out.print(bench_renderable(doc))
+    if comparison is not None:
+        out.print(comparison_renderable(comparison))
