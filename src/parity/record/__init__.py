@@ -1,1 +1,21 @@
-"""parity.record"""
+"""parity.record: capture a target's stages and layers into a record directory, and
+read back what B needs (inputs, layer tensors and samples, module inputs)."""
+
+from parity.record.access import layer_sample, layer_tensor, load_module_inputs, load_record_inputs
+from parity.record.flatten import strip_wrapper_prefix
+from parity.record.format import Record, read_record
+from parity.record.recorder import RecordResult, record
+from parity.record.stats import sample_indices
+
+__all__ = [
+    "Record",
+    "RecordResult",
+    "layer_sample",
+    "layer_tensor",
+    "load_module_inputs",
+    "load_record_inputs",
+    "read_record",
+    "record",
+    "sample_indices",
+    "strip_wrapper_prefix",
+]

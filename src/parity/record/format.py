@@ -12,6 +12,12 @@ A record is a directory readable with nothing but JSON and safetensors::
     layers.json          execution-ordered list of layer entries (LAYER_FIELDS)
     activations/NNNNN.safetensors   size-bounded shards of layer tensors
     bench.json           optional baseline benchmark (parity.bench/1)
+    inputs.json          {"kind": text|json|tensors|objects, "direct", "source", "count",
+                          "batch_sizes", "items"}: A's raw inputs (items for text/json;
+                          tensor inputs live in stages.safetensors as stage "inputs")
+    module_inputs.json   capture=full: per module call {"key", "module", "call", "batch",
+                          "args", "kwargs"}, structures whose tensor nodes are
+                          {"tensor": {"shard", "name"}} (see parity.record.flatten)
 
 Writing goes through :func:`finalize_manifest` inside :func:`parity._io.atomic_dir`;
 reading goes through :func:`read_record`, which refuses anything tampered, truncated,
@@ -40,6 +46,8 @@ ASSETS = "assets.json"
 STAGES = "stages.safetensors"
 STAGES_META = "stages.json"
 LAYERS = "layers.json"
+INPUTS = "inputs.json"
+MODULE_INPUTS = "module_inputs.json"
 BENCH = "bench.json"
 ACTIVATIONS = "activations"
 CAPTURE_LEVELS = ("outputs", "stats", "full")
@@ -54,6 +62,8 @@ STAGE_NAMES = ("inputs", "preprocess", "model", "postprocess")
 #: shape, dtype  (tensors only); stats: {min,max,mean,std,l2,nan,inf} or null
 #: hash     content hash of the tensor bytes; shard/tensor: where the full tensor
 #:          (capture=full) or the sample (capture=stats) lives, else null
+#: noise_floor  (with --calibrate) max abs run-to-run error of this entry across thread counts
+#: value    (non-tensor JSON scalars only) the value itself
 LAYER_FIELDS = ("key", "module", "call", "out", "batch", "type", "kind", "shape", "dtype", "stats", "hash")
 
 
