@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from parity.compare.tolerances import TolerancePolicy, default_tolerance, policy_from, strip_wrapper_prefix
+from parity.compare.tolerances import (
+    TolerancePolicy,
+    default_tolerance,
+    policy_from,
+    strip_wrapper_prefix,
+)
 from parity.errors import ParityError
 
 

@@ -195,7 +195,7 @@ def _one_thread() -> Iterator[None]:
 class _Sums:
     """Running float64 accumulators (Python floats) across chunks."""
 
-    __slots__ = ("mismatches", "nonfinite", "max_abs", "sum_abs", "sq_diff", "sq_a", "sq_b", "dot")
+    __slots__ = ("dot", "max_abs", "mismatches", "nonfinite", "sq_a", "sq_b", "sq_diff", "sum_abs")
 
     def __init__(self) -> None:
         self.mismatches = self.nonfinite = 0

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parity.errors import ParityError
+from parity.record.flatten import strip_wrapper_prefix
+
+__all__ = ["Tolerance", "TolerancePolicy", "default_tolerance", "policy_from", "strip_wrapper_prefix"]
 
 #: dtype name -> (atol, rtol). Half precisions carry ~3 (fp16) and ~2 (bf16) decimal
 #: digits, so float32's tolerances would flag every rounding difference there.
@@ -25,26 +28,6 @@ DEFAULTS: dict[str, tuple[float, float]] = {
 }
 FLOAT8 = (1e-1, 1e-1)
 EXACT = (0.0, 0.0)
-
-#: Prefixes added by DataParallel/DDP (``module.``) and torch.compile (``_orig_mod.``).
-WRAPPER_PREFIXES = ("module.", "_orig_mod.")
-
-
-def strip_wrapper_prefix(key: str) -> str:
-    """``module._orig_mod.encoder#0/out`` -> ``encoder#0/out``; ``module#0/out`` -> ``#0/out``.
-
-    The second form is the wrapped model itself, which is the root in an unwrapped run.
-    """
-    while True:
-        for prefix in WRAPPER_PREFIXES:
-            if key.startswith(prefix):
-                key = key[len(prefix) :]
-                break
-            if key.startswith(prefix[:-1] + "#"):
-                return key[len(prefix) - 1 :]
-        else:
-            return key
-
 
 def default_tolerance(dtype: str) -> tuple[float, float]:
     """Defaults for a dtype name ("float32", "torch.float16"); exact for ints and bool."""

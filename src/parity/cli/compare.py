@@ -1,0 +1,44 @@
+"""``parity compare DIR_A DIR_B``: compare two records, A the reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from parity.cli._common import console, emit_json, json_option
+
+
+@click.command("compare")
+@click.argument("dir_a", metavar="DIR_A", type=click.Path(path_type=Path))
+@click.argument("dir_b", metavar="DIR_B", type=click.Path(path_type=Path))
+@click.option("--html", "html", type=click.Path(path_type=Path), help="Also write an HTML report to FILE.")
+@json_option
+def command(dir_a: Path, dir_b: Path, html: Path | None, as_json: bool) -> int:
+    """Compare record DIR_B against the reference record DIR_A.
+
+    Exit 0 PASS or PASS-with-warnings, 1 FAIL, 2 could not compare.
+    """
+    from parity.compare import compare
+
+    return render_result(compare(dir_a, dir_b), as_json, html)
+
+
+def render_result(result: Any, as_json: bool, html: Path | None) -> int:
+    """Write the HTML report if asked, print JSON or the rich report; return the exit code."""
+    doc = result.to_json()
+    if html is not None:
+        from parity._io import atomic_write_text
+        from parity.report.html import render_html
+
+        atomic_write_text(html, render_html(doc))
+    if as_json:
+        emit_json(doc)
+    else:
+        from parity.report.terminal import render_verify
+
+        render_verify(doc, console())
+        if html is not None:
+            console().print(f"[dim]HTML report: {html}[/]")
+    return int(result.exit_code)

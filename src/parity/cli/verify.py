@@ -1,0 +1,34 @@
+"""``parity verify DIR [TARGET]``: re-run a model here and check it against A's record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from parity.cli._common import json_option
+from parity.cli.compare import render_result
+
+
+@click.command("verify")
+@click.argument("record_dir", metavar="DIR", type=click.Path(path_type=Path))
+@click.argument("target", required=False)
+@click.option("--html", "html", type=click.Path(path_type=Path), help="Also write an HTML report to FILE.")
+@json_option
+@click.option("--atol", type=float, help="Absolute tolerance (default per dtype: 1e-5 for float32).")
+@click.option("--rtol", type=float, help="Relative tolerance (default per dtype: 1e-4 for float32).")
+@click.option("--max-slowdown", "max_slowdown", type=float, metavar="PCT",
+              help="Fail when B is more than PCT percent slower than A's baseline (needs `record --bench`).")
+def command(record_dir: Path, target: str | None, html: Path | None, as_json: bool, atol: float | None,
+            rtol: float | None, max_slowdown: float | None) -> int:
+    """Re-run TARGET (default: the one recorded) on A's inputs and compare with the record DIR.
+
+    Exit 0 PASS or PASS-with-warnings, 1 FAIL, 2 could not verify.
+    """
+    from parity.compare import verify
+
+    if max_slowdown is not None and max_slowdown < 0:
+        raise click.BadParameter(f"{max_slowdown}: must be >= 0 (a percentage, e.g. 10)", param_hint="--max-slowdown")
+    result = verify(record_dir, target, atol=atol, rtol=rtol,
+                    max_slowdown=None if max_slowdown is None else max_slowdown / 100.0)
+    return render_result(result, as_json, html)

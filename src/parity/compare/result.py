@@ -1,0 +1,134 @@
+"""The verify/compare result (schema ``parity.verify/1``, see docs/architecture.md).
+
+Each section is already plain JSON (lists of dicts) because three consumers read it:
+the terminal renderer, the HTML report and ``--json``. The verdict is derived from the
+sections by :func:`decide_verdict`, so a result can never claim PASS over a finding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA = "parity.verify/1"
+PASS, FAIL, WARN = "PASS", "FAIL", "PASS-with-warnings"
+
+
+@dataclass
+class VerifyResult:
+    """Everything a verify or compare found, in the report's order (a-h)."""
+
+    a: dict[str, Any]
+    b: dict[str, Any]
+    capture: str
+    env_diff: dict[str, Any] = field(default_factory=lambda: {"identical": True, "items": []})
+    assets: dict[str, Any] = field(default_factory=lambda: {"files": [], "params": []})
+    runtime: list[dict[str, Any]] = field(default_factory=list)
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    first_divergent_stage: str | None = None
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    first_divergent_layer: str | None = None
+    first_introducing_layer: str | None = None
+    error_growth: list[dict[str, Any]] = field(default_factory=list)
+    only_a: list[str] = field(default_factory=list)
+    only_b: list[str] = field(default_factory=list)
+    predictions: dict[str, Any] | None = None
+    performance: dict[str, Any] | None = None
+    tolerances: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    verdict: str = PASS
+    reason: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict != FAIL
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.verdict == FAIL else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "warnings": list(self.warnings),
+            "a": dict(self.a),
+            "b": dict(self.b),
+            "capture": self.capture,
+            "env_diff": self.env_diff,
+            "assets": self.assets,
+            "runtime": list(self.runtime),
+            "stages": list(self.stages),
+            "first_divergent_stage": self.first_divergent_stage,
+            "layers": list(self.layers),
+            "first_divergent_layer": self.first_divergent_layer,
+            "first_introducing_layer": self.first_introducing_layer,
+            "error_growth": list(self.error_growth),
+            "only_a": list(self.only_a),
+            "only_b": list(self.only_b),
+            "predictions": self.predictions,
+            "performance": self.performance,
+            "tolerances": self.tolerances,
+            "notes": list(self.notes),
+        }
+
+
+def decide_verdict(r: VerifyResult) -> None:
+    """Set ``verdict``, ``reason`` and ``warnings`` from the sections, most decisive first."""
+    failures = _failures(r)
+    r.warnings = _warnings(r)
+    if failures:
+        r.verdict, r.reason = FAIL, failures[0] + (f" (and {len(failures) - 1} more finding(s))" if len(failures) > 1 else "")
+    elif r.warnings:
+        r.verdict, r.reason = WARN, "Outputs match within tolerance, but " + r.warnings[0][0].lower() + r.warnings[0][1:]
+    else:
+        r.verdict, r.reason = PASS, _pass_reason(r)
+
+
+def _failures(r: VerifyResult) -> list[str]:
+    out: list[str] = []
+    if r.first_divergent_stage:
+        out.append(f"The {r.first_divergent_stage} stage diverges: B computes different {_stage_noun(r)}.")
+    errors = [f for f in r.runtime if f.get("severity") == "error"]
+    if errors:
+        out.append(f"Runtime state differs: {errors[0]['message']}")
+    params = r.assets.get("params") or []
+    if params:
+        out.append(f"{len(params)} weight tensor(s) differ, e.g. {params[0]['name']}.")
+    if r.only_a:
+        out.append(f"{len(r.only_a)} of A's layers do not exist in B (another architecture?), e.g. {r.only_a[0]}.")
+    if r.first_divergent_layer:
+        where = r.first_introducing_layer or r.first_divergent_layer
+        out.append(f"Layer outputs diverge, first at {r.first_divergent_layer}" + (
+            f"; introduced by {where}." if r.first_introducing_layer else "."))
+    if r.performance and r.performance.get("regression"):
+        out.append("B is significantly slower than A's baseline.")
+    return out
+
+
+def _stage_noun(r: VerifyResult) -> str:
+    return "model inputs (e.g. token ids)" if r.first_divergent_stage in ("inputs", "preprocess") else "outputs"
+
+
+def _warnings(r: VerifyResult) -> list[str]:
+    out: list[str] = []
+    drift = [i for i in r.env_diff.get("items", []) if i.get("category") != "runtime"]
+    if drift:
+        top = drift[0]
+        out.append(f"The environment differs in {len(drift)} place(s), e.g. {top.get('name')} "
+                   f"{top.get('a')} -> {top.get('b')}.")
+    files = r.assets.get("files") or []
+    if files:
+        out.append(f"{len(files)} asset file(s) differ, e.g. {files[0]['path']}.")
+    out.extend(f"{f['message']}" for f in r.runtime if f.get("severity") == "warning")
+    if r.only_b:
+        out.append(f"B has {len(r.only_b)} layer(s) A did not record, e.g. {r.only_b[0]}.")
+    return out
+
+
+def _pass_reason(r: VerifyResult) -> str:
+    n = sum(1 for layer in r.layers if layer.get("status") == "match")
+    layers = f", {n} layers" if r.layers else ""
+    return f"B reproduces A: every stage{layers} within tolerance, same environment and assets."
