@@ -1,0 +1,194 @@
+"""The stdlib-only collectors, on small fixed inputs."""
+
+from __future__ import annotations
+
+import ast
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from parity.env import _collect, runtime
+
+TORCH_VERSION_PY = """\
+from typing import Optional
+
+__all__ = ['__version__', 'debug', 'cuda', 'git_version', 'hip', 'rocm', 'xpu']
+__version__ = '2.5.1+cu121'
+debug = False
+cuda: Optional[str] = '12.1'
+git_version = 'a8d6afb511a69687bbb2b7e88a3cf67917e1697e'
+hip: Optional[str] = None
+"""
+
+CPUINFO_X86 = """\
+processor\t: 0
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+physical id\t: 0
+core id\t\t: 0
+flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512_bf16 amx_tile amx_bf16 ht
+
+processor\t: 1
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+physical id\t: 0
+core id\t\t: 0
+flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512_bf16 amx_tile amx_bf16 ht
+"""
+
+CPUINFO_ARM = """\
+processor\t: 0
+BogoMIPS\t: 243.75
+Features\t: fp asimd evtstrm aes sha2 crc32 atomics fphp asimdhp asimddp sve sve2 i8mm bf16
+CPU implementer\t: 0x41
+"""
+
+
+@pytest.mark.parametrize("module", [_collect, runtime])
+def test_collectors_import_only_the_standard_library(module):
+    # They run inside a foreign interpreter that has no parity and maybe nothing else.
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    top_level = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            top_level |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            top_level.add((node.module or "").split(".")[0])
+    assert top_level <= set(sys.stdlib_module_names) | {"__future__"}, top_level
+
+
+def test_torch_facts_are_read_from_version_py(tmp_path):
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "version.py").write_text(TORCH_VERSION_PY)
+    facts = _collect.collect_torch([str(tmp_path)], {})
+    assert facts["version"] == "2.5.1+cu121"
+    assert facts["cuda"] == "12.1"
+    assert facts["hip"] is None
+    assert facts["debug"] is False
+    assert facts["git_version"].startswith("a8d6afb")
+    assert facts["variant"] == "cuda"
+
+
+def test_no_torch_gives_none(tmp_path):
+    assert _collect.collect_torch([str(tmp_path)], {}) is None
+
+
+@pytest.mark.parametrize(
+    ("local", "kind", "detail"),
+    [("cpu", "cpu", None), ("cu121", "cuda", "12.1"), ("cu118", "cuda", "11.8"), ("rocm6.2", "rocm", "6.2"), ("xyz", "other", None)],
+)
+def test_variant_from_local_label(local, kind, detail):
+    variant = _collect.variant_of(local)
+    assert (variant["label"], variant["kind"], variant["detail"]) == (local, kind, detail)
+    assert "non-default index" in variant["likely_source"]
+
+
+def test_cpuinfo_x86_keeps_isa_flags_and_counts_cores():
+    info = _collect._parse_cpuinfo(CPUINFO_X86)
+    assert info["model"].startswith("Intel(R) Xeon")
+    assert info["flags"] == sorted(["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"])
+    assert info["physical_cores"] == 1  # two hyperthreads of one core
+
+
+def test_cpuinfo_arm_features():
+    info = _collect._parse_cpuinfo(CPUINFO_ARM)
+    assert {"asimd", "sve", "sve2", "i8mm", "bf16", "asimddp"} <= set(info["flags"])
+    assert "aes" not in info["flags"]
+
+
+def test_env_vars_keep_numerics_settings_and_drop_secrets():
+    environ = {
+        "OMP_NUM_THREADS": "4",
+        "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
+        "HF_HUB_OFFLINE": "1",
+        "HF_TOKEN": "hf_secret",
+        "HUGGING_FACE_HUB_TOKEN": "hf_secret",
+        "HF_API_KEY": "secret",
+        "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
+        "TORCH_PASSWORD": "secret",
+        "HF_ENDPOINT": "https://user:pw@mirror.example/hf",
+        "HOME": "/root",
+        "PATH": "/usr/bin",
+    }
+    out = _collect.collect_env_vars(environ)
+    assert out == {
+        "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
+        "HF_ENDPOINT": "https://***@mirror.example/hf",
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "4",
+        "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
+    }
+    assert "secret" not in json.dumps(out)
+
+
+def _dist_info(site: Path, name: str, version: str, **files: str) -> Path:
+    folder = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    folder.mkdir(parents=True)
+    (folder / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nlong description\n")
+    for fname, text in files.items():
+        (folder / fname).write_text(text)
+    return folder
+
+
+def test_packages_keep_local_label_installer_requested_and_pep610(tmp_path):
+    site = tmp_path / "site"
+    _dist_info(site, "torch", "2.13.0+cpu", INSTALLER="pip\n", REQUESTED="")
+    _dist_info(site, "My_Pkg", "1.0", INSTALLER="uv\n", direct_url_json="")
+    (site / "My_Pkg-1.0.dist-info" / "direct_url_json").rename(site / "My_Pkg-1.0.dist-info" / "direct_url.json")
+    (site / "My_Pkg-1.0.dist-info" / "direct_url.json").write_text(json.dumps(
+        {"url": "https://user:pw@git.example/x.git", "vcs_info": {"vcs": "git", "commit_id": "abc123", "requested_revision": "main"}}
+    ))
+    _dist_info(site, "editable-thing", "0.1")
+    (site / "editable_thing-0.1.dist-info" / "direct_url.json").write_text(
+        json.dumps({"url": "file:///src/thing", "dir_info": {"editable": True}})
+    )
+    (site / "legacy.egg-info").mkdir()
+    (site / "legacy.egg-info" / "PKG-INFO").write_text("Metadata-Version: 1.0\nName: legacy\nVersion: 0.9\n")
+    pkgs = _collect.collect_packages([str(site)])
+
+    assert list(pkgs) == ["editable-thing", "legacy", "my-pkg", "torch"]
+    torch = pkgs["torch"]
+    assert (torch["version"], torch["public_version"], torch["local"]) == ("2.13.0+cpu", "2.13.0", "cpu")
+    assert (torch["installer"], torch["requested"], torch["direct_url"]) == ("pip", True, None)
+    assert torch["variant"]["kind"] == "cpu"
+    mine = pkgs["my-pkg"]
+    assert mine["name"] == "My_Pkg" and mine["requested"] is False and mine["installer"] == "uv"
+    assert mine["vcs"] == {"vcs": "git", "commit_id": "abc123", "requested_revision": "main"}
+    assert mine["direct_url"]["url"] == "https://***@git.example/x.git"
+    assert pkgs["editable-thing"]["editable"] is True
+    assert pkgs["editable-thing"]["editable_location"] == "file:///src/thing"
+    assert pkgs["legacy"]["metadata"] == "egg-info"
+
+
+def test_first_directory_on_the_path_wins(tmp_path):
+    _dist_info(tmp_path / "first", "numpy", "2.0.0")
+    _dist_info(tmp_path / "second", "numpy", "1.26.4")
+    pkgs = _collect.collect_packages([str(tmp_path / "first"), str(tmp_path / "second")])
+    assert pkgs["numpy"]["version"] == "2.0.0"
+
+
+def test_metadata_without_version_falls_back_to_folder_name(tmp_path):
+    folder = tmp_path / "odd-1.2.dist-info"
+    folder.mkdir()
+    (folder / "METADATA").write_text("Metadata-Version: 2.1\n")
+    assert _collect.collect_packages([str(tmp_path)])["odd"]["version"] == "1.2"
+
+
+def test_gpu_absent_is_stated_not_an_error():
+    gpu = _collect.collect_gpu()
+    assert gpu["status"] in ("present", "absent", "unknown")
+    if not Path("/proc/driver/nvidia/version").exists() and not Path("/dev/nvidiactl").exists():
+        assert gpu["status"] == "absent"
+        assert "no NVIDIA driver" in gpu["reason"]
+
+
+def test_driver_version_from_proc_text():
+    text = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 22:23:56 UTC 2024\n"
+    assert _collect._driver_from_proc(text) == "550.54.15"
+
+
+def test_volatile_facts_live_under_meta():
+    snap = _collect.collect()
+    assert set(snap["meta"]) >= {"created", "collect_seconds", "pid", "hostname"}
+    text = json.dumps({k: v for k, v in snap.items() if k != "meta"})
+    assert snap["meta"]["created"] not in text

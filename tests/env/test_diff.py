@@ -1,0 +1,256 @@
+"""diff() on small hand-made snapshots: every kind of difference, ordering, requirements."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from parity.env import diff
+from parity.env.diff import declared_note, display
+from parity.errors import ParityError
+
+
+def _dist(name: str, version: str, **extra: Any) -> dict[str, Any]:
+    local = version.partition("+")[2] or None
+    return {"name": name, "version": version, "local": local, "installer": "pip", "requested": True,
+            "direct_url": None, "editable": False, "vcs": None, "variant": None, **extra}
+
+
+def base() -> dict[str, Any]:
+    return {
+        "schema": "parity.snapshot/1",
+        "meta": {"created": "2026-01-01T00:00:00Z", "pid": 1, "collect_seconds": 0.01, "hostname": "research"},
+        "python": {"version": "3.11.7", "implementation": "CPython", "executable": "/a/bin/python",
+                   "prefix": "/a", "base_prefix": "/usr", "is_venv": True},
+        "platform": {"system": "Linux", "release": "6.1", "machine": "x86_64",
+                     "distro": {"id": "debian", "version_id": "12", "pretty_name": "Debian 12"}, "glibc": "2.36"},
+        "cpu": {"model": "Xeon", "logical_cores": 8, "physical_cores": 4, "flags": ["avx", "avx2", "fma"]},
+        "packages": {
+            "numpy": _dist("numpy", "1.26.4"),
+            "tokenizers": _dist("tokenizers", "0.19.1"),
+            "torch": _dist("torch", "2.3.1+cu118"),
+            "leftpad": _dist("leftpad", "1.0"),
+        },
+        "torch": {"version": "2.3.1+cu118", "cuda": "11.8", "git_version": "abc", "variant": "cuda", "location": "/a/torch"},
+        "nvidia_wheels": {},
+        "gpu": {"status": "absent", "reason": "no driver", "source": "filesystem"},
+        "env_vars": {"OMP_NUM_THREADS": "8"},
+        "runtime": None,
+    }
+
+
+def test_identical_snapshots_have_no_items():
+    result = diff(base(), base())
+    assert result.identical
+    assert result.to_json()["items"] == []
+    assert result.to_json()["identical"] is True
+
+
+def test_volatile_and_machine_local_facts_never_count():
+    b = base()
+    b["meta"] = {"created": "2030-01-01T00:00:00Z", "pid": 999, "collect_seconds": 3.0, "hostname": "prod"}
+    b["python"].update(executable="/b/bin/python", prefix="/b", base_prefix="/opt/py")
+    b["torch"]["location"] = "/b/torch"
+    b["packages"]["numpy"]["installer"] = "uv"
+    b["packages"]["numpy"]["requested"] = False
+    assert diff(base(), b).identical
+
+
+def test_package_added_removed_changed_and_variant():
+    b = base()
+    b["packages"]["numpy"]["version"] = "2.0.0"
+    del b["packages"]["tokenizers"]
+    b["packages"]["pillow"] = _dist("pillow", "10.0.0")
+    b["packages"]["torch"]["version"] = "2.3.1+cpu"
+    b["torch"].update(version="2.3.1+cpu", cuda=None, variant="cpu")
+    items = {(d.category, d.name): d for d in diff(base(), b).items}
+    assert items[("package", "numpy")].change == "changed"
+    assert (items[("package", "numpy")].a, items[("package", "numpy")].b) == ("1.26.4", "2.0.0")
+    assert items[("package", "tokenizers")].change == "removed"
+    assert items[("package", "tokenizers")].b is None
+    assert items[("package", "pillow")].change == "added"
+    torch = items[("package", "torch")]
+    assert (torch.change, torch.risk, torch.a, torch.b) == ("variant", "high", "2.3.1+cu118", "2.3.1+cpu")
+    assert "+cu118 -> +cpu" in torch.reason
+    assert torch.stages == ("model",)
+    assert items[("torch", "cuda")].risk == "high"
+    assert set(items) == {("package", "numpy"), ("package", "tokenizers"), ("package", "pillow"),
+                          ("package", "torch"), ("torch", "cuda")}
+
+
+def test_variant_of_a_low_risk_package_is_at_least_medium():
+    b = base()
+    b["packages"]["leftpad"]["version"] = "1.0+special"
+    (item,) = diff(base(), b).items
+    assert (item.change, item.risk) == ("variant", "medium")
+
+
+def test_vcs_commit_change_with_same_version_is_a_difference():
+    a, b = base(), base()
+    a["packages"]["leftpad"]["vcs"] = {"vcs": "git", "commit_id": "1111111111111111"}
+    b["packages"]["leftpad"]["vcs"] = {"vcs": "git", "commit_id": "2222222222222222"}
+    (item,) = diff(a, b).items
+    assert item.a == "1.0 @ git 111111111111" and item.b == "1.0 @ git 222222222222"
+
+
+def test_items_are_ordered_by_risk_then_category_then_name():
+    b = base()
+    b["packages"]["leftpad"]["version"] = "2.0"                  # low
+    b["env_vars"]["OMP_NUM_THREADS"] = "1"                        # medium
+    b["packages"]["tokenizers"]["version"] = "0.20.0"             # high
+    b["platform"]["glibc"] = "2.31"                               # medium
+    b["cpu"]["flags"] = ["avx", "avx2", "fma", "avx512f"]         # high
+    b["packages"]["numpy"]["version"] = "2.0.0"                   # high
+    result = diff(base(), b)
+    assert [(d.risk, d.category, d.name) for d in result.items] == [
+        ("high", "package", "numpy"),
+        ("high", "package", "tokenizers"),
+        ("high", "cpu", "flag.avx512f"),
+        ("medium", "platform", "glibc"),
+        ("medium", "env_var", "OMP_NUM_THREADS"),
+        ("low", "package", "leftpad"),
+    ]
+    assert result.counts() == {"high": 3, "medium": 2, "low": 1}
+
+
+def test_cpu_flags_differ_one_by_one():
+    b = base()
+    b["cpu"]["flags"] = ["avx", "avx512f", "avx512_vnni"]
+    items = {d.name: d for d in diff(base(), b).items}
+    assert items["flag.avx2"].change == "removed"
+    assert items["flag.fma"].change == "removed"
+    assert items["flag.avx512f"].change == "added"
+    assert items["flag.avx512_vnni"].risk == "high"
+
+
+def test_env_vars_added_removed_changed():
+    b = base()
+    b["env_vars"] = {"OMP_NUM_THREADS": "1", "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
+    a = base()
+    a["env_vars"]["TOKENIZERS_PARALLELISM"] = "false"
+    items = {d.name: d for d in diff(a, b).items}
+    assert items["OMP_NUM_THREADS"].change == "changed"
+    assert items["CUBLAS_WORKSPACE_CONFIG"].change == "added"
+    assert items["CUBLAS_WORKSPACE_CONFIG"].risk == "high"
+    assert items["TOKENIZERS_PARALLELISM"].change == "removed"
+
+
+def _runtime(blas: dict[str, Any], threads: int = 8) -> dict[str, Any]:
+    return {"torch": {"version": "2.3.1", "num_threads": threads, "float32_matmul_precision": "highest",
+                      "build": {"blas_info": "mkl"}},
+            "numpy": "1.26.4", "threadpool": blas}
+
+
+OPENBLAS = {"blas:openblas:libopenblas": {"user_api": "blas", "internal_api": "openblas", "version": "0.3.27",
+                                          "num_threads": 8, "threading_layer": "pthreads",
+                                          "architecture": "Haswell", "filepath": "/a/libopenblas.so"}}
+MKL = {"blas:mkl:libmkl_rt": {"user_api": "blas", "internal_api": "mkl", "version": "2024.1", "num_threads": 8,
+                              "threading_layer": "intel", "architecture": None, "filepath": "/b/libmkl_rt.so"}}
+
+
+def test_runtime_blas_family_threads_and_precision():
+    a, b = base(), base()
+    a["runtime"] = _runtime(OPENBLAS)
+    b["runtime"] = _runtime(MKL, threads=4)
+    b["runtime"]["torch"]["float32_matmul_precision"] = "high"
+    items = {d.name: d for d in diff(a, b).items}
+    assert items["threadpool.blas:openblas:libopenblas"].change == "removed"
+    assert items["threadpool.blas:mkl:libmkl_rt"].change == "added"
+    assert items["threadpool.blas:mkl:libmkl_rt"].risk == "high"
+    assert "filepath" not in items["threadpool.blas:mkl:libmkl_rt"].b
+    assert display(items["threadpool.blas:mkl:libmkl_rt"].b) == "mkl 2024.1 (intel, 8 threads)"
+    assert items["torch.num_threads"].risk == "medium"
+    assert items["torch.float32_matmul_precision"].risk == "high"
+    assert len(items) == 4
+
+
+def test_blas_path_alone_does_not_count():
+    a, b = base(), base()
+    a["runtime"] = _runtime(OPENBLAS)
+    b["runtime"] = _runtime(copy.deepcopy(OPENBLAS))
+    b["runtime"]["threadpool"]["blas:openblas:libopenblas"]["filepath"] = "/elsewhere/libopenblas.so"
+    assert diff(a, b).identical
+
+
+def test_runtime_on_one_side_only_is_a_note_not_a_difference():
+    b = base()
+    b["runtime"] = _runtime(OPENBLAS)
+    result = diff(base(), b)
+    assert result.identical
+    assert result.notes and "--runtime" in result.notes[0]
+
+
+def test_gpu_driver_and_devices():
+    a, b = base(), base()
+    a["gpu"] = {"status": "present", "driver_version": "535.1", "cuda_driver_version": "12.2", "count": 1,
+                "devices": [{"name": "NVIDIA A100", "compute_capability": "8.0"}], "source": "nvml"}
+    b["gpu"] = copy.deepcopy(a["gpu"])
+    b["gpu"]["driver_version"] = "550.5"
+    b["gpu"]["devices"][0]["name"] = "NVIDIA L4"
+    items = {d.name: d for d in diff(a, b).items}
+    assert set(items) == {"driver_version", "devices.0.name"}
+    assert all(d.risk == "high" for d in items.values())
+
+
+def test_unknown_future_sections_are_compared_too():
+    a, b = base(), base()
+    a["accelerator"] = {"kind": "tpu"}
+    b["accelerator"] = {"kind": "npu"}
+    (item,) = diff(a, b).items
+    assert (item.category, item.name, item.risk) == ("accelerator", "kind", "low")
+
+
+def test_to_json_shape_matches_the_contract():
+    b = base()
+    b["packages"]["numpy"]["version"] = "2.0.0"
+    doc = diff(base(), b).to_json()
+    assert doc["identical"] is False
+    (item,) = doc["items"]
+    assert set(item) >= {"category", "name", "a", "b", "change", "risk", "reason", "stages"}
+    assert item["stages"] == ["preprocess", "postprocess"]
+
+
+# --- the third column: requirements -------------------------------------------------------------
+
+
+def test_requirements_say_what_was_declared_and_whether_it_allowed_the_drift(tmp_path):
+    req = tmp_path / "requirements.txt"
+    req.write_text("numpy>=1.21\ntorch==2.3.1+cu118\nleftpad==1.0\n")
+    b = base()
+    b["packages"]["numpy"]["version"] = "2.0.0"              # loose range: allowed
+    b["packages"]["torch"]["version"] = "2.3.1+cpu"          # pinned: violated
+    b["packages"]["tokenizers"]["version"] = "0.20.0"        # not declared: transitive
+    b["packages"]["leftpad"]["version"] = "1.1"              # pinned: violated
+    result = diff(base(), b, requirements=req)
+    items = {d.name: d for d in result.items if d.category == "package"}
+    assert (items["numpy"].declared, items["numpy"].declared_allows) == (">=1.21", True)
+    assert (items["torch"].declared, items["torch"].declared_allows) == ("==2.3.1+cu118", False)
+    assert (items["tokenizers"].declared, items["tokenizers"].declared_allows) == (None, True)
+    assert items["tokenizers"].declared_status == "absent"
+    assert items["leftpad"].declared_allows is False
+    assert declared_note(items["numpy"]) == ">=1.21 (allows this drift)"
+    assert declared_note(items["tokenizers"]) == "not declared (unpinned transitive)"
+    assert result.to_json()["requirements"] == str(req)
+    assert result.to_json()["items"][0]["declared_status"]
+
+
+def test_requirement_markers_are_judged_for_environment_b(tmp_path):
+    req = tmp_path / "requirements.txt"
+    req.write_text('numpy==1.26.4; sys_platform == "win32"\nnumpy>=2; sys_platform == "linux"\n')
+    b = base()
+    b["packages"]["numpy"]["version"] = "2.0.0"
+    (item,) = diff(base(), b, requirements=req).items
+    assert item.declared == ">=2"
+    assert item.declared_allows is False  # A's 1.26.4 is outside what Linux declares
+
+
+def test_missing_requirements_file_is_a_user_error(tmp_path):
+    with pytest.raises(ParityError, match=r"missing\.txt"):
+        diff(base(), base(), requirements=tmp_path / "missing.txt")
+
+
+def test_not_a_snapshot_dict_is_a_user_error():
+    with pytest.raises(ParityError, match="not a snapshot"):
+        diff({"hello": 1}, base())
