@@ -1,0 +1,69 @@
+"""One export request, resolved: the eager model, its example tensors and the plan."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from parity.export._model_io import ArtifactMeta, positional_module
+
+
+@dataclass
+class ExportJob:
+    """Everything a format module needs; ``dims`` is empty for a static export."""
+
+    model: Any
+    names: list[str]
+    tensors: list[Any]
+    call: str
+    dims: dict[str, dict[str, str]]
+    method: str
+    meta: ArtifactMeta
+    _wrapper: Any = field(default=None, repr=False)
+
+    @property
+    def wrapper(self) -> Any:
+        """The model behind a fixed positional signature returning a flat tuple."""
+        if self._wrapper is None:
+            self._wrapper = positional_module(self.model, self.names, self.call)
+        return self._wrapper
+
+
+def short_path(filename: str) -> str:
+    """A file name the user recognises: relative to the working folder, or from the package."""
+    path = Path(filename)
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except (ValueError, OSError):
+        pass
+    parts = path.parts
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts:
+            return "/".join(parts[parts.index(marker) + 1:])
+    return filename
+
+
+def user_frame(exc: BaseException) -> str | None:
+    """``file:line`` of the innermost traceback frame outside torch and parity, if any.
+
+    That frame is the line of model code the exporter choked on.
+    """
+    hit = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        name = frame.filename.replace(os.sep, "/")
+        if any(part in name for part in ("/torch/", "/parity/", "/onnxscript/", "/onnx/", "<")):
+            continue
+        hit = f"{short_path(frame.filename)}:{frame.lineno}"
+    return hit
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first non-empty line of an exception message, bounded for a one-line report."""
+    for line in str(exc).splitlines():
+        if line.strip():
+            text = line.strip()
+            return text if len(text) <= limit else text[: limit - 3] + "..."
+    return type(exc).__name__

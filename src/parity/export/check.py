@@ -1,0 +1,121 @@
+"""The parity check: eager (reference) vs the exported artifact, output by output.
+
+Each case is one set of model inputs: the example, the other batches of the inputs, and
+variants of another batch size and sequence length. For TorchScript, submodules whose
+names survive in the artifact are also called alone on the inputs eager gave them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from parity.export._inputs import shapes_of
+from parity.export._job import first_line
+from parity.export._model_io import flatten_outputs, join_inputs
+from parity.export.result import CaseResult, OutputCheck, SubmoduleCheck
+
+#: submodules compared at most (the first ones in execution order)
+MAX_SUBMODULES = 400
+
+
+def check_case(label: str, eager: Any, artifact: Any, names: Sequence[str], tensors: Sequence[Any],
+               call: str, atol: float | None, rtol: float | None) -> CaseResult:
+    """Run one case through both models; ``atol``/``rtol`` None means the per-dtype default."""
+    import torch
+
+    result = CaseResult(label, shapes_of(names, tensors))
+    with torch.no_grad():
+        reference = flatten_outputs(_call(eager, join_inputs(names, tensors, call)))
+        try:
+            got = dict(flatten_outputs(artifact(*tensors)))
+        except Exception as exc:  # the artifact refused these inputs: that is the finding
+            result.error = f"the artifact failed on these inputs: {type(exc).__name__}: {first_line(exc, 240)}"
+            return result
+    for name, ref in reference:
+        if name not in got:
+            result.missing.append(name)
+            continue
+        result.outputs.append(OutputCheck(name, compare(ref, got.pop(name), atol, rtol)))
+    result.missing.extend(sorted(got))
+    return result
+
+
+def compare(reference: Any, other: Any, atol: float | None, rtol: float | None) -> Any:
+    """The compare engine's metrics, with its per-dtype default tolerances unless given."""
+    from parity.compare.metrics import compare_tensors
+    from parity.compare.tolerances import default_tolerance
+
+    d_atol, d_rtol = default_tolerance(str(reference.dtype))
+    return compare_tensors(reference, other, d_atol if atol is None else atol, d_rtol if rtol is None else rtol)
+
+
+def _call(model: Any, x: Any) -> Any:
+    if isinstance(x, dict):
+        return model(**x)
+    if isinstance(x, tuple):
+        return model(*x)
+    return model(x)
+
+
+def submodule_checks(eager: Any, scripted: Any, prefix: str, example: Any,
+                     atol: float | None, rtol: float | None) -> list[SubmoduleCheck]:
+    """Each eager submodule's first call replayed on the same-named TorchScript submodule.
+
+    ``prefix`` is where the eager model sits inside the artifact ("model." for a trace of
+    parity's positional wrapper). Submodules that are gone (inlined) or cannot be called
+    alone with those inputs are reported as skipped with the reason.
+    """
+    import torch
+
+    calls = _capture_calls(eager, example)
+    scripted_modules = dict(scripted.named_modules())
+    out: list[SubmoduleCheck] = []
+    with torch.no_grad():
+        for name, (args, kwargs, ref) in list(calls.items())[:MAX_SUBMODULES]:
+            sub = scripted_modules.get(prefix + name)
+            if sub is None:
+                out.append(SubmoduleCheck(name, "skipped", reason="not kept in the artifact"))
+                continue
+            out.append(_replay(name, sub, args, kwargs, ref, atol, rtol))
+    return out
+
+
+def _capture_calls(eager: Any, example: Any) -> dict[str, tuple[Any, Any, Any]]:
+    """{submodule name: (args, kwargs, output)} of each submodule's first call, in call order."""
+    import torch
+
+    calls: dict[str, tuple[Any, Any, Any]] = {}
+    handles = []
+
+    def hook_for(name: str) -> Any:
+        def hook(module: Any, args: Any, kwargs: Any, output: Any) -> None:
+            calls.setdefault(name, (args, dict(kwargs), output))
+        return hook
+
+    for name, module in eager.named_modules():
+        if name:
+            handles.append(module.register_forward_hook(hook_for(name), with_kwargs=True))
+    try:
+        with torch.no_grad():
+            _call(eager, example)
+    finally:
+        for h in handles:
+            h.remove()
+    return calls
+
+
+def _replay(name: str, sub: Any, args: Any, kwargs: Any, ref: Any,
+            atol: float | None, rtol: float | None) -> SubmoduleCheck:
+    try:
+        got = sub(*args, **kwargs)
+        ref_flat, got_flat = flatten_outputs(ref), flatten_outputs(got)
+    except Exception as exc:  # TorchScript refuses these inputs (types, arity): cannot compare
+        return SubmoduleCheck(name, "skipped", reason=f"cannot be called alone: {first_line(exc, 160)}")
+    if len(ref_flat) != len(got_flat) or not ref_flat:
+        return SubmoduleCheck(name, "skipped", reason="outputs differ in structure")
+    metrics: Any = None
+    for (_, a), (_, b) in zip(ref_flat, got_flat):
+        m = compare(a, b, atol, rtol)
+        metrics = m if metrics is None else metrics.merge(m)
+    return SubmoduleCheck(name, "match" if metrics.ok else "diverged", metrics=metrics)

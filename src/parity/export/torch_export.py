@@ -1,0 +1,135 @@
+"""``torch.export`` (the ``export`` format, and the program AOTInductor and ONNX compile).
+
+Dynamic dimensions are requested with ``Dim.AUTO``: the exporter keeps a dimension
+dynamic when the model allows it and specialises it otherwise. Every dimension that was
+asked to be dynamic but came out fixed becomes a finding, as does the range torch
+assumed (a dynamic batch starts at 2: torch's 0/1 specialisation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import Any
+
+from parity.errors import ExportError
+from parity.export._job import ExportJob, first_line, user_frame
+from parity.export._model_io import META_KEY
+from parity.export.result import Finding
+
+ALTERNATIVES = ("try --format torchscript --method trace (its findings and parity check show "
+                "what the trace froze), or rewrite the branch with torch.cond")
+
+
+def dynamic_shapes(job: ExportJob) -> Any:
+    """The ``dynamic_shapes`` argument for the positional wrapper (None when static)."""
+    if not job.dims:
+        return None
+    from torch.export import Dim
+
+    specs = tuple({int(d): Dim.AUTO for d in job.dims.get(n, {})} or None for n in job.names)
+    return (specs,)
+
+
+def export_program(job: ExportJob, tool: str = "torch.export") -> tuple[Any, list[Finding]]:
+    """The ExportedProgram of the wrapper and the specialisation findings.
+
+    A model torch.export cannot capture raises :class:`ExportError` with the reason, the
+    model code's ``file:line`` when known, and an alternative to try.
+    """
+    import torch
+
+    try:
+        with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+            program = torch.export.export(job.wrapper, tuple(job.tensors),
+                                          dynamic_shapes=dynamic_shapes(job), strict=False)
+    except Exception as exc:
+        where = user_frame(exc)
+        raise ExportError(f"{tool} could not capture the model: {first_line(exc)}"
+                          + (f" (at {where})" if where else ""), fix=ALTERNATIVES) from exc
+    return program, specialisation_findings(program, job)
+
+
+def specialisation_findings(program: Any, job: ExportJob) -> list[Finding]:
+    """Findings for requested-dynamic dimensions that are fixed or bounded in ``program``."""
+    import torch
+
+    findings: list[Finding] = []
+    shapes = _user_input_shapes(program)
+    for name, shape in zip(job.names, shapes):
+        for dim, label in job.dims.get(name, {}).items():
+            size = shape[int(dim)]
+            if isinstance(size, int):
+                findings.append(Finding("warning", "specialised-dim",
+                                        f"the {label} dimension (dim {dim}) of input {name!r} was specialised "
+                                        f"to {size}: the artifact accepts only that size"))
+            elif isinstance(size, torch.SymInt):
+                findings.extend(_range_finding(program, name, dim, label, size))
+    return _merge_same(findings)
+
+
+def _merge_same(findings: list[Finding]) -> list[Finding]:
+    """One finding per message once input names are removed (token inputs share a range)."""
+    import re
+
+    merged: dict[str, list[str]] = {}
+    first: dict[str, Finding] = {}
+    for f in findings:
+        key = re.sub(r"of input '[^']*'", "of input {}", f.message)
+        merged.setdefault(key, []).append(re.search(r"of input '([^']*)'", f.message).group(1))  # type: ignore[union-attr]
+        first.setdefault(key, f)
+    out = []
+    for key, names in merged.items():
+        label = "input " + repr(names[0]) if len(names) == 1 else "inputs " + ", ".join(map(repr, names))
+        out.append(Finding(first[key].severity, first[key].code, key.replace("input {}", label), first[key].where))
+    return out
+
+
+def _user_input_shapes(program: Any) -> list[Any]:
+    user_inputs = set(program.graph_signature.user_inputs)
+    return [node.meta["val"].shape for node in program.graph.nodes
+            if node.op == "placeholder" and node.name in user_inputs]
+
+
+def _range_finding(program: Any, name: str, dim: str, label: str, size: Any) -> list[Finding]:
+    """An info finding when torch bounded a dynamic dimension (e.g. seq <= max positions).
+
+    A lower bound of 2 is torch's 0/1 rule and not reported: size 1 still runs.
+    """
+    bounds = program.range_constraints.get(size.node.expr)
+    if bounds is None:
+        return []
+    lower, upper = _as_int(bounds.lower), _as_int(bounds.upper)
+    if (lower is None or lower <= 2) and upper is None:
+        return []
+    span = f"{lower} to {upper}" if upper is not None else f"{lower} up"
+    return [Finding("info", "dim-range", f"the {label} dimension (dim {dim}) of input {name!r} is dynamic "
+                    f"for sizes {span}; the model's code bounds it there")]
+
+
+def _as_int(bound: Any) -> int | None:
+    """A sympy range bound as an int; None for infinity (torch's int_oo or sympy's oo)."""
+    try:
+        value = int(bound)
+    except (TypeError, ValueError, OverflowError, AttributeError):
+        return None
+    return value if abs(value) < 2**62 else None
+
+
+def export_bytes(job: ExportJob) -> tuple[bytes, list[Finding]]:
+    """A ``.pt2`` torch.export archive with parity metadata as an extra file."""
+    import torch
+
+    program, findings = export_program(job)
+    buf = io.BytesIO()
+    torch.export.save(program, buf, extra_files={META_KEY: job.meta.to_text()})
+    return buf.getvalue(), findings
+
+
+def load_exported(path: str) -> tuple[Any, str]:
+    """(callable module, stored metadata text) of a torch.export ``.pt2`` archive."""
+    import torch
+
+    extra = {META_KEY: ""}
+    program = torch.export.load(path, extra_files=extra)
+    return program.module(), extra[META_KEY]

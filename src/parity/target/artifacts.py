@@ -1,0 +1,158 @@
+"""Exported artifacts as TARGETs: TorchScript, torch.export / AOTInductor ``.pt2``, ONNX.
+
+An artifact runs without the model's Python code. The parity metadata stored inside it
+at export (``parity.artifact/1``, see :mod:`parity.export._model_io`) names the inputs in
+order and the outputs, and carries example inputs, so the Pipeline built here can be
+recorded, verified and benchmarked with no ``--inputs``. Artifacts made by other tools
+load too: inputs are then passed positionally and outputs are named by position.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from parity.errors import ParityError, TargetError
+from parity.export._model_io import (
+    CALL_ARGS,
+    CALL_KWARGS,
+    CALL_SINGLE,
+    ArtifactMeta,
+    flatten_outputs,
+)
+from parity.target.inputs import TensorInputs, collate
+from parity.target.pipeline import Pipeline
+
+#: suffix -> format name used in messages and metadata
+SUFFIX_FORMATS = {".pt": "torchscript", ".ts": "torchscript", ".pt2": "export", ".onnx": "onnx"}
+
+
+class ArtifactModel:
+    """Calls an artifact the way the eager model was called.
+
+    Keyword inputs are put in the stored order, positional ones passed as they come.
+    Returns a tensor for a single-output model, else ``{output name: tensor}``.
+    """
+
+    def __init__(self, run: Callable[..., Any], meta: ArtifactMeta | None, fmt: str, path: str) -> None:
+        self.runner = run
+        self.meta = meta
+        self.format = fmt
+        self.path = path
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        tensors = self._ordered(args, kwargs)
+        if self.meta is not None and self.meta.method == "script" and self.meta.call == CALL_KWARGS:
+            # a scripted model keeps the user's forward signature: pass by name
+            raw = self.runner(**dict(zip(self.meta.input_names, tensors)))
+        else:
+            raw = self.runner(*tensors)
+        outputs = [t for _, t in flatten_outputs(raw)]
+        if self.meta is None:
+            return outputs[0] if len(outputs) == 1 else {str(i): t for i, t in enumerate(outputs)}
+        if self.meta.single_output and len(outputs) == 1:
+            return outputs[0]
+        return dict(zip(self.meta.output_names, outputs))
+
+    def _ordered(self, args: Sequence[Any], kwargs: dict[str, Any]) -> list[Any]:
+        if not kwargs:
+            return list(args)
+        names = self.meta.input_names if self.meta is not None else []
+        unknown = sorted(set(kwargs) - set(names))
+        if unknown or args:
+            raise TargetError(f"{self.path}: unexpected inputs {unknown or list(kwargs)} "
+                              f"(the artifact takes {names or 'positional tensors'})",
+                              fix="feed the inputs the model was exported with")
+        missing = [n for n in names if n not in kwargs]
+        if missing:
+            raise TargetError(f"{self.path}: missing inputs {missing}", fix=f"pass all of {names}")
+        return [kwargs[n] for n in names]
+
+    def __repr__(self) -> str:
+        return f"ArtifactModel({self.format}, {self.path})"
+
+
+def load_artifact(path: str | os.PathLike[str]) -> Pipeline:
+    """A Pipeline around the artifact at ``path``; format chosen by suffix (and contents).
+
+    ``.pt``/``.ts``: TorchScript. ``.pt2``: torch.export archive or AOTInductor package.
+    ``.onnx``: onnxruntime (the ``parity[onnx]`` extra). Raises :class:`TargetError`
+    naming the file when it is missing, of another format, or corrupt.
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in SUFFIX_FORMATS:
+        raise TargetError(f"{p}: not an exported model ({suffix or 'no suffix'})",
+                          fix="pass a .pt/.ts (TorchScript), .pt2 (torch.export/AOTInductor) or .onnx file")
+    if not p.is_file():
+        raise TargetError(f"{p}: no such file", fix="pass the path of an exported model file")
+    run, meta_text, fmt = _open(p, suffix)
+    meta = ArtifactMeta.from_text(meta_text, str(p)) if meta_text else None
+    model = ArtifactModel(run, meta, fmt, str(p))
+    examples = _example_rows(meta)
+    return Pipeline(model=model, preprocess=collate, postprocess=None, assets=[str(p)],
+                    example_inputs=examples, batch_size=max(1, len(examples or [])) if examples else 8,
+                    name=p.name)
+
+
+def _open(p: Path, suffix: str) -> tuple[Callable[..., Any], str, str]:
+    """(runner taking positional tensors, metadata text, format) for the file's format."""
+    fmt = SUFFIX_FORMATS[suffix]
+    try:
+        if fmt == "torchscript":
+            from parity.export.torchscript import load_torchscript
+
+            module, meta = load_torchscript(str(p))
+            return module, meta, fmt
+        if fmt == "onnx":
+            from parity.export.onnx import load_onnx, onnx_runner
+
+            session, meta = load_onnx(str(p))
+            return onnx_runner(session), meta, fmt
+        return _open_pt2(p)
+    except ParityError:
+        raise
+    except Exception as exc:
+        raise TargetError(f"{p}: cannot be loaded as {fmt} ({type(exc).__name__}: {_line(exc)})",
+                          fix=f"re-export it with `parity export --format {fmt}` in an environment "
+                              "with the same torch version") from exc
+
+
+def _open_pt2(p: Path) -> tuple[Callable[..., Any], str, str]:
+    import zipfile
+
+    from parity.export.aoti import is_aoti_package, load_aoti
+    from parity.export.torch_export import load_exported
+
+    if not zipfile.is_zipfile(p):
+        raise TargetError(f"{p}: not a .pt2 archive (not a zip file)",
+                          fix="pass a file written by torch.export.save or AOTInductor")
+    if is_aoti_package(p):
+        runner, meta = load_aoti(str(p))
+        return runner, meta, "aoti"
+    module, meta = load_exported(str(p))
+    return module, meta, "export"
+
+
+def _line(exc: BaseException) -> str:
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return text[:200]
+
+
+def _example_rows(meta: ArtifactMeta | None) -> TensorInputs | None:
+    """The embedded example inputs as rows shaped like the eager call (dict, tuple or tensor)."""
+    if meta is None:
+        return None
+    example = meta.example_inputs()
+    if not example:
+        return None
+    names = [n for n in meta.input_names if n in example]
+    rows = int(example[names[0]].shape[0])
+    if meta.call == CALL_SINGLE:
+        return TensorInputs(example[names[0]][i] for i in range(rows))
+    if meta.call == CALL_ARGS:
+        return TensorInputs(tuple(example[n][i] for n in names) for i in range(rows))
+    assert meta.call == CALL_KWARGS, meta.call
+    return TensorInputs({n: example[n][i] for n in names} for i in range(rows))
