@@ -311,7 +311,8 @@ def _line_findings(reqs: RequirementsFile, snap: Optional[Mapping[str, Any]]) ->
     has_index_source = _has_index_source(reqs)
     out: list[Finding] = []
     for req in reqs.requirements + reqs.constraints:
-        out += _version_findings(req, snap, pinned_elsewhere=_pinned_elsewhere(reqs, req))
+        pinned_elsewhere = _pinned_elsewhere(reqs, req)
+        out += _version_findings(req, snap, pinned_elsewhere, has_index_source)
         out += _variant_findings(req, has_index_source)
         out += _source_findings(req)
         if hash_mode and not req.constraint:
@@ -327,8 +328,13 @@ def _installed(snap: Optional[Mapping[str, Any]], name: Optional[str]) -> Option
     return str(version) if version else None
 
 
-def _pin_fix(req: RequirementLine, snap: Optional[Mapping[str, Any]]) -> str:
+def _pin_fix(
+    req: RequirementLine, snap: Optional[Mapping[str, Any]], has_index_source: bool
+) -> str:
     installed = _installed(snap, req.name)
+    if installed and "+" in installed and not has_index_source:
+        label = installed.split("+", 1)[1]
+        return f"pin it to what the snapshot holds: {req.name}=={installed}, and add the --extra-index-url or --find-links line that serves +{label} builds"
     if installed:
         return f"pin it to what the snapshot holds: {req.name}=={installed}"
     if snap is not None:
@@ -346,7 +352,10 @@ def _pinned_elsewhere(reqs: RequirementsFile, req: RequirementLine) -> bool:
 
 
 def _version_findings(
-    req: RequirementLine, snap: Optional[Mapping[str, Any]], pinned_elsewhere: bool = False
+    req: RequirementLine,
+    snap: Optional[Mapping[str, Any]],
+    pinned_elsewhere: bool = False,
+    has_index_source: bool = False,
 ) -> list[Finding]:
     """Nightly names, missing or loose versions (unless pinned on another line), pre-releases."""
     if req.kind != "index" or req.name is None:
@@ -366,7 +375,9 @@ def _version_findings(
         else:
             code, what = "PD011", f"{name}{req.specifier} allows a range: two installs can differ"
         if not pinned_elsewhere and (not req.constraint or code == "PD011"):
-            out.append(_finding(code, req.location, what, _pin_fix(req, snap), name))
+            out.append(
+                _finding(code, req.location, what, _pin_fix(req, snap, has_index_source), name)
+            )
         if req.specifier.prereleases:
             out.append(_finding("PD031", req.location, f"{name}{req.specifier} admits pre-releases",
                                 "pin a final release with ==", name))  # fmt: skip
