@@ -1,0 +1,49 @@
+"""``parity record``: run a target in environment A and write the record B checks against."""
+
+from __future__ import annotations
+
+import click
+
+from parity.cli._common import EXIT_OK, emit_json, json_option
+
+
+@click.command("record")
+@click.argument("target")
+@click.option("--inputs", type=click.Path(dir_okay=False),
+              help="Inputs file (.txt, .jsonl, .safetensors, .npz) [default: the target's example inputs].")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Record directory to write.")
+@click.option("--capture", type=click.Choice(["outputs", "stats", "full"]), default="stats", show_default=True,
+              help="outputs: stages only; stats: per-layer stats and samples; full: every tensor and module inputs.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Items per model call [default: the pipeline's].")
+@click.option("--calibrate", is_flag=True, help="Run again with another thread count to store each layer's noise floor.")
+@click.option("--bench", is_flag=True, help="Also store a baseline benchmark (bench.json).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampled positions and torch's RNG.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing record directory.")
+@json_option
+def command(target: str, inputs: str | None, output: str, capture: str, batch_size: int | None, calibrate: bool,
+            bench: bool, seed: int, overwrite: bool, as_json: bool) -> int:
+    """Record TARGET's stages and layers into a directory (written atomically).
+
+    TARGET is path/file.py:build, package.module:build, a .pt/.ts/.pt2/.onnx file or a
+    local Hugging Face model directory.
+    """
+    from parity.record import record
+
+    result = record(target, inputs=inputs, out=output, capture=capture, batch_size=batch_size,
+                    calibrate=calibrate, bench=bench, seed=seed, overwrite=overwrite)
+    doc = result.to_json()
+    if as_json:
+        emit_json(doc)
+    else:
+        _render(doc)
+    return EXIT_OK
+
+
+def _render(doc: dict) -> None:
+    inputs = doc["inputs"] or {}
+    click.echo(f"recorded {doc['target'] or 'pipeline'} -> {doc['path']}")
+    click.echo(f"  capture {doc['capture']}: {inputs.get('count')} inputs in {doc['batches']} batches, "
+               f"{doc['layers']} layer keys, {doc['files']} files, {doc['bytes'] / 1e6:.1f} MB, "
+               f"{doc['seconds']:.1f} s")
+    for warning in doc["warnings"]:
+        click.echo(f"  warning: {warning}")
