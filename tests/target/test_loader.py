@@ -80,7 +80,7 @@ def test_unloadable_specs(spec: str, needle: str) -> None:
 
 def test_file_that_does_not_import(tmp_path: Path) -> None:
     path = _write(tmp_path, "import not_a_real_module_qq\n")
-    with pytest.raises(TargetError, match="importing .*serving.py failed .*ModuleNotFoundError"):
+    with pytest.raises(TargetError, match=r"importing .*serving.py failed .*ModuleNotFoundError"):
         load_target(f"{path}:build")
     assert not any(getattr(m, "__file__", None) == str(path) for m in list(sys.modules.values()))
 
@@ -105,7 +105,7 @@ def test_not_callable(tmp_path: Path) -> None:
 
 def test_wrong_return_type(tmp_path: Path) -> None:
     path = _write(tmp_path, "def build():\n    return 'a model'\n")
-    with pytest.raises(TargetError, match="returned str, expected a parity.Pipeline"):
+    with pytest.raises(TargetError, match=r"returned str, expected a parity.Pipeline"):
         load_target(f"{path}:build")
 
 
@@ -117,12 +117,12 @@ def test_build_needing_arguments(tmp_path: Path) -> None:
 
 def test_build_that_raises(tmp_path: Path) -> None:
     path = _write(tmp_path, "def build():\n    raise FileNotFoundError('weights.bin')\n")
-    with pytest.raises(TargetError, match="raised FileNotFoundError: weights.bin"):
+    with pytest.raises(TargetError, match=r"raised FileNotFoundError: weights.bin"):
         load_target(f"{path}:build")
 
 
 def test_directory_without_config(tmp_path: Path) -> None:
-    with pytest.raises(TargetError, match="no config.json"):
+    with pytest.raises(TargetError, match=r"no config.json"):
         load_target(str(tmp_path))
 
 
