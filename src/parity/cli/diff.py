@@ -40,6 +40,10 @@ def render(result: Any) -> None:
     if result.identical:
         out.print(f"identical: no differences between {result.a_source or 'A'} and {result.b_source or 'B'}")
         return
+    header = f"A = {result.a_source or 'A'}\nB = {result.b_source or 'B'}"
+    if result.requirements:
+        header += f"\ndeclared = {result.requirements}"
+    out.print(header, markup=False)
     out.print(table(result))
     counts = result.counts()
     out.print(f"{len(result.items)} differences: {counts['high']} high, {counts['medium']} medium, {counts['low']} low risk")
@@ -47,30 +51,52 @@ def render(result: Any) -> None:
 
 def table(result: Any) -> Any:
     """The rich Table of an EnvDiff (reusable by other reports)."""
+    from rich.markup import escape
     from rich.table import Table
 
-    from parity.env.diff import declared_note, display
+    from parity.env.diff import declared_note
 
     with_decl = result.requirements is not None
-    t = Table(title=f"{result.a_source or 'A'} -> {result.b_source or 'B'}", show_lines=False)
-    for col in ("risk", "what", "A", "B", "change", "why", "stages"):
-        t.add_column(col, overflow="fold")
+    t = Table(show_lines=False)
+    # Risk never wraps; names fold only when very long; values and reasons wrap.
+    t.add_column("risk", no_wrap=True)
+    t.add_column("what", overflow="fold", min_width=14)
+    t.add_column("A -> B", overflow="fold", min_width=12)
+    t.add_column("why \\[stages]", min_width=14)
     if with_decl:
-        t.add_column(f"declared in {result.requirements}", overflow="fold")
+        t.add_column("declared", overflow="fold", min_width=12)
     styles = {"high": "bold red", "medium": "yellow", "low": "dim"}
     for item in result.items:
         row = [
-            f"[{styles[item.risk]}]{item.risk}[/]", f"{item.category} {item.name}",
-            _cell(display(item.a)), _cell(display(item.b)), item.change, item.reason, ",".join(item.stages) or "-",
+            f"[{styles[item.risk]}]{item.risk}[/]", escape(f"{item.category} {item.name}"),
+            _change(item), f"{escape(item.reason)} [dim]\\[{_stages(item.stages)}][/]",
         ]
         if with_decl:
-            row.append(declared_note(item))
+            row.append(escape(declared_note(item)))
         t.add_row(*row)
     return t
 
 
-def _cell(text: str) -> str:
-    # Rich markup in package metadata must print as text, and huge values (compiler flags) are cut.
+def _stages(stages: tuple[str, ...]) -> str:
+    short = {"preprocess": "pre", "model": "model", "postprocess": "post"}
+    return ",".join(short.get(s, s) for s in stages) or "-"
+
+
+def _change(item: Any) -> str:
+    """``1.0 -> 2.0``, ``added 1.0``, ``removed 1.0``, ``variant 2.3+cu118 -> 2.3+cpu``."""
+    from parity.env.diff import display
+
+    a, b = _cut(display(item.a)), _cut(display(item.b))
+    text = {"added": f"added {b}", "removed": f"removed {a}"}.get(item.change, f"{a} -> {b}")
+    text = text.replace(" present", "")  # a CPU flag: "added", not "added present"
+    if item.change == "variant":
+        text = f"variant {text}"
+    # Values come from package metadata and env vars: print them as text, never as markup.
     from rich.markup import escape
 
-    return escape(text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…")
+    return escape(text)
+
+
+def _cut(text: str) -> str:
+    # Huge values (compiler flags) are cut; --json has them whole.
+    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
