@@ -37,9 +37,8 @@ def command(snapshot: str, out: Optional[str], hashes: bool) -> int:
     for warning in result.warnings:
         click.echo(f"parity: warning: {warning}", err=True)
     if out is not None:
-        locked = len(result.entries) - len(result.not_lockable)
         click.echo(
-            f"parity: wrote {out}: {locked} of {len(result.entries)} distributions locked, valid for {result.valid_for}",
+            f"parity: wrote {out}: {len(result.locked)} of {len(result.entries)} distributions locked, valid for {result.valid_for}",
             err=True,
         )
     return EXIT_OK

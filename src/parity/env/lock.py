@@ -40,6 +40,10 @@ from parity.errors import ParityError, SnapshotError
 SnapshotSpec = Union[Mapping[str, Any], str, "os.PathLike[str]"]
 
 
+#: Distributions ``pip freeze`` leaves out: the installer, not the application.
+TOOLING = frozenset({"pip", "setuptools", "wheel", "distribute"})
+
+
 class LockError(ParityError):
     """A lock could not be written (hashes could not be fetched, snapshot unusable)."""
 
@@ -49,7 +53,9 @@ class LockEntry:
     """How one distribution of the snapshot appears in the lock.
 
     ``status``: ``"pinned"`` (``name==version``), ``"url"`` / ``"vcs"`` (a direct
-    reference), or ``"not_lockable"`` (editable, local directory, VCS without commit).
+    reference), ``"not_lockable"`` (editable, local directory, VCS without commit) or
+    ``"tooling"`` (pip, setuptools, wheel: they come with the virtual environment and
+    are left out, as ``pip freeze`` does, but named in a comment).
     ``requirement`` is the line written (None when not lockable); ``notes`` are the
     comments written above it.
     """
@@ -84,6 +90,11 @@ class LockResult:
     written_to: Optional[Path] = None
 
     @property
+    def locked(self) -> list[LockEntry]:
+        """Entries written as requirements (pins, URLs, VCS), not as comments."""
+        return [e for e in self.entries if e.status in ("pinned", "url", "vcs")]
+
+    @property
     def not_lockable(self) -> list[LockEntry]:
         return [e for e in self.entries if e.status == "not_lockable"]
 
@@ -95,6 +106,7 @@ class LockResult:
             "written_to": str(self.written_to) if self.written_to else None,
             "entries": [e.to_json() for e in self.entries],
             "not_lockable": [e.name for e in self.not_lockable],
+            "tooling": [e.name for e in self.entries if e.status == "tooling"],
             "warnings": list(self.warnings),
             "text": self.text,
         }
@@ -224,6 +236,16 @@ def _entry(name: str, info: Any) -> LockEntry:
         return LockEntry(name, "", "not_lockable", None, ("the snapshot records no version",))
     version = str(info["version"])
     direct = info.get("direct_url") if isinstance(info.get("direct_url"), Mapping) else None
+    if canonicalize_name(name) in TOOLING and direct is None and not info.get("editable"):
+        return LockEntry(
+            name,
+            version,
+            "tooling",
+            None,
+            (
+                "installer tooling: comes with the virtual environment, left out as pip freeze does; uncomment to pin it",
+            ),
+        )
     if info.get("editable"):
         where = info.get("editable_location") or (direct or {}).get("url") or "a working tree"
         return LockEntry(
@@ -380,12 +402,12 @@ def render_lock(
 
     env = marker_environment(snap)
     created = (snap.get("meta") or {}).get("created") or "an unknown time"
-    pinned = sum(1 for e in entries if e.status != "not_lockable")
+    pinned = sum(1 for e in entries if e.status in ("pinned", "url", "vcs"))
     lines = [
         f"# Exact lock written by `parity lock` from {_one_line(source)} (snapshot taken {created}).",
         f"# Valid for {valid_for}:",
         f'#   python_version == "{env["python_version"]}" and sys_platform == "{env["sys_platform"]}" and platform_machine == "{env["platform_machine"]}"',
-        f"# {pinned} of {len(entries)} distributions locked; not lockable ones are listed as comments.",
+        f"# {pinned} of {len(entries)} distributions locked; installer tooling and not lockable ones are comments.",
     ]
     if any("+" in e.version and e.status == "pinned" for e in entries):
         lines.append(
@@ -396,11 +418,22 @@ def render_lock(
         lines.append("# Hashes: install with pip install --require-hashes -r THIS_FILE")
     lines.append("")
     for e in entries:
-        lines += _render_entry(e)
+        lines += _render_entry(e, hashes)
     return "\n".join(lines) + "\n"
 
 
-def _render_entry(e: LockEntry) -> list[str]:
+def _render_entry(e: LockEntry, hash_mode: bool) -> list[str]:
+    """Comments, then the requirement. Outside hash mode a URL's known hash goes in its
+    ``#sha256=`` fragment: one ``--hash`` line would switch pip to hash-checking mode
+    for the whole file."""
+    if e.hashes and not hash_mode and e.requirement:
+        algo, _, value = e.hashes[0].partition(":")
+        joiner = "&" if "#" in e.requirement else "#"
+        e = LockEntry(
+            e.name, e.version, e.status, f"{e.requirement}{joiner}{algo}={value}", e.notes
+        )
+    if e.status == "tooling":
+        return [f"# {e.name}=={e.version}  # {_one_line(e.notes[0])}"]
     out = (
         [f"# {e.name}: {_one_line(note)}" for note in e.notes[1:]]
         if e.status == "not_lockable"
