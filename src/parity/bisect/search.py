@@ -182,7 +182,8 @@ class _Session:
                       oracle=resolved, runs=runs, index=index, timeout=timeout, progress=progress,
                       warnings=warnings, python=None, builder=None)
         if changes:
-            session._prepare(Path(cache_dir) if cache_dir else default_cache_dir(), installer)
+            # Absolute, so the reproduce line works from any folder.
+            session._prepare(Path(cache_dir).resolve() if cache_dir else default_cache_dir(), installer)
         return session
 
     def _prepare(self, cache_dir: Path, installer: str | None) -> None:
