@@ -170,3 +170,32 @@ def test_runs_must_be_positive(runs: int, tmp_path) -> None:
 
     with pytest.raises(BisectError, match="--runs"):
         bisect(tmp_path / "a.json", tmp_path / "b.json", command=["true"], runs=runs)
+
+
+NATIVE_2 = """\
+import os, sys
+# Stands in for an extension module built against other libraries than the ones it
+# is imported with: it fails the way such modules fail when it is imported from
+# outside its own environment (an overlay), and works inside a full venv.
+if not os.path.realpath(__file__).startswith(os.path.realpath(sys.prefix)):
+    raise ImportError("native/_ext.so: undefined symbol: _ZN6native4initEv")
+BROKEN = True
+"""
+
+
+def test_binary_incompatibility_in_overlay_falls_back_to_a_venv(tmp_path, wheels, oracle_script) -> None:
+    build_wheel(wheels, "native", "1.0")
+    build_wheel(wheels, "native", "2.0", NATIVE_2)
+    build_wheel(wheels, "plain", "1.0")
+    build_wheel(wheels, "plain", "2.0")
+    python = make_good_venv(tmp_path, wheels, {"native": "1.0", "plain": "1.0"})
+    good = write_snapshot(tmp_path / "good.json", {"native": "1.0", "plain": "1.0"}, python=str(python))
+    bad = write_snapshot(tmp_path / "bad.json", {"native": "2.0", "plain": "2.0"}, python=str(python))
+    result = bisect(good, bad, command=["python", str(oracle_script), "native"], index=_index(wheels),
+                    cache_dir=tmp_path / "c")
+    assert result.status == "found", result.reason
+    assert [c.name for c in result.culprits] == ["native"]
+    decisive = result.trials[result.decisive_trial - 1]
+    assert decisive.mode == "venv" and "undefined symbol" in decisive.why_venv
+    plain_only = [t for t in result.trials if t.bad_side == ["plain"]]
+    assert all(t.mode == "overlay" for t in plain_only)

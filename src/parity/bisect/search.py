@@ -324,28 +324,14 @@ def _base_python(good_snap: Mapping[str, Any]) -> tuple[Path, str | None]:
 
 
 def requirement_lines(snap: Mapping[str, Any]) -> list[str]:
-    """Exact requirement lines for a snapshot, from ``parity.env.lock`` when present.
+    """Exact requirement lines for a snapshot, from :func:`parity.env.lock.lock`.
 
-    Without it: ``name==version`` per package, ``name @ URL`` for packages installed
-    from a URL or a VCS checkout (their version is not on any index).
+    Installer tooling and what the lock cannot pin (editable installs, local folders)
+    are left out, as in ``parity lock``'s output.
     """
-    try:
-        from parity.env.lock import lock
-    except ImportError:
-        return _pins(snap)
-    text = getattr(lock(dict(snap)), "text", None)
-    if not isinstance(text, str):
-        return _pins(snap)
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    from parity.env.lock import lock
 
-
-def _pins(snap: Mapping[str, Any]) -> list[str]:
-    lines = []
-    for key, entry in sorted(snap["packages"].items()):
-        url = (entry.get("direct_url") or {}).get("url") if isinstance(entry.get("direct_url"), dict) else None
-        name = entry.get("name") or key
-        lines.append(f"{name} @ {url}" if url else f"{name}=={full_version(entry)}")
-    return lines
+    return [e.requirement for e in lock(dict(snap)).entries if e.requirement]
 
 
 def _reason(outcome: MinimizeResult[Change], changes: Sequence[Change]) -> str:
