@@ -1,0 +1,283 @@
+"""parity lock: exact pins from a snapshot, honest about what it cannot know; round trip."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from parity.env.doctor import doctor
+from parity.env.lock import HashSource, LockError, PipDownloadHashes, lock
+from parity.env.requirements import parse_requirements
+
+sys.path.insert(0, str(Path(__file__).parent))
+from wheelhouse import make_wheel
+
+DATA = Path(__file__).parent / "data" / "requirements"
+SNAPSHOT = DATA / "snapshot_research.json"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _snapshot() -> dict:
+    return copy.deepcopy(json.loads(SNAPSHOT.read_text()))
+
+
+def _requirement_lines(text: str) -> list[str]:
+    return [ln for ln in text.splitlines() if ln and not ln.startswith(("#", " "))]
+
+
+# --- what goes into the lock -----------------------------------------------------------------------------
+
+
+def test_every_distribution_is_pinned_exactly_with_its_local_label():
+    result = lock(SNAPSHOT)
+    assert _requirement_lines(result.text) == [
+        "filelock==3.13.1",
+        "huggingface-hub==0.19.4",
+        "numpy==1.26.4",
+        "nvidia-cublas-cu11==11.11.3.6",
+        "regex==2023.10.3",
+        "requests==2.31.0",
+        "tokenizers==0.15.0",
+        "torch==2.1.0+cu118",
+        "tqdm==4.66.1",
+        "transformers==4.36.2",
+        f"vcs-lib @ git+https://git.example.invalid/org/vcs-lib.git@{COMMIT}",
+        "wheel-file @ https://files.example.invalid/pkgs/wheel_file-2.0-py3-none-any.whl#sha256="
+        + "6" * 64,
+    ]
+
+
+def test_header_names_python_and_platform():
+    text = lock(SNAPSHOT).text
+    assert "# Valid for CPython 3.11.7, Linux x86_64, glibc 2.35:" in text
+    assert (
+        '#   python_version == "3.11" and sys_platform == "linux" and platform_machine == "x86_64"'
+        in text
+    )
+    assert "snapshot taken 2026-01-15T10:00:00Z" in text
+
+
+def test_variant_build_says_the_snapshot_does_not_know_its_index():
+    lines = lock(SNAPSHOT).text.splitlines()
+    torch = lines.index("torch==2.1.0+cu118")
+    assert "+cu118 build" in lines[torch - 1] and "does not record which index" in lines[torch - 1]
+    assert "://" not in lines[torch - 1]  # never an invented host
+
+
+def test_editable_install_is_reported_not_lockable():
+    result = lock(SNAPSHOT)
+    assert [e.name for e in result.not_lockable] == ["our-app"]
+    assert (
+        "# not lockable: our-app==0.3.0: editable install from file:///opt/research/src/our-app"
+        in result.text
+    )
+    assert any("our-app" in w and "not lockable" in w for w in result.warnings)
+
+
+def test_installer_tooling_is_a_comment():
+    text = lock(SNAPSHOT).text
+    assert "# pip==23.3.1  # installer tooling" in text
+    assert "pip==23.3.1" not in _requirement_lines(text)
+
+
+def test_vcs_without_commit_and_local_directory_are_not_lockable():
+    snap = _snapshot()
+    snap["packages"]["vcs-lib"]["direct_url"]["vcs_info"].pop("commit_id")
+    snap["packages"]["local-dir"] = {
+        "name": "local-dir", "version": "1.0", "editable": False,
+        "direct_url": {"url": "file:///home/me/local-dir", "dir_info": {}},
+    }  # fmt: skip
+    result = lock(snap)
+    assert sorted(e.name for e in result.not_lockable) == ["local-dir", "our-app", "vcs-lib"]
+
+
+def test_masked_credentials_are_flagged(tmp_path):
+    snap = _snapshot()
+    snap["packages"]["wheel-file"]["direct_url"]["url"] = (
+        "https://***@files.example.invalid/w/wheel_file-2.0-py3-none-any.whl"
+    )
+    assert "credentials in this URL were masked" in lock(snap).text
+
+
+def test_lock_parses_cleanly_and_the_doctor_agrees_with_the_snapshot(tmp_path):
+    out = tmp_path / "lock.txt"
+    lock(SNAPSHOT, out=out)
+    assert parse_requirements(out).problems == []
+    report = doctor(out, snapshot=SNAPSHOT)
+    # all that remains: the +cu118 pin has no index line (the snapshot cannot say which)
+    assert sorted({f.code for f in report.findings}) == ["PD020"]
+
+
+# --- hashes ----------------------------------------------------------------------------------------------
+
+
+class FakeHashes(HashSource):
+    def __init__(self, table: dict[str, list[str]]) -> None:
+        self.table = table
+        self.asked: list[str] = []
+
+    def hashes(self, pins: Sequence[str]) -> dict[str, list[str]]:
+        self.asked = list(pins)
+        return self.table
+
+
+def test_hash_lines_for_pins_and_urls():
+    table = {name: [f"sha256:{i:064x}"] for i, name in enumerate(_snapshot()["packages"])}
+    source = FakeHashes(table)
+    result = lock(SNAPSHOT, hashes=True, hash_source=source)
+    assert "torch==2.1.0+cu118" in source.asked and not any("vcs-lib" in p for p in source.asked)
+    lines = result.text.splitlines()
+    torch = lines.index("torch==2.1.0+cu118 \\")
+    assert lines[torch + 1] == f"    --hash={table['torch'][0]}"
+    wheel = lines.index(
+        "wheel-file @ https://files.example.invalid/pkgs/wheel_file-2.0-py3-none-any.whl \\"
+    )
+    assert (
+        lines[wheel + 1] == "    --hash=sha256:" + "6" * 64
+    )  # from the snapshot's PEP 610 archive_info
+    assert any("vcs-lib" in w and "cannot hash" in w for w in result.warnings)
+
+
+def test_missing_hash_is_an_error_not_a_half_lock(tmp_path):
+    out = tmp_path / "lock.txt"
+    with pytest.raises(LockError, match=r"no file for filelock==3\.13\.1"):
+        lock(SNAPSHOT, hashes=True, hash_source=FakeHashes({}), out=out)
+    assert not out.exists()
+
+
+# --- the command -------------------------------------------------------------------------------------------
+
+
+def test_cli_writes_atomically_and_reports(run_cli, tmp_path):
+    out = tmp_path / "lock.txt"
+    code, stdout, err = run_cli("lock", SNAPSHOT, "-o", out)
+    assert code == 0
+    assert stdout == ""
+    assert out.read_text() == lock(SNAPSHOT).text
+    assert "12 of 14 distributions locked" in err
+    assert "our-app 0.3.0: not lockable" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lock.txt"]  # no temporary left behind
+
+
+def test_cli_without_output_prints_the_lock(run_cli):
+    code, stdout, _ = run_cli("lock", SNAPSHOT)
+    assert code == 0
+    assert "torch==2.1.0+cu118" in stdout.splitlines()
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"schema": "something/1"}', ""])
+def test_cli_bad_snapshot_exits_2_and_writes_nothing(run_cli, tmp_path, content):
+    snap = tmp_path / "snap.json"
+    snap.write_text(content)
+    out = tmp_path / "lock.txt"
+    code, stdout, err = run_cli("lock", snap, "-o", out)
+    assert code == 2
+    assert "snap.json" in err and "fix:" in err and "Traceback" not in err
+    assert not out.exists() and stdout == ""
+
+
+def test_cli_output_in_a_missing_folder_exits_2(run_cli, tmp_path):
+    code, _, err = run_cli("lock", SNAPSHOT, "-o", tmp_path / "nope" / "lock.txt")
+    assert code == 2
+    assert "output folder does not exist" in err
+
+
+# --- the round trip: venv -> snapshot -> lock -> fresh venv -> snapshot -> no difference -----------------------
+
+
+def _isolated_pip_env(wheels: Path) -> dict[str, str]:
+    """pip sees only our wheel folder: no configured index, no network."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    return {
+        **env,
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(wheels),
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
+
+
+def _venv(path: Path) -> Path:
+    # no pip inside: pip runs from this interpreter with --python (seconds instead of ~20)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    return path / "bin" / "python"
+
+
+def _pip_install(python: Path, env: dict[str, str], *args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", *args],
+        check=True,
+        env=env,
+    )
+
+
+@pytest.fixture
+def built_env(tmp_path, monkeypatch):
+    """A venv holding small packages (a dependency chain, an older-than-newest version, a
+    +cpu local build, a wheel installed by URL) and the snapshot parity took of it."""
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "tiny-app", "1.0", ["tiny-dep>=2"])
+    make_wheel(wheels, "tiny-dep", "2.0")
+    make_wheel(wheels, "tiny-dep", "3.0")  # newer: a lock that drops the pin would take it
+    make_wheel(wheels, "tiny-variant", "1.0+cpu")
+    direct = make_wheel(tmp_path / "direct", "tiny-url", "0.5")
+    env = _isolated_pip_env(wheels)
+    for key, value in env.items():
+        if key.startswith("PIP_"):
+            monkeypatch.setenv(key, value)
+    python = _venv(tmp_path / "a")
+    _pip_install(python, env, "tiny-app", "tiny-dep==2.0", "tiny-variant==1.0+cpu", direct.as_uri())
+    return tmp_path, wheels, env
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hashes", [False, True], ids=["plain", "hashes"])
+def test_round_trip_lock_rebuilds_the_same_environment(run_cli, built_env, hashes):
+    tmp_path, _, env = built_env
+    assert (
+        run_cli(
+            "snapshot", "--python", tmp_path / "a" / "bin" / "python", "-o", tmp_path / "a.json"
+        )[0]
+        == 0
+    )
+    args = ["lock", tmp_path / "a.json", "-o", tmp_path / "lock.txt"] + (
+        ["--hashes"] if hashes else []
+    )
+    code, _, err = run_cli(*args)
+    assert code == 0, err
+    text = (tmp_path / "lock.txt").read_text()
+    assert "tiny-dep==2.0" in text and "tiny-variant==1.0+cpu" in text
+    assert ("--hash=sha256:" in text) is hashes
+
+    python_b = _venv(tmp_path / "b")
+    _pip_install(
+        python_b, env, *(["--require-hashes"] if hashes else []), "-r", str(tmp_path / "lock.txt")
+    )
+    assert run_cli("snapshot", "--python", python_b, "-o", tmp_path / "b.json")[0] == 0
+    code, out, _ = run_cli("diff", tmp_path / "a.json", tmp_path / "b.json", "--json")
+    packages = [item for item in json.loads(out)["items"] if item["category"] == "package"]
+    assert packages == []
+    names = set(json.loads((tmp_path / "b.json").read_text())["packages"])
+    assert {"tiny-app", "tiny-dep", "tiny-variant", "tiny-url"} <= names
+
+
+@pytest.mark.slow
+def test_pip_download_hashes_are_the_files_sha256(tmp_path, monkeypatch):
+    wheels = tmp_path / "wheels"
+    wheel = make_wheel(wheels, "tiny-hash", "1.0+cpu")
+    for key, value in _isolated_pip_env(wheels).items():
+        monkeypatch.setenv(key, value)
+    import hashlib
+
+    assert PipDownloadHashes().hashes(["tiny-hash==1.0+cpu"]) == {
+        "tiny-hash": ["sha256:" + hashlib.sha256(wheel.read_bytes()).hexdigest()]
+    }
+    with pytest.raises(LockError, match="pip download failed"):
+        PipDownloadHashes().hashes(["tiny-hash==9.0"])
