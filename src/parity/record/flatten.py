@@ -23,8 +23,11 @@ def strip_wrapper_prefix(key: str) -> str:
     """A layer key or module path without ``module.`` (DataParallel/DDP) and
     ``_orig_mod.`` (torch.compile) segments, so A and B match across wrappers."""
     module, sep, rest = key.partition("#")
-    parts = [p for p in module.split(".") if p not in ("module", "_orig_mod")]
-    return ".".join(parts) + sep + rest
+    parts = module.split(".")
+    while parts and parts[0] in ("module", "_orig_mod"):  # DDP/DataParallel wrap from outside
+        parts.pop(0)
+    # torch.compile may wrap any submodule; a user's own submodule may be called "module".
+    return ".".join(p for p in parts if p != "_orig_mod") + sep + rest
 
 
 def _is_tensor(value: Any) -> bool:
