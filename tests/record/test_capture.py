@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
+
 from models import (
     CustomFunctionNet,
     HookedNet,
@@ -17,8 +19,6 @@ from models import (
     SmallConvNet,
     build_tiny_text,
 )
-from safetensors import safe_open
-
 from parity.errors import ParityError, RecordError, TargetError
 from parity.record import layer_sample, layer_tensor, load_module_inputs, load_record_inputs, record
 from parity.target import Pipeline, TensorInputs
