@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,12 @@ def env_diff(env_a: Mapping[str, Any], env_b: Mapping[str, Any]) -> dict[str, An
     except SnapshotError:
         return package_diff(env_a, env_b)
     return result
+
+
+def env_is_partial(env: Mapping[str, Any]) -> bool:
+    """True when a record holds only runtime state, no package snapshot (``snapshot_env=False``)."""
+    meta = env.get("meta")
+    return bool(isinstance(meta, Mapping) and meta.get("partial")) or "packages" not in env
 
 
 def package_diff(env_a: Mapping[str, Any], env_b: Mapping[str, Any]) -> dict[str, Any]:
@@ -130,7 +137,9 @@ def _mapping(x: Any) -> Mapping[str, Any]:
 # ----------------------------------------------------------------- runtime state
 
 
-def runtime_findings(state_a: Mapping[str, Any], state_b: Mapping[str, Any]) -> list[dict[str, Any]]:
+def runtime_findings(
+    state_a: Mapping[str, Any], state_b: Mapping[str, Any], types: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Runtime differences that change numerics (error), may (warning), or rarely (info).
 
     ``state_*`` is a record's runtime state (see :func:`runtime_state`): the model part
@@ -138,7 +147,7 @@ def runtime_findings(state_a: Mapping[str, Any], state_b: Mapping[str, Any]) -> 
     grad mode, threads, autocast...) and the process part from the snapshot.
     """
     out: list[dict[str, Any]] = []
-    out.extend(_training(state_a, state_b))
+    out.extend(_training(state_a, state_b, types or {}))
     out.extend(_placements(state_a, state_b, "parameters"))
     out.extend(_placements(state_a, state_b, "buffers"))
     for keys, severity, label in _FLAGS:
@@ -170,15 +179,27 @@ def _flag(state: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
     return None
 
 
-def _training(state_a: Mapping[str, Any], state_b: Mapping[str, Any]) -> list[dict[str, Any]]:
+#: Module types that compute differently in training mode (dropout masks, batch statistics).
+MODE_SENSITIVE = re.compile(r"Dropout|BatchNorm|InstanceNorm|RReLU|GroupNormTrain")
+
+
+def _training(state_a: Mapping[str, Any], state_b: Mapping[str, Any], types: Mapping[str, str]) -> list[dict[str, Any]]:
+    """B's submodules in training mode that were not in A; mode-sensitive ones named first.
+
+    ``types`` maps module paths to class names (from the layer entries), so the finding can
+    say which modules actually compute differently (Dropout, BatchNorm...).
+    """
     ta = {strip_wrapper_prefix(m) for m in _model(state_a).get("training_modules") or []}
-    tb = [strip_wrapper_prefix(m) for m in _model(state_b).get("training_modules") or []]
-    new = [m for m in tb if m not in ta]
+    new = [m for m in (strip_wrapper_prefix(m) for m in _model(state_b).get("training_modules") or []) if m not in ta]
     if not new:
         return []
-    shown = ", ".join(m or "<root>" for m in new[:5]) + (f" and {len(new) - 5} more" if len(new) > 5 else "")
-    return [_finding("error", "training_mode", f"{len(new)} submodule(s) in training mode in B (dropout and "
-                     f"batch-norm behave differently): {shown}; call model.eval()", new[0] or "<root>")]
+    sensitive = [m for m in new if MODE_SENSITIVE.search(types.get(m, ""))]
+    named = sensitive or new
+    shown = ", ".join(f"{m or '<root>'}" + (f" ({types[m]})" if m in types else "") for m in named[:5])
+    more = f" and {len(named) - 5} more" if len(named) > 5 else ""
+    what = "of which compute differently in training" if sensitive else "in training mode"
+    return [_finding("error", "training_mode", f"{len(new)} submodule(s) in training mode in B, {what}: "
+                     f"{shown}{more}; call model.eval()", named[0] or "<root>")]
 
 
 def _placements(state_a: Mapping[str, Any], state_b: Mapping[str, Any], what: str) -> list[dict[str, Any]]:

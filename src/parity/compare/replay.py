@@ -14,14 +14,14 @@ from typing import Any
 from parity.compare.layers import LayerRow, layer_tensor
 from parity.compare.metrics import compare_tensors
 from parity.compare.tolerances import Tolerance, TolerancePolicy, strip_wrapper_prefix
-from parity.errors import ParityError
+from parity.errors import ParityError, RecordError
 from parity.record.format import Record
 
 #: Replays per verify: enough for the divergent region of a deep model, bounded in time.
 MAX_REPLAYS = 200
 
 #: (record, layer entry) -> (args, kwargs) that A's module received; provided by parity.record.
-InputsLoader = Callable[[Record, dict[str, Any]], "tuple[tuple[Any, ...], dict[str, Any]] | None"]
+InputsLoader = Callable[[Record, dict[str, Any]], "tuple[tuple[Any, ...], dict[str, Any]]"]
 
 
 def module_index(model: Any) -> dict[str, Any]:
@@ -76,11 +76,11 @@ def _replay_one(
     rec_a: Record, entry: dict[str, Any], module: Any, load_inputs: InputsLoader, tol: Tolerance | None,
     notes: list[str],
 ) -> bool | None:
-    inputs = load_inputs(rec_a, entry)
-    if inputs is None:
-        notes.append(f"{entry['key']}: A's inputs for this module are not in the record")
+    try:
+        args, kwargs = load_inputs(rec_a, entry)
+    except RecordError as exc:  # e.g. an argument recorded by type only: cannot replay
+        notes.append(f"{entry['key']}: not replayed ({exc.message})")
         return None
-    args, kwargs = inputs
     try:
         out = module(*args, **kwargs)
     except ParityError:

@@ -11,7 +11,7 @@ from collections import defaultdict
 from typing import Any
 
 from parity.compare.metrics import TensorMetrics, compare_tensors
-from parity.compare.tolerances import TolerancePolicy
+from parity.compare.tolerances import Tolerance, TolerancePolicy
 from parity.record.format import STAGE_NAMES, STAGES, STAGES_META, Record
 
 #: At most this many differing rows are reported per stage.
@@ -49,18 +49,15 @@ def _stage_order(*sources: dict[str, Any]) -> list[str]:
     return [s for s in STAGE_NAMES if s in seen] + sorted(seen - set(STAGE_NAMES))
 
 
-def _stage_meta(rec: Record) -> dict[str, Any]:
-    """Per-stage structure from stages.json, keyed by stage (non-tensor values included)."""
+def _stage_meta(rec: Record) -> dict[str, list[Any]]:
+    """``{stage: [structure per batch]}`` from stages.json (non-tensor values included)."""
     if not rec.has(STAGES_META):
         return {}
     raw = rec.json(STAGES_META)
-    out: dict[str, Any] = defaultdict(list)
-    batches = raw.get("batches", raw) if isinstance(raw, dict) else raw
-    for batch in batches if isinstance(batches, list) else []:
-        if isinstance(batch, dict):
-            for stage, value in batch.items():
-                if stage in STAGE_NAMES:
-                    out[stage].append(value)
+    out: dict[str, list[Any]] = defaultdict(list)
+    for batch in raw.get("batches", []) if isinstance(raw, dict) else []:
+        for stage, value in (batch.get("stages") or {}).items() if isinstance(batch, dict) else ():
+            out[stage].append(value)
     return out
 
 
@@ -68,15 +65,13 @@ def _compare_stage(
     stage: str, a: dict[str, Any], b: dict[str, Any], meta_a: Any, meta_b: Any, policy: TolerancePolicy
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {"stage": stage, "status": "match", "metrics": None, "rows": [], "tensors": []}
-    if not a and not b:
-        if meta_a is None or meta_b is None:
-            entry["status"] = "missing"
-        elif meta_a != meta_b:
-            entry["status"] = "diverged"
-        return entry
-    if not a or not b:
+    if (not a and meta_a is None) or (not b and meta_b is None):
         entry["status"] = "missing"
         return entry
+    differing = differing_values(meta_a or [], meta_b or [], policy.for_layer(stage, "float32"))
+    if differing:
+        entry["status"] = "diverged"
+        entry["rows"].extend(differing[:MAX_ROWS])
     total: TensorMetrics | None = None
     for name in sorted(set(a) | set(b)):
         if name not in a or name not in b:
@@ -92,6 +87,47 @@ def _compare_stage(
             entry["rows"].extend(differing_rows(name, a[name], b[name], MAX_ROWS - len(entry["rows"])))
     entry["metrics"] = total.to_json() if total is not None else None
     return entry
+
+
+def differing_values(meta_a: list[Any], meta_b: list[Any], tol: Tolerance) -> list[dict[str, Any]]:
+    """Non-tensor values of a stage (labels, Python floats) that differ between A and B.
+
+    Floats use the float32 tolerance (a ``.tolist()`` of an embedding must not fail on
+    rounding); everything else, and the structure itself, must be equal.
+    """
+    va, vb = _leaves(meta_a), _leaves(meta_b)
+    out = []
+    for path in list(dict.fromkeys([*va, *vb])):
+        x, y = va.get(path, _ABSENT), vb.get(path, _ABSENT)
+        if not _values_equal(x, y, tol):
+            out.append({"name": path, "a": None if x is _ABSENT else x, "b": None if y is _ABSENT else y})
+    return out
+
+
+_ABSENT = object()
+
+
+def _leaves(node: Any, path: str = "") -> dict[str, Any]:
+    """``{path: leaf}`` for every non-tensor leaf of a stages.json structure (tensors by name)."""
+    if isinstance(node, list):
+        return {k: v for i, n in enumerate(node) for k, v in _leaves(n, f"{path}/{i}").items()}
+    if not isinstance(node, dict):
+        return {path: node}
+    for container in ("dict", "tuple", "list"):
+        if container in node:
+            children = node[container]
+            items = children.items() if isinstance(children, dict) else enumerate(children)
+            return {k: v for name, n in items for k, v in _leaves(n, f"{path}/{name}").items()}
+    if "tensor" in node:
+        return {path: ("tensor",)}  # compared as tensors; here only its presence counts
+    return {path: node.get("value", node.get("object"))}
+
+
+def _values_equal(x: Any, y: Any, tol: Tolerance) -> bool:
+    if isinstance(x, float) and isinstance(y, (int, float)) and not isinstance(y, bool):
+        d = abs(x - y)
+        return d <= tol.atol or d <= tol.rtol * abs(x)
+    return bool(x == y)
 
 
 def _dtype(t: Any) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from parity.compare import findings, layers, stages
 from parity.compare.result import VerifyResult, decide_verdict
-from parity.compare.tolerances import TolerancePolicy, policy_from
+from parity.compare.tolerances import TolerancePolicy, policy_from, strip_wrapper_prefix
 from parity.errors import ParityError
 from parity.record.format import Record, read_record
 
@@ -86,10 +86,14 @@ def _compare_records(
     result = VerifyResult(a={"record": str(rec_a.path), "target": rec_a.target}, b=b_info, capture=rec_a.capture)
     if rec_b.capture != rec_a.capture:
         result.notes.append(f"A was recorded with capture={rec_a.capture}, B with capture={rec_b.capture}")
-    result.env_diff = findings.env_diff(rec_a.env, rec_b.env)
+    if findings.env_is_partial(rec_a.env) or findings.env_is_partial(rec_b.env):
+        result.notes.append("no environment diff: a record was made without an environment snapshot")
+    else:
+        result.env_diff = findings.env_diff(rec_a.env, rec_b.env)
     result.assets = findings.assets_diff(rec_a.assets, rec_b.assets)
+    types = {strip_wrapper_prefix(str(e.get("module"))): str(e.get("type")) for e in rec_b.layers}
     result.runtime = findings.runtime_findings(
-        findings.runtime_state(rec_a.env), findings.runtime_state(rec_b.env))
+        findings.runtime_state(rec_a.env), findings.runtime_state(rec_b.env), types)
     result.stages = stages.compare_stages(rec_a, rec_b, policy)
     result.first_divergent_stage = stages.first_divergent_stage(result.stages)
     rows = _layers_into(result, rec_a, rec_b, policy)
@@ -123,7 +127,10 @@ def _classify(rec_a: Record, result: VerifyResult, rows: list[layers.LayerRow], 
     from parity.compare.replay import classify
     from parity.record import load_module_inputs
 
-    result.notes.extend(classify(rec_a, rows, model, load_module_inputs))
+    def inputs_of(rec: Record, entry: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return load_module_inputs(rec, str(entry["key"]), int(entry.get("batch", 0)))
+
+    result.notes.extend(classify(rec_a, rows, model, inputs_of))
     result.layers = [r.to_json() for r in rows]
     first = next((r for r in rows if r.introduced), None)
     result.first_introducing_layer = first.key if first else None
@@ -148,9 +155,10 @@ def _record_b(rec_a: Record, loaded: Any, inputs: Any, out: Path) -> Record:
     """Record B with A's inputs, capture level and batch size; return it opened."""
     from parity.record import record
 
-    batch_size = rec_a.manifest.get("batch_size")
-    record(loaded, inputs, out=out, capture=rec_a.capture,
-           batch_size=int(batch_size) if isinstance(batch_size, int) else None)
+    batch_size, seed = rec_a.manifest.get("batch_size"), rec_a.manifest.get("seed", 0)
+    # B's environment snapshot costs seconds; it is only worth it when A has one to diff.
+    record(loaded, inputs, out=out, capture=rec_a.capture, batch_size=batch_size if isinstance(batch_size, int) else None,
+           seed=seed if isinstance(seed, int) else 0, snapshot_env=not findings.env_is_partial(rec_a.env))
     return read_record(out, verify_hashes=False)
 
 

@@ -1,0 +1,106 @@
+"""verify() end to end on the small models of tests/models.py: record A, re-run B, compare."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from parity.compare import verify
+from parity.compare.result import FAIL, PASS
+from parity.record import record
+
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def _target(tmp_path: Path, name: str, body: str) -> str:
+    """A pipeline file ``name.py`` in tmp_path whose build() runs ``body`` (models imported)."""
+    path = tmp_path / f"{name}.py"
+    path.write_text(
+        "import sys, torch\n"
+        f"sys.path.insert(0, {str(TESTS)!r})\n"
+        "import models\n\n"
+        "def build():\n" + "".join(f"    {line}\n" for line in body.splitlines())
+    )
+    return f"{path}:build"
+
+
+def _inputs(n: int = 4, width: int = 8) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return [torch.randn(width, generator=g) for _ in range(n)]
+
+
+def _record(tmp_path: Path, target: str, capture: str = "full", inputs: list | None = None) -> Path:
+    out = tmp_path / "golden"
+    record(target, inputs if inputs is not None else _inputs(), out=out, capture=capture, batch_size=2,
+           snapshot_env=False)
+    return out
+
+
+PERTURB_STEP = "m = models.build(models.LoopNet)\nwith torch.no_grad():\n    m.step.weight[0, 0] += 1e-3\nreturn m"
+
+
+@pytest.mark.parametrize("capture", ["outputs", "stats", "full"])
+def test_loop_model_same_everything_passes(tmp_path: Path, capture: str) -> None:
+    a = _record(tmp_path, _target(tmp_path, "loop", "return models.build(models.LoopNet)"), capture)
+    r = verify(a)
+    assert r.verdict == PASS, r.reason
+    if capture != "outputs":
+        keys = [layer["key"] for layer in r.layers]
+        assert {"step#0/out", "step#1/out", "step#2/out"} <= set(keys)
+        assert all(layer["status"] == "match" for layer in r.layers)
+
+
+def test_loop_model_each_call_of_a_perturbed_module_introduces(tmp_path: Path) -> None:
+    a = _record(tmp_path, _target(tmp_path, "loop", "return models.build(models.LoopNet)"))
+    r = verify(a, _target(tmp_path, "loop_b", PERTURB_STEP))
+    assert r.verdict == FAIL
+    assert r.first_divergent_layer == "step#0/out" and r.first_introducing_layer == "step#0/out"
+    by_key = {layer["key"]: layer for layer in r.layers}
+    assert by_key["act#0/out"]["introduced"] is False  # tanh of a different input: inherited
+    assert by_key["step#1/out"]["introduced"] is True  # same perturbed weight, called again
+    assert [p["name"] for p in r.assets["params"]] == ["step.weight"]
+
+
+def test_inplace_relu_perturbed_bias_introduced_then_inherited(tmp_path: Path) -> None:
+    a = _record(tmp_path, _target(tmp_path, "relu", "return models.build(models.InplaceReluNet)"))
+    assert verify(a).verdict == PASS  # the in-place ReLU did not corrupt what A stored
+    body = "m = models.build(models.InplaceReluNet)\nwith torch.no_grad():\n    m.fc.bias += 0.5\nreturn m"
+    r = verify(a, _target(tmp_path, "relu_b", body))
+    assert r.first_divergent_layer == "fc#0/out" and r.first_introducing_layer == "fc#0/out"
+    by_key = {layer["key"]: layer for layer in r.layers}
+    assert by_key["relu#0/out"]["introduced"] is False and by_key["head#0/out"]["introduced"] is False
+
+
+def test_nested_outputs_compare_per_leaf(tmp_path: Path) -> None:
+    a = _record(tmp_path, _target(tmp_path, "nested", "return models.build(models.NestedOutputNet)"))
+    r = verify(a)
+    assert r.verdict == PASS, r.reason
+    keys = {layer["key"] for layer in r.layers}
+    assert {"#0/out/pair/0", "#0/out/pair/1", "#0/out/obj/logits", "#0/out/count"} <= keys
+    body = "m = models.build(models.NestedOutputNet)\nwith torch.no_grad():\n    m.fc.bias += 1\nreturn m"
+    r = verify(a, _target(tmp_path, "nested_b", body))
+    assert r.first_divergent_layer == "fc#0/out" and r.first_introducing_layer == "fc#0/out"
+    assert {"#0/out/pair/1", "#0/out/obj/logits"} <= {x["key"] for x in r.layers if x["status"] == "diverged"}
+
+
+def test_training_mode_names_the_module_and_fails_at_dropout(tmp_path: Path) -> None:
+    texts = ["one", "two words", "three words here", "and four"]
+    a = tmp_path / "golden"
+    record(_target(tmp_path, "text", "return models.build_tiny_text()"), texts, out=a, capture="full",
+           snapshot_env=False)
+    body = "p = models.build_tiny_text()\np.model.train()\nreturn p"
+    r = verify(a, _target(tmp_path, "text_b", body))
+    assert r.verdict == FAIL
+    finding = next(f for f in r.runtime if f["code"] == "training_mode")
+    assert "mlp.2" in finding["message"]
+    assert r.first_divergent_layer == "mlp.2#0/out" and r.layers[[x["key"] for x in r.layers].index("mlp.2#0/out")]["type"] == "Dropout"
+    assert r.first_introducing_layer == "mlp.2#0/out"
+
+
+def test_verify_with_explicit_tolerance_passes_a_small_perturbation(tmp_path: Path) -> None:
+    a = _record(tmp_path, _target(tmp_path, "loop", "return models.build(models.LoopNet)"))
+    r = verify(a, _target(tmp_path, "loop_b", PERTURB_STEP), atol=1e-2)
+    assert not r.first_divergent_layer and r.verdict == FAIL  # layers within 1e-2, but the weight hash differs
+    assert "weight" in r.reason
