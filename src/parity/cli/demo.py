@@ -15,7 +15,7 @@ _STYLE = {"PASS": "bold green", "FAIL": "bold red", "PASS-with-warnings": "bold 
 
 @click.command(name="demo", help="Run the embedded demo (no download) and write its HTML reports to DIR.")
 @click.option("-o", "--output", "out_dir", default="parity-demo", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path),
+              type=click.Path(path_type=Path),
               help="Folder for the reference record and the reports (an earlier demo there is replaced).")
 @json_option
 def command(out_dir: Path, as_json: bool) -> int:

@@ -128,6 +128,11 @@ def _prepare(out: Path) -> None:
 
 
 def _record_reference(out: Path, say: Progress) -> Path:
+    # A and B run in this one process here. threadpoolctl sets KMP_DUPLICATE_LIB_OK
+    # when first imported (by the runtime collector, after A's environment variables
+    # were read), so import it first or B's snapshot shows a variable A's lacks.
+    import threadpoolctl  # noqa: F401
+
     from parity.record import record
 
     save_tokenizers(out / "assets")
@@ -191,6 +196,7 @@ def _write_index(out: Path, results: list[ScenarioResult]) -> Path:
     intro = (f"A small text classifier and its tokenizer, built and seeded in code, were recorded into "
              f"{out / 'reference'} and re-run under each labelled drift below. Open a report to see where "
              f"the difference starts. Verdicts that differ from the expected one mean this machine "
-             f"behaves unusually.")
+             f"behaves unusually. Re-run one yourself: parity verify {out / 'reference'} "
+             f"{out / 'targets' / '<scenario>.py'} --html report.html")
     return atomic_write_text(out / "index.html", render_index_html("parity demo", intro, entries))
 

@@ -30,8 +30,10 @@ EXAMPLE_INPUTS = (
     "Nice place, friendly staff, good price",
     "It was OK. Not great, not bad",
 )
-#: The weight the "perturbed weight" scenario changes, and by how much (one row).
-PERTURBED_PARAM, PERTURBATION = "blocks.1.mlp.0.weight", 0.05
+#: The weight the "perturbed weight" scenario changes: one element, shifted by PERTURBATION.
+#: (A whole row shifted by a constant would be invisible: it multiplies a LayerNorm
+#: output, whose elements sum to zero.)
+PERTURBED_PARAM, PERTURBED_ELEMENT, PERTURBATION = "blocks.1.mlp.0.weight", (3, 5), 0.1
 #: The dropout layer the "dropout left on" scenario forgets in training mode.
 DROPOUT_MODULE = "blocks.0.dropout"
 
@@ -80,12 +82,12 @@ def build_reference(tokenizer_dir: Path) -> Any:
 
 
 def build_perturbed_weight(tokenizer_dir: Path) -> Any:
-    """One row of one weight tensor shifted, as a bad checkpoint copy or conversion would."""
+    """One element of one weight tensor shifted, as a bad checkpoint copy or conversion would."""
     import torch
 
     model = _model()
     with torch.no_grad():
-        model.get_parameter(PERTURBED_PARAM)[0].add_(PERTURBATION)
+        model.get_parameter(PERTURBED_PARAM)[PERTURBED_ELEMENT] += PERTURBATION
     return _pipeline(tokenizer_dir, model, "demo-perturbed-weight")
 
 
@@ -116,7 +118,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              "tokenizer_config.json has lowercase=false on B: cased words become [UNK], "
              "so the model is fed different token ids.", "FAIL", "tokenizer-cased", build_reference),
     Scenario("perturbed-weight", "One weight tensor changed",
-             f"Row 0 of {PERTURBED_PARAM} shifted by {PERTURBATION} on B, as a bad checkpoint "
+             f"Element {list(PERTURBED_ELEMENT)} of {PERTURBED_PARAM} shifted by {PERTURBATION} on B, as a bad checkpoint "
              "copy would; parity should name the layer that introduces the error.", "FAIL", "tokenizer",
              build_perturbed_weight),
     Scenario("dropout-left-on", "Dropout left on",

@@ -189,7 +189,9 @@ def _summary_points(r: Mapping[str, Any]) -> list[str]:
         pts.append(f"First layer out of tolerance: <code>{_e(layer)}</code>.")
     if intro:
         pts.append(f"Layer that <b>introduces</b> the error (earlier layers only pass it on): <code>{_e(intro)}</code>.")
-    elif layer:
+    elif layer and stage in ("inputs", "preprocess"):
+        pts.append("No layer introduces it: the layers only pass on the difference in their inputs.")
+    elif layer and r.get("capture") not in (None, "full"):
         pts.append("Which layer introduces the error is not known (that needs a record made with --capture full).")
     pts.extend(_summary_context(r))
     return pts or ["No stage, layer, asset or environment difference was found."]
