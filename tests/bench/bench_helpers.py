@@ -27,3 +27,24 @@ def sleepy_postprocess(seconds: float):
         return out
 
     return post
+
+
+def synthetic_result(samples: dict, *, batch_size: int = 8, model: dict | None = None, env: dict | None = None,
+                     threads: int | None = None) -> dict:
+    """A parity.bench/1 document with the given raw samples (through the real BenchResult)."""
+    from parity.bench.protocol import BenchConfig, BenchResult, Measurement
+
+    measurement = Measurement(samples={k: list(v) for k, v in samples.items()},
+                              cold_first_call={k: float(v[0]) for k, v in samples.items()},
+                              warmup_calls=3, settled=True)
+    return BenchResult(target="serve.py:build", model=model or {"name": "m", "class": "torch.nn.Linear",
+                                                                 "parameters": 10, "kind": "callable"},
+                       config=BenchConfig(batch_size=batch_size, threads=threads, min_time=0.1, min_iters=5),
+                       items=batch_size, measurement=measurement, threads={"requested": threads},
+                       env=env).to_json()
+
+
+def lognormal(median: float, n: int = 200, sigma: float = 0.03, seed: int = 0) -> list:
+    import numpy as np
+
+    return list(median * np.random.default_rng(seed).lognormal(0.0, sigma, size=n))

@@ -138,9 +138,7 @@ def compare_bench(
     size raises :class:`BenchError` unless ``force``; then the mismatches are listed
     in the result.
     """
-    if not (max_slowdown >= 0 and math.isfinite(max_slowdown)):
-        raise BenchError(f"--max-slowdown: {max_slowdown!r} is not a slowdown >= 0",
-                         fix="pass a percentage >= 0 on the CLI (10 = 10%), a fraction in the API (0.10)")
+    _check_max_slowdown(max_slowdown)
     cur = validated_bench(current, "the current benchmark")
     base = validated_bench(baseline, "the baseline")
     mismatches = comparability_problems(cur, base)
@@ -158,6 +156,12 @@ def compare_bench(
         baseline=_run_summary(base), current=_run_summary(cur), forced_mismatches=mismatches,
         warnings=_comparison_warnings(cur, base, stages),
     )
+
+
+def _check_max_slowdown(max_slowdown: float) -> None:
+    if not (max_slowdown >= 0 and math.isfinite(max_slowdown)):
+        raise BenchError(f"--max-slowdown: {max_slowdown!r} is not a slowdown >= 0",
+                         fix="pass a percentage >= 0 on the CLI (10 = 10%), a fraction in the API (0.10)")
 
 
 def verify_performance(pipeline: Any, inputs: Any, baseline_json: Mapping[str, Any],
@@ -261,7 +265,8 @@ def _run_summary(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _comparison_warnings(cur: Mapping[str, Any], base: Mapping[str, Any], stages: list[StageComparison]) -> list[str]:
-    out = [f"{s.stage}: noisy timings on one side; small changes are not meaningful" for s in stages if s.noisy]
+    noisy = [s.stage for s in stages if s.noisy]
+    out = [f"noisy timings in {', '.join(noisy)}: changes inside the noise margin are not findings"] if noisy else []
     if not base.get("env") or not cur.get("env"):
         out.append("a run has no embedded environment snapshot: no attribution possible")
     only = sorted(set(cur["stages"]) ^ set(base["stages"]))
@@ -286,6 +291,7 @@ def bench_against(
     baseline's values, so both runs measure the same thing; an explicit batch size
     that differs is refused unless ``force``.
     """
+    _check_max_slowdown(max_slowdown)
     options = {k: v for k, v in bench_options.items() if v is not None}
     baseline = bench_from_file(against) if against is not None else None
     if baseline is not None:

@@ -141,13 +141,15 @@ class BenchResult:
 
 
 def _warnings(m: Measurement) -> list[str]:
-    out = []
+    noisy = []
     for name, s in m.samples.items():
         med = statistics.median(s)
-        spread = stats.iqr(s)
-        if med > 0 and spread / med > stats.NOISY_IQR_RATIO:
-            out.append(f"{name}: noisy timings (IQR is {spread / med:.0%} of the median); "
-                       "small differences are not meaningful")
+        if med > 0 and stats.iqr(s) / med > stats.NOISY_IQR_RATIO:
+            noisy.append(f"{name} {stats.iqr(s) / med:.0%}")
+    out = []
+    if noisy:
+        out.append(f"noisy timings (IQR/median over {stats.NOISY_IQR_RATIO:.0%}): {', '.join(noisy)}; "
+                   "small differences are not meaningful")
     if not m.settled:
         out.append(f"warm-up did not settle within {m.warmup_calls} calls; early samples may be slower")
     return out

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 _STAGE_ORDER = ("preprocess", "model", "postprocess", "end_to_end")
+_VERDICT_SHORT = {"no significant change": "no sig. change"}
 _VERDICT_STYLE = {"slower": "bold red", "faster": "green", "no significant change": "dim"}
 
 
@@ -21,6 +22,17 @@ def format_seconds(seconds: float | None) -> str:
         if abs(seconds) >= scale:
             return f"{seconds / scale:.3g} {unit}"
     return f"{seconds / 1e-9:.3g} ns"
+
+
+def format_range(low: float | None, high: float | None) -> str:
+    """A CI as "12.5-12.7 µs": both ends in the unit of the larger, "?" for an unknown end."""
+    ref = high if high is not None else low
+    if ref is None:
+        return "?"
+    unit = format_seconds(ref).split(" ")[1]
+    scale = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "ns": 1e-9}[unit]
+    ends = ["?" if v is None else f"{v / scale:.3g}" for v in (low, high)]
+    return f"{ends[0]}-{ends[1]} {unit}"
 
 
 def bench_renderable(result: Mapping[str, Any]) -> Any:
@@ -44,7 +56,7 @@ def comparison_renderable(comparison: Mapping[str, Any], limit: int = 10) -> Any
                         _ratio_table(comparison)]
     attribution = comparison.get("attribution")
     if attribution:
-        parts.append(_attribution_table(attribution[:limit]))
+        parts.extend(_attribution_lines(attribution[:limit]))
     elif attribution == []:
         parts.append(Text("environments are identical: no difference to attribute", style="dim"))
     parts.extend(Text(f"warning: {w}", style="yellow") for w in comparison.get("warnings") or ())
@@ -78,15 +90,15 @@ def _stage_table(result: Mapping[str, Any]) -> Any:
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    for col in ("stage", "calls", "p50", "p50 95% CI", "p90", "p99", "mean", "IQR"):
-        table.add_column(col, justify="left" if col == "stage" else "right")
+    for col in ("stage", "calls", "p50 (95% CI)", "p90", "p99", "mean", "IQR/p50"):
+        table.add_column(col, justify="left" if col == "stage" else "right", no_wrap=True)
     for name in _ordered(result["stages"]):
         s = result["stages"][name]
-        lo, hi = s["ci"]["p50"]
-        table.add_row(name, str(s.get("n", len(s["samples"]))), format_seconds(s["p50"]),
-                      f"{format_seconds(lo)} - {format_seconds(hi)}", format_seconds(s["p90"]),
-                      format_seconds(s["p99"]), format_seconds(s["mean"]),
-                      format_seconds(s["iqr"]) + (" noisy" if s.get("noisy") else ""))
+        spread = f"{s['iqr'] / s['p50']:.0%}" if s["p50"] > 0 else "?"
+        table.add_row(name, str(s.get("n", len(s["samples"]))),
+                      f"{format_seconds(s['p50'])} ({format_range(*s['ci']['p50']).rsplit(' ', 1)[0]})",
+                      format_seconds(s["p90"]), format_seconds(s["p99"]), format_seconds(s["mean"]),
+                      spread + (" noisy" if s.get("noisy") else ""))
     return table
 
 
@@ -94,28 +106,28 @@ def _ratio_table(comparison: Mapping[str, Any]) -> Any:
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    for col in ("stage", "baseline p50", "current p50", "ratio", "95% CI", "verdict"):
-        table.add_column(col, justify="left" if col in ("stage", "verdict") else "right")
+    for col in ("stage", "baseline", "current", "ratio (95% CI)", "verdict"):
+        table.add_column(col, justify="left" if col in ("stage", "verdict") else "right", no_wrap=True)
     for s in comparison["stages"]:
-        verdict = s["verdict"] + (" (regression)" if s["regression"] else "")
+        verdict = _VERDICT_SHORT.get(s["verdict"], s["verdict"]) + (" REGRESSION" if s["regression"] else "")
         table.add_row(s["stage"], format_seconds(s["baseline_p50"]), format_seconds(s["current_p50"]),
-                      f"{s['ratio']:.3f}x", f"{s['ci'][0]:.3f} - {s['ci'][1]:.3f}", verdict,
+                      f"{s['ratio']:.3f}x ({s['ci'][0]:.3f}-{s['ci'][1]:.3f})", verdict,
                       style=_VERDICT_STYLE.get(s["verdict"]))
     return table
 
 
-def _attribution_table(items: list[dict[str, Any]]) -> Any:
-    from rich.table import Table
+def _attribution_lines(items: list[dict[str, Any]]) -> list[Any]:
+    """One line per difference: rank, stages it touches, risk, what changed, why it matters."""
+    from rich.text import Text
 
-    table = Table(title="environment differences, most likely first", box=None, pad_edge=False,
-                  title_justify="left")
-    for col in ("touches", "risk", "difference", "baseline", "current", "why it matters"):
-        table.add_column(col)
-    for d in items:
-        table.add_row(", ".join(d.get("touches_slower_stage") or ()) or "-", str(d.get("risk")),
-                      f"{d.get('category')}:{d.get('name')}", _short(d.get("a")), _short(d.get("b")),
-                      str(d.get("reason") or ""))
-    return table
+    lines: list[Any] = [Text("environment differences, most likely first:", style="bold")]
+    for rank, d in enumerate(items, start=1):
+        touches = ",".join(d.get("touches_slower_stage") or ()) or "-"
+        line = Text(f"{rank:>2}. [{touches}] {d.get('risk')} ")
+        line.append(f"{d.get('category')}:{d.get('name')}", style="bold")
+        line.append(f" {_short(d.get('a'))} -> {_short(d.get('b'))}: {d.get('reason') or ''}")
+        lines.append(line)
+    return lines
 
 
 def _short(value: Any, width: int = 40) -> str:
