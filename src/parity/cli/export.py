@@ -73,6 +73,8 @@ def _render_check(out: Any, check: dict[str, Any]) -> None:
     for case in check["cases"]:
         worst = max(case["outputs"], key=lambda o: o["metrics"]["max_abs"] or 0.0, default=None)
         result = "[green]ok[/]" if case["ok"] else f"[red]{case['error'] or 'diverged'}[/]"
+        if case.get("skipped"):
+            result = f"[yellow]skipped: {case['skipped']}[/]"
         table.add_row(case["label"], _shapes(case["shapes"]), result,
                       f"{worst['metrics']['max_abs']:.2e}" if worst and worst["metrics"]["max_abs"] is not None else "-",
                       worst["name"] if worst else "-")
@@ -85,7 +87,13 @@ def _render_check(out: Any, check: dict[str, Any]) -> None:
 
 
 def _shapes(shapes: dict[str, list[int]]) -> str:
-    return "; ".join(f"{n} {'x'.join(map(str, s))}" for n, s in shapes.items())
+    """Inputs grouped by shape: token inputs usually share one."""
+    groups: dict[str, list[str]] = {}
+    for name, shape in shapes.items():
+        groups.setdefault("x".join(map(str, shape)), []).append(name)
+    if len(groups) == 1:
+        return next(iter(groups))
+    return "; ".join(f"{s} ({', '.join(n)})" for s, n in groups.items())
 
 
 def _render_bench(out: Any, bench: dict[str, Any]) -> None:

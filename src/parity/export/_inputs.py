@@ -12,12 +12,13 @@ def dynamic_dims(names: Sequence[str], tensors: Sequence[Any]) -> dict[str, dict
     """{input name: {dim index (as str): "batch"|"seq"}} for the dimensions left dynamic.
 
     Dim 0 of every input is the batch. Integer or bool inputs of rank 2 sharing the same
-    second dimension are token inputs (ids, masks, type ids): dim 1 is the sequence.
+    second dimension are token inputs (ids, masks, type ids): their dim 1 is the
+    sequence, and so is dim 1 of any other input of that length (float masks, embeddings).
     """
     out: dict[str, dict[str, str]] = {n: {"0": BATCH} for n, t in zip(names, tensors) if t.dim() >= 1}
     seq = _token_length(tensors)
     for name, t in zip(names, tensors):
-        if seq is not None and _is_token(t) and int(t.shape[1]) == seq:
+        if seq is not None and t.dim() >= 2 and int(t.shape[1]) == seq:
             out[name]["1"] = SEQ
     return out
 

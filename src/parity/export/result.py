@@ -43,7 +43,8 @@ class CaseResult:
     """One set of model inputs run through eager and the artifact.
 
     ``error`` is set when the artifact refused or failed on these inputs (e.g. a shape
-    it was specialised against); ``missing`` lists outputs only one side produced.
+    it was specialised against); ``missing`` lists outputs only one side produced;
+    ``skipped`` says why a generated variant was not compared (eager itself refused it).
     """
 
     label: str
@@ -51,6 +52,7 @@ class CaseResult:
     outputs: list[OutputCheck] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     error: str | None = None
+    skipped: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -58,6 +60,7 @@ class CaseResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"label": self.label, "shapes": self.shapes, "ok": self.ok, "error": self.error,
+                "skipped": self.skipped,
                 "missing": self.missing, "outputs": [o.to_json() for o in self.outputs]}
 
 
