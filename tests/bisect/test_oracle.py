@@ -63,3 +63,20 @@ def test_majority() -> None:
 def test_binary_mismatch_markers() -> None:
     assert binary_mismatch([_run(Verdict.BAD, "ImportError: x.so: undefined symbol: foo")])
     assert binary_mismatch([_run(Verdict.BAD, "AssertionError: 3 != 4")]) is None
+
+
+def test_verify_and_bench_oracles_run_parity_with_the_trial_interpreter(tmp_path: Path) -> None:
+    import json
+
+    from parity.bisect.oracle import oracle_from_spec
+
+    record = tmp_path / "rec"
+    record.mkdir()
+    (record / "manifest.json").write_text("{}")
+    verify = oracle_from_spec(f"verify:{record}", (), "bad.json")
+    assert verify.argv(Path("/py")) == ["/py", "-m", "parity", "verify", str(record.resolve())]
+    assert oracle_from_spec(None, (), str(record)).argv(Path("/py"))[3] == "verify", "default: verify on --bad"
+    baseline = tmp_path / "base.json"
+    baseline.write_text(json.dumps({"schema": "parity.bench/1", "target": "m.py:build"}))
+    bench = oracle_from_spec(f"bench:{baseline}", (), "bad.json")
+    assert bench.argv(Path("/py")) == ["/py", "-m", "parity", "bench", "m.py:build", "--against", str(baseline.resolve())]

@@ -397,7 +397,8 @@ def releases_from_index(python: Path, name: str, index: IndexOptions) -> set[str
     pre-releases already left out). Empty when pip or the index is unavailable."""
     if index.no_index:
         return set()
-    argv = [str(python), "-m", "pip", "index", "versions", name, "--disable-pip-version-check", *index.args()]
+    pip = [str(python), "-m", "pip"] if _has_pip(python) else [sys.executable, "-m", "pip", "--python", str(python)]
+    argv = [*pip, "index", "versions", name, "--disable-pip-version-check", *index.args()]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     except (OSError, subprocess.TimeoutExpired):
