@@ -192,3 +192,54 @@ def test_volatile_facts_live_under_meta():
     assert set(snap["meta"]) >= {"created", "collect_seconds", "pid", "hostname"}
     text = json.dumps({k: v for k, v in snap.items() if k != "meta"})
     assert snap["meta"]["created"] not in text
+
+
+class _FakeNvml:
+    """Stands in for the ``pynvml`` module (nvidia-ml-py) on a machine with one GPU."""
+
+    class _Memory:
+        total = 80 * 1024**3
+
+    def __init__(self) -> None:
+        self.shutdown = False
+
+    def nvmlInit(self) -> None: ...
+    def nvmlShutdown(self) -> None:
+        self.shutdown = True
+    def nvmlSystemGetDriverVersion(self) -> bytes:
+        return b"550.54.15"
+    def nvmlSystemGetCudaDriverVersion(self) -> int:
+        return 12040
+    def nvmlDeviceGetCount(self) -> int:
+        return 1
+    def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
+        return i
+    def nvmlDeviceGetCudaComputeCapability(self, handle: int) -> tuple[int, int]:
+        return 9, 0
+    def nvmlDeviceGetName(self, handle: int) -> str:
+        return "NVIDIA H100 80GB HBM3"
+    def nvmlDeviceGetMemoryInfo(self, handle: int) -> _Memory:
+        return self._Memory()
+
+
+def test_gpu_facts_from_nvml(monkeypatch):
+    fake = _FakeNvml()
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    gpu = _collect._gpu_from_nvml()
+    assert gpu == {
+        "status": "present", "reason": None, "driver_version": "550.54.15", "cuda_driver_version": "12.4",
+        "count": 1, "source": "nvml",
+        "devices": [{"name": "NVIDIA H100 80GB HBM3", "memory_total_bytes": 80 * 1024**3, "compute_capability": "9.0"}],
+    }
+    assert fake.shutdown
+
+
+def test_gpu_without_nvidia_ml_py_still_reads_the_driver(monkeypatch):
+    proc_text = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 2024\n"
+    real_read = _collect._read_text
+    monkeypatch.setattr(_collect, "_read_text", lambda p: proc_text if p == "/proc/driver/nvidia/version" else real_read(p))
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # import pynvml -> ImportError
+    gpu = _collect.collect_gpu()
+    assert gpu["status"] == "present"
+    assert gpu["driver_version"] == "550.54.15"
+    assert "nvidia-ml-py is not installed" in gpu["reason"]
