@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from export_testing import branch_line, target
 
 from parity.errors import ExportError
 from parity.export import export
 from parity.target import Pipeline, load_target
-
-from export_testing import branch_line, target
 
 SUFFIX = {"torchscript": ".pt", "export": ".pt2", "onnx": ".onnx"}
 
@@ -116,7 +115,7 @@ def test_dict_inputs_keep_their_names_and_order(tmp_path: Path) -> None:
 
 def test_model_that_is_not_a_module_is_refused(tmp_path: Path) -> None:
     pipeline = Pipeline(model=lambda x: x, example_inputs=[torch.ones(2)])
-    with pytest.raises(ExportError, match="not a torch.nn.Module"):
+    with pytest.raises(ExportError, match=r"not a torch\.nn\.Module"):
         export(pipeline, "torchscript", tmp_path / "x.pt")
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,3 +71,20 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
             text = line.strip()
             return text if len(text) <= limit else text[: limit - 3] + "..."
     return type(exc).__name__
+
+
+@contextlib.contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """Silence the exporters' stdout prints and log records up to WARNING for the block.
+
+    torch.export and the ONNX exporter print progress and log internal guesses ("Unable
+    to find user code...", missing torchvision ops); a failure is reported by our own
+    error instead, and ``--json`` must own stdout.
+    """
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logging.disable(previous)

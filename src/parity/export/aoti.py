@@ -6,8 +6,6 @@ Compiling needs a C++ compiler; without one the export stops with that reason.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import shutil
 import tempfile
@@ -15,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from parity.errors import ExportError
-from parity.export._job import ExportJob, first_line
+from parity.export._job import ExportJob, first_line, quiet_exporter
 from parity.export._model_io import META_KEY
 from parity.export.result import Finding
 from parity.export.torch_export import export_program
@@ -55,7 +53,7 @@ def aoti_bytes(job: ExportJob) -> tuple[bytes, list[Finding]]:
     with tempfile.TemporaryDirectory(prefix="parity-aoti-") as tmp:
         path = Path(tmp) / "model.pt2"
         try:
-            with contextlib.redirect_stdout(io.StringIO()):
+            with quiet_exporter():
                 torch._inductor.aoti_compile_and_package(program, package_path=str(path),
                                                          inductor_configs=configs)
         except Exception as exc:

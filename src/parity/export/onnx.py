@@ -5,12 +5,10 @@ Needs the ``parity[onnx]`` extra (onnx, onnxscript; onnxruntime to load and chec
 
 from __future__ import annotations
 
-import contextlib
-import io
 from typing import Any
 
 from parity.errors import ExportError
-from parity.export._job import ExportJob, first_line, user_frame
+from parity.export._job import ExportJob, first_line, quiet_exporter, user_frame
 from parity.export._model_io import META_KEY
 from parity.export.result import Finding
 from parity.export.torch_export import ALTERNATIVES, dynamic_shapes, specialisation_findings
@@ -33,7 +31,7 @@ def onnx_bytes(job: ExportJob, output_names: list[str]) -> tuple[bytes, list[Fin
 
     require_onnx()
     try:
-        with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+        with torch.no_grad(), quiet_exporter():
             program = torch.onnx.export(job.wrapper, tuple(job.tensors), input_names=list(job.names),
                                         output_names=output_names, dynamic_shapes=dynamic_shapes(job),
                                         dynamo=True, verbose=False, optimize=True)

@@ -8,12 +8,11 @@ assumed (a dynamic batch starts at 2: torch's 0/1 specialisation).
 
 from __future__ import annotations
 
-import contextlib
 import io
 from typing import Any
 
 from parity.errors import ExportError
-from parity.export._job import ExportJob, first_line, user_frame
+from parity.export._job import ExportJob, first_line, quiet_exporter, user_frame
 from parity.export._model_io import META_KEY
 from parity.export.result import Finding
 
@@ -40,7 +39,7 @@ def export_program(job: ExportJob, tool: str = "torch.export") -> tuple[Any, lis
     import torch
 
     try:
-        with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+        with torch.no_grad(), quiet_exporter():
             program = torch.export.export(job.wrapper, tuple(job.tensors),
                                           dynamic_shapes=dynamic_shapes(job), strict=False)
     except Exception as exc:

@@ -12,7 +12,6 @@ from torch import nn
 from parity.target import Pipeline
 
 
-
 class Branchy(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x * 1.5
