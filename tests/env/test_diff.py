@@ -254,3 +254,22 @@ def test_missing_requirements_file_is_a_user_error(tmp_path):
 def test_not_a_snapshot_dict_is_a_user_error():
     with pytest.raises(ParityError, match="not a snapshot"):
         diff({"hello": 1}, base())
+
+
+def _model_state(device: str, training: list[str]) -> dict[str, Any]:
+    params = {f"layer.{i}.weight": {"dtype": "float32", "device": device} for i in range(50)}
+    return {"grad_enabled": False, "threads": 8, "training_modules": training, "parameters": params, "buffers": {},
+            "model_class": "BertModel", "cudnn": {"benchmark": False}}
+
+
+def test_model_state_from_records_is_summarised_not_listed_per_parameter():
+    a, b = base(), base()
+    a["runtime"] = dict(_runtime(OPENBLAS), model=_model_state("cpu", []))
+    b["runtime"] = dict(_runtime(OPENBLAS), model=_model_state("cuda:0", ["dropout"]))
+    b["runtime"]["model"]["cudnn"]["benchmark"] = True
+    items = {d.name: d for d in diff(a, b).items}
+    assert set(items) == {"model.parameters", "model.training_modules", "model.cudnn.benchmark"}
+    params = items["model.parameters"]
+    assert (params.a, params.b, params.risk) == ({"float32 on cpu": 50}, {"float32 on cuda:0": 50}, "high")
+    assert items["model.training_modules"].risk == "high"
+    assert items["model.cudnn.benchmark"].risk == "medium"

@@ -34,6 +34,9 @@ IGNORED_PATHS = frozenset({
 IGNORED_KEYS = frozenset({"filepath", "location", "editable_location"})
 #: Dicts compared as one value (several fields that describe one thing).
 ATOMIC_PATHS = frozenset({"platform.distro"})
+#: Per-tensor placement maps ({name: {"dtype", "device"}}) reported as one summary item,
+#: not one item per parameter.
+PLACEMENT_PATHS = frozenset({"runtime.model.parameters", "runtime.model.buffers"})
 
 #: Order of categories inside one risk level: what the code is, then what runs it.
 CATEGORY_ORDER = ("package", "torch", "runtime", "gpu", "cpu", "platform", "python", "env_var")
@@ -263,6 +266,9 @@ def _walk(section: str, path: str, a: Any, b: Any, out: list[Difference]) -> Non
     """Append one Difference per differing leaf under ``path`` (dotted, section first)."""
     if a == b or path in IGNORED_PATHS or path == "cpu.flags":
         return
+    if path in PLACEMENT_PATHS and isinstance(a, dict) and isinstance(b, dict):
+        _add(section, path, placement_summary(a), placement_summary(b), "changed", out)
+        return
     if isinstance(a, dict) and isinstance(b, dict) and path not in ATOMIC_PATHS:
         for key in sorted(set(a) | set(b), key=str):
             if key in IGNORED_KEYS:
@@ -286,6 +292,16 @@ def _add(section: str, path: str, a: Any, b: Any, change: str, out: list[Differe
         return
     name = path[len(section) + 1:] or section
     out.append(_difference(section, name, _plain(a), _plain(b), change))
+
+
+def placement_summary(tensors: Mapping[str, Any]) -> dict[str, int]:
+    """``{"float32 on cpu": 105}``: how many tensors have each dtype/device."""
+    counts: dict[str, int] = {}
+    for info in tensors.values():
+        info = info if isinstance(info, Mapping) else {}
+        key = f"{info.get('dtype')} on {info.get('device')}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _dict_list(value: Any) -> bool:
