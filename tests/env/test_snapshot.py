@@ -197,3 +197,30 @@ def test_program_printing_garbage_is_refused(tmp_path):
     script.chmod(0o755)
     with pytest.raises(SnapshotError, match="not a Python interpreter"):
         snapshot(python=script)
+
+
+def _other_pythons() -> list[Path]:
+    """Real interpreters of other versions on this machine (pyenv builds, distro pythons)."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    found = sorted(root.glob("versions/*/bin/python")) + sorted(Path("/usr/bin").glob("python3.[0-9]*"))
+    return [p for p in found if p.is_file() and not p.name.endswith("-config")]
+
+
+def _version(python: Path) -> tuple[int, int]:
+    out = subprocess.run([str(python), "-c", "import sys; print('%d %d' % sys.version_info[:2])"],
+                         capture_output=True, text=True, timeout=60).stdout.split()
+    return int(out[0]), int(out[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("python", _other_pythons(), ids=str)
+def test_collectors_run_in_other_python_versions_or_say_which_is_needed(python):
+    if _version(python) >= (3, 7):
+        snap = snapshot(python=python, runtime=True)
+        jsonschema.Draft202012Validator(load_schema()).validate(snap)
+        major, minor = _version(python)
+        assert snap["python"]["version"].startswith(f"{major}.{minor}.")
+        assert snap["runtime"]["torch"] is None or snap["runtime"]["torch"]["version"]
+    else:
+        with pytest.raises(SnapshotError, match=r"is Python [23]\.\d+; the collectors need Python 3\.7\+"):
+            snapshot(python=python)

@@ -66,8 +66,9 @@ def _runtime_line(runtime: Optional[dict[str, Any]]) -> str:
     blas = ", ".join(
         f"{lib['internal_api']} {lib.get('version') or ''} ({lib.get('architecture') or '-'}, {lib.get('num_threads')} threads)"
         for lib in libs if lib.get("user_api") == "blas"
-    ) or "no BLAS library loaded"
+    )
+    blas = f"BLAS {blas}" if blas else "no BLAS library loaded"
     torch = runtime.get("torch") or {}
     if not torch:
-        return f"BLAS {blas}; torch: {runtime.get('torch_error')}"
-    return f"BLAS {blas}; torch CPU capability {torch.get('cpu_capability')}, {torch.get('num_threads')} threads"
+        return f"{blas}; torch: {runtime.get('torch_error')}"
+    return f"{blas}; torch CPU capability {torch.get('cpu_capability')}, {torch.get('num_threads')} threads"

@@ -1,9 +1,9 @@
 """Stdlib-only collectors of the environment snapshot.
 
 This file must stay importable by itself with nothing but the standard library of
-Python 3.8+: ``parity snapshot --python PATH`` sends its source to another interpreter
+Python 3.7+: ``parity snapshot --python PATH`` sends its source to another interpreter
 (which has no parity installed) and runs :func:`collect` there. So: no parity imports,
-no third-party imports at module level, no syntax newer than 3.8.
+no third-party imports at module level, no syntax or stdlib API newer than 3.7.
 
 It reads files instead of importing packages (dist-info folders, ``torch/version.py``,
 ``/proc/cpuinfo``) because importing is slow and may disturb the environment measured.

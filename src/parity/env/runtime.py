@@ -3,7 +3,7 @@
 Unlike :mod:`parity.env._collect` this imports torch (and numpy when installed, so that
 the BLAS it bundles is loaded and visible), so it is only run when asked
 (``parity snapshot --runtime``, records). Like ``_collect`` it must stay importable by a
-bare Python 3.8+ with no parity installed: ``--python PATH --runtime`` runs it there.
+bare Python 3.7+ with no parity installed: ``--python PATH --runtime`` runs it there.
 Every probe is guarded, so an older or partial torch yields ``None`` for what it lacks
 instead of failing the snapshot.
 """

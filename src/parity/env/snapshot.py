@@ -30,7 +30,9 @@ FOREIGN_TIMEOUT = 300.0
 _SCHEMA_RE = re.compile(r"^parity\.snapshot/(\d+)$")
 _MARKER = "@@parity-snapshot@@"
 _FIX_SNAPSHOT = "create one with `parity snapshot -o FILE`, or pass a record directory or `current`"
-_FIX_PYTHON = "pass the path of a Python 3.8+ executable, e.g. /srv/venv/bin/python"
+_FIX_PYTHON = "pass the path of a Python 3.7+ executable, e.g. /srv/venv/bin/python"
+#: Oldest interpreter the collectors run in (``from __future__ import annotations``).
+MIN_FOREIGN_PYTHON = (3, 7)
 
 # Runs in the foreign interpreter: rebuilds the two collector modules from the sources
 # sent on stdin and prints the snapshot after a marker, so anything a package prints
@@ -119,6 +121,11 @@ def _module_sources() -> list[tuple[str, str]]:
 def _parse_foreign_output(exe: Path, proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     out = proc.stdout or ""
     if proc.returncode != 0 or _MARKER not in out:
+        version = _python_version(exe)
+        if version is not None and version < MIN_FOREIGN_PYTHON:
+            raise SnapshotError(
+                f"{exe}: is Python {version[0]}.{version[1]}; the collectors need Python "
+                f"{MIN_FOREIGN_PYTHON[0]}.{MIN_FOREIGN_PYTHON[1]}+", fix=_FIX_PYTHON)
         last = _last_line(proc.stderr) or f"exit status {proc.returncode}"
         raise SnapshotError(f"{exe}: is not a Python interpreter parity can use ({last})", fix=_FIX_PYTHON)
     try:
@@ -126,6 +133,19 @@ def _parse_foreign_output(exe: Path, proc: subprocess.CompletedProcess[str]) -> 
     except ValueError as exc:
         raise SnapshotError(f"{exe}: returned an unreadable snapshot ({exc})", fix=_FIX_PYTHON) from None
     return check_snapshot(snap, str(exe))
+
+
+def _python_version(exe: Path) -> tuple[int, int] | None:
+    """(major, minor) of ``exe`` when it is some Python (even 2.x), else None."""
+    probe = "import sys; sys.stdout.write('%d.%d' % sys.version_info[:2])"
+    try:
+        proc = subprocess.run([str(exe), "-c", probe], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    major, _, minor = proc.stdout.strip().partition(".")
+    if proc.returncode != 0 or not (major.isdigit() and minor.isdigit()):
+        return None
+    return int(major), int(minor)
 
 
 def _last_line(text: str | None) -> str:
