@@ -113,7 +113,7 @@ def test_bench_oracle_baseline_without_target(run_cli, tmp_path) -> None:
     assert code == 2 and "base.json" in err and "not a bench result" in err
 
 
-def test_no_oracle_and_bad_is_not_a_record(run_cli, tmp_path) -> None:
+def test_no_oracle_and_no_side_is_a_record(run_cli, tmp_path) -> None:
     a = write_snapshot(tmp_path / "a.json", {"x": "1.0"})
     b = write_snapshot(tmp_path / "b.json", {"x": "2.0"})
     code, _, err = run_cli("bisect", "--good", a, "--bad", b)

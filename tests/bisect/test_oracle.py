@@ -73,10 +73,14 @@ def test_verify_and_bench_oracles_run_parity_with_the_trial_interpreter(tmp_path
     record = tmp_path / "rec"
     record.mkdir()
     (record / "manifest.json").write_text("{}")
-    verify = oracle_from_spec(f"verify:{record}", (), "bad.json")
+    verify = oracle_from_spec(f"verify:{record}", (), "good.json", "bad.json")
     assert verify.argv(Path("/py")) == ["/py", "-m", "parity", "verify", str(record.resolve())]
-    assert oracle_from_spec(None, (), str(record)).argv(Path("/py"))[3] == "verify", "default: verify on --bad"
+    assert oracle_from_spec(None, (), str(record), "bad.json").argv(Path("/py"))[3:] == ["verify", str(record.resolve())]
+    assert oracle_from_spec(None, (), "good.json", str(record)).argv(Path("/py"))[3] == "verify"
     baseline = tmp_path / "base.json"
     baseline.write_text(json.dumps({"schema": "parity.bench/1", "target": "m.py:build"}))
-    bench = oracle_from_spec(f"bench:{baseline}", (), "bad.json")
+    bench = oracle_from_spec(f"bench:{baseline}", (), "good.json", "bad.json")
     assert bench.argv(Path("/py")) == ["/py", "-m", "parity", "bench", "m.py:build", "--against", str(baseline.resolve())]
+    (record / "bench.json").write_text(json.dumps({"schema": "parity.bench/1", "target": "r.py:build"}))
+    in_record = oracle_from_spec(f"bench:{record}", (), "good.json", "bad.json")
+    assert in_record.argv(Path("/py"))[4:] == ["r.py:build", "--against", str(record.resolve())]

@@ -17,18 +17,32 @@ def _index(wheels: Path) -> IndexOptions:
     return IndexOptions(find_links=(str(wheels),), no_index=True)
 
 
-def test_sixteen_changes_one_culprit_within_six_trials(sixteen, wheels, oracle_script, tmp_path) -> None:
-    good, bad = sixteen({"pkg-11"})
-    result = bisect(good, bad, command=["python", str(oracle_script), "pkg-11"], index=_index(wheels),
+@pytest.mark.parametrize("culprit", ["pkg-00", "pkg-11", "pkg-15"])
+def test_sixteen_changes_one_culprit_within_six_trials(culprit, sixteen, wheels, oracle_script, tmp_path) -> None:
+    good, bad = sixteen({culprit})
+    result = bisect(good, bad, command=["python", str(oracle_script), culprit], index=_index(wheels),
                     cache_dir=tmp_path / "cache")
     assert result.status == "found", result.reason
-    assert [(c.name, c.good, c.bad) for c in result.culprits] == [("pkg-11", "1.0", "2.0")]
+    assert [(c.name, c.good, c.bad) for c in result.culprits] == [(culprit, "1.0", "2.0")]
     assert len(result.trials) <= math.ceil(math.log2(16)) + 2
     assert {t.mode for t in result.trials} <= {"overlay", "base"}
     decisive = result.trials[result.decisive_trial - 1]
-    assert decisive.bad_side == ["pkg-11"] and decisive.verdict is Verdict.BAD
+    assert decisive.bad_side == [culprit] and decisive.verdict is Verdict.BAD
     assert "PYTHONPATH=" in result.reproduce and str(oracle_script) in result.reproduce
     assert result.exit_code == 1
+
+
+def test_variant_and_added_changes(tmp_path, wheels, oracle_script) -> None:
+    build_wheel(wheels, "vt", "1.0+cu118")
+    build_wheel(wheels, "vt", "1.0+cpu", "BROKEN = True\n")
+    build_wheel(wheels, "extra", "0.1")
+    python = make_good_venv(tmp_path, wheels, {"vt": "1.0+cu118"})
+    good = write_snapshot(tmp_path / "good.json", {"vt": "1.0+cu118"}, python=str(python))
+    bad = write_snapshot(tmp_path / "bad.json", {"vt": "1.0+cpu", "extra": "0.1"}, python=str(python))
+    result = bisect(good, bad, command=["python", str(oracle_script), "vt"], index=_index(wheels),
+                    cache_dir=tmp_path / "c")
+    assert [(c.name, c.kind) for c in result.changes] == [("extra", "added"), ("vt", "variant")]
+    assert [(c.name, c.good, c.bad) for c in result.culprits] == [("vt", "1.0+cu118", "1.0+cpu")]
 
 
 def test_overlay_holds_only_the_trial_packages(sixteen, wheels, oracle_script, tmp_path) -> None:

@@ -57,8 +57,9 @@ def test_verify_oracle_finds_the_package_that_changed_preprocess(tmp_path: Path,
         snap["packages"][name]["version"] = "2.0"
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(snap))
-    result = bisect(record, bad, f"verify:{record}", index=IndexOptions((str(wheels),), no_index=True),
-                    cache_dir=tmp_path / "cache")
+    # No oracle given: `parity verify` on --good's record (the reference made in the good env).
+    result = bisect(record, bad, index=IndexOptions((str(wheels),), no_index=True), cache_dir=tmp_path / "cache")
+    assert result.oracle == f"parity verify {record}"
     assert result.status == "found", (result.reason, [t.to_json() for t in result.trials])
     assert [(c.name, c.good, c.bad) for c in result.culprits] == [("tinytok", "1.0", "2.0")]
     assert all(t.mode == "overlay" for t in result.trials), "torch is never reinstalled: overlays only"

@@ -144,18 +144,21 @@ def verify_oracle(record_dir: str | os.PathLike[str]) -> ParityOracle:
 
 
 def bench_oracle(baseline: str | os.PathLike[str]) -> ParityOracle:
+    """``parity bench TARGET --against BASELINE``; TARGET is the one the baseline
+    measured. BASELINE: a bench JSON file or a record directory holding bench.json."""
     path = Path(baseline)
-    fix = "pass a file written by `parity bench -o FILE`"
-    data = read_json(path, "a bench result", fix=fix)
+    fix = "pass a file written by `parity bench -o FILE` or a record made with --bench"
+    data = read_json(path / "bench.json" if path.is_dir() else path, "a bench result", fix=fix)
     target = data.get("target") if isinstance(data, dict) else None
     if not isinstance(target, str) or not target:
         raise BisectError(f"--oracle bench:{path}: not a bench result (no \"target\")", fix=fix)
     return ParityOracle(["bench", target, "--against", str(path.resolve())], f"parity bench {target} --against {path}")
 
 
-def oracle_from_spec(spec: str | None, command: Sequence[str], bad_spec: str) -> Oracle:
-    """``--oracle verify:DIR | bench:FILE``, or ``-- COMMAND``; with neither, verify on
-    the bad side's record when the bad side is a record directory."""
+def oracle_from_spec(spec: str | None, command: Sequence[str], good_spec: str, bad_spec: str) -> Oracle:
+    """``--oracle verify:DIR | bench:FILE``, or ``-- COMMAND``. With neither: ``parity
+    verify`` on the side that is a record directory, the good side first (a record is
+    the reference, made where the model was right)."""
     if spec and command:
         raise BisectError("both --oracle and a command after -- were given", fix="keep one of them")
     if command:
@@ -167,9 +170,11 @@ def oracle_from_spec(spec: str | None, command: Sequence[str], bad_spec: str) ->
         if kind == "bench" and arg:
             return bench_oracle(arg)
         raise BisectError(f"--oracle {spec}: unknown oracle", fix="use verify:RECORD_DIR, bench:BASELINE.json or -- COMMAND")
-    if (Path(bad_spec) / "manifest.json").is_file():
-        return verify_oracle(bad_spec)
-    raise BisectError("no oracle: --bad is not a record directory", fix="pass --oracle verify:DIR, --oracle bench:FILE or -- COMMAND")
+    for side in (good_spec, bad_spec):
+        if (Path(side) / "manifest.json").is_file():
+            return verify_oracle(side)
+    raise BisectError("no oracle: neither --good nor --bad is a record directory",
+                      fix="pass --oracle verify:DIR, --oracle bench:FILE or -- COMMAND")
 
 
 def majority(runs: Sequence[OracleRun]) -> Verdict:

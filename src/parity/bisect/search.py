@@ -132,7 +132,7 @@ def bisect(
     ``good``/``bad``: snapshot files or record directories. ``oracle``: an
     :class:`Oracle`, or a spec ``verify:DIR`` / ``bench:FILE``; ``command``: a command
     instead (exit 0 good, 1 bad, else could not judge). Neither: ``parity verify`` on
-    ``bad`` when it is a record. ``runs``: majority over that many oracle runs per
+    whichever side is a record directory, ``good`` first. ``runs``: majority over that many oracle runs per
     trial. ``installer``: "uv" or "pip" (default: uv when found). ``timeout``: seconds
     per oracle run (None: no limit). Never prints; ``progress`` is called per trial.
     """
@@ -177,7 +177,7 @@ class _Session:
         good_snap, bad_snap = load_snapshot(good), load_snapshot(bad)
         warnings = [w for w in [check_same_python(good_snap, bad_snap, allow_mismatch)] if w]
         changes = changes_between(good_snap, bad_snap)
-        resolved = oracle if isinstance(oracle, Oracle) else oracle_from_spec(oracle, command, bad)
+        resolved = oracle if isinstance(oracle, Oracle) else oracle_from_spec(oracle, command, good, bad)
         session = cls(good=good, bad=bad, good_snap=good_snap, bad_snap=bad_snap, changes=changes,
                       oracle=resolved, runs=runs, index=index, timeout=timeout, progress=progress,
                       warnings=warnings, python=None, builder=None)

@@ -256,10 +256,10 @@ def base_versions(python: Path, names: Sequence[str]) -> dict[str, str | None]:
         "    except m.PackageNotFoundError: out[n] = None\n"
         "print(json.dumps(out))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     try:
+        # Same environment variables as the oracle will see, PYTHONPATH included.
         proc = subprocess.run([str(python), "-c", script, json.dumps(list(names))],
-                              capture_output=True, text=True, timeout=120, check=False, env=env)
+                              capture_output=True, text=True, timeout=120, check=False)
     except OSError as exc:
         raise BisectError(f"{python}: cannot run the good environment's interpreter ({exc})",
                           fix="pass a snapshot whose python executable exists, or run parity from the good environment") from exc

@@ -12,7 +12,7 @@ from parity.cli._common import console, emit_json, json_option
 @click.command("bisect", context_settings={"allow_interspersed_args": False})
 @click.option("--good", "good", required=True, help="Good side: a snapshot file or a record directory.")
 @click.option("--bad", "bad", required=True, help="Bad side: a snapshot file or a record directory.")
-@click.option("--oracle", "oracle", help="verify:RECORD_DIR or bench:BASELINE.json [default: verify on --bad's record].")
+@click.option("--oracle", "oracle", help="verify:RECORD_DIR or bench:BASELINE [default: verify on the side that is a record, --good first].")
 @click.option("--runs", type=int, default=1, show_default=True, help="Oracle runs per trial; the majority decides.")
 @click.option("--narrow", is_flag=True, help="Then bisect the culprit's releases between its good and bad versions.")
 @click.option("--find-links", "find_links", multiple=True, help="Folder or URL of wheels, passed to uv/pip (repeatable).")
