@@ -213,3 +213,62 @@ def test_binary_incompatibility_in_overlay_falls_back_to_a_venv(tmp_path, wheels
     assert decisive.mode == "venv" and "undefined symbol" in decisive.why_venv
     plain_only = [t for t in result.trials if t.bad_side == ["plain"]]
     assert all(t.mode == "overlay" for t in plain_only)
+
+
+def _patch(path: Path, name: str, **fields) -> None:
+    import json
+
+    snap = json.loads(path.read_text())
+    snap["packages"][name].update(fields)
+    path.write_text(json.dumps(snap))
+
+
+def test_package_installed_from_a_url_is_asked_for_by_its_url(tmp_path, wheels, oracle_script) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    build_wheel(wheels, "urlpkg", "1.0")
+    wheel = build_wheel(elsewhere, "urlpkg", "2.0", "BROKEN = True\n")  # not in the find-links folder
+    python = make_good_venv(tmp_path, wheels, {"urlpkg": "1.0"})
+    good = write_snapshot(tmp_path / "good.json", {"urlpkg": "1.0"}, python=str(python))
+    bad = write_snapshot(tmp_path / "bad.json", {"urlpkg": "2.0"}, python=str(python))
+    _patch(bad, "urlpkg", direct_url={"url": wheel.as_uri(), "archive_info": {}})
+    result = bisect(good, bad, command=["python", str(oracle_script), "urlpkg"], index=_index(wheels),
+                    cache_dir=tmp_path / "c")
+    assert result.status == "found", result.reason
+    assert [c.name for c in result.culprits] == ["urlpkg"]
+
+
+def test_editable_bad_side_is_left_out_with_a_warning(tmp_path, wheels, oracle_script) -> None:
+    build_wheel(wheels, "tok", "1.0")
+    build_wheel(wheels, "tok", "2.0", "BROKEN = True\n")
+    python = make_good_venv(tmp_path, wheels, {"tok": "1.0"})
+    good = write_snapshot(tmp_path / "good.json", {"tok": "1.0", "mine": "0.1"}, python=str(python))
+    bad = write_snapshot(tmp_path / "bad.json", {"tok": "2.0", "mine": "0.2"}, python=str(python))
+    _patch(bad, "mine", editable=True)
+    result = bisect(good, bad, command=["python", str(oracle_script), "tok"], index=_index(wheels),
+                    cache_dir=tmp_path / "c")
+    assert [c.name for c in result.changes] == ["tok"] and [c.name for c in result.culprits] == ["tok"]
+    assert any("mine" in w and "editable" in w for w in result.warnings)
+
+
+def test_missing_good_interpreter_falls_back_to_this_one(tmp_path, wheels, oracle_script) -> None:
+    build_wheel(wheels, "tok", "1.0")
+    build_wheel(wheels, "tok", "2.0", "BROKEN = True\n")
+    good = write_snapshot(tmp_path / "good.json", {"tok": "1.0"}, python="/nonexistent/bin/python")
+    bad = write_snapshot(tmp_path / "bad.json", {"tok": "2.0"}, python="/nonexistent/bin/python")
+    result = bisect(good, bad, command=["python", str(oracle_script), "tok"], index=_index(wheels),
+                    cache_dir=tmp_path / "c")
+    assert result.python == sys.executable
+    assert any("/nonexistent/bin/python does not exist here" in w for w in result.warnings)
+    assert [c.name for c in result.culprits] == ["tok"]
+    # this interpreter lacks tok: even the good side's 1.0 comes from an overlay
+    assert all(t.mode == "overlay" for t in result.trials)
+
+
+def test_unbuildable_whole_set_names_the_install_error(tmp_path, wheels) -> None:
+    build_wheel(wheels, "tok", "1.0")
+    python = make_good_venv(tmp_path, wheels, {"tok": "1.0"})
+    good = write_snapshot(tmp_path / "good.json", {"tok": "1.0"}, python=str(python))
+    bad = write_snapshot(tmp_path / "bad.json", {"tok": "7.0"}, python=str(python))
+    result = bisect(good, bad, command=["python", "-c", "pass"], index=_index(wheels), cache_dir=tmp_path / "c")
+    assert result.status == "undetermined" and "could not be built" in result.reason and "tok" in result.reason

@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parity.bisect.changes import Change, changes_between, check_same_python, full_version
+from parity.bisect.changes import (
+    Change,
+    changes_between,
+    check_same_python,
+    full_version,
+    python_version,
+)
 from parity.bisect.ddmin import MinimizeResult, NarrowResult, Verdict, first_bad, minimize
 from parity.bisect.oracle import Oracle, OracleRun, binary_mismatch, majority, oracle_from_spec
 from parity.bisect.trials import (
@@ -177,6 +183,10 @@ class _Session:
         good_snap, bad_snap = load_snapshot(good), load_snapshot(bad)
         warnings = [w for w in [check_same_python(good_snap, bad_snap, allow_mismatch)] if w]
         changes = changes_between(good_snap, bad_snap)
+        for change in _editable_changes(good_snap, bad_snap, changes):
+            changes.remove(change)
+            warnings.append(f"{change.name} {change.bad} is an editable install on the bad side: left out of "
+                            "the search (install that working tree into the good environment to test it)")
         resolved = oracle if isinstance(oracle, Oracle) else oracle_from_spec(oracle, command, good, bad)
         session = cls(good=good, bad=bad, good_snap=good_snap, bad_snap=bad_snap, changes=changes,
                       oracle=resolved, runs=runs, index=index, timeout=timeout, progress=progress,
@@ -193,7 +203,8 @@ class _Session:
             self.warnings.append(note)
         base = base_versions(self.python, [c.name for c in self.changes])
         tool = find_installer(self.python, installer)
-        self.builder = TrialBuilder(self.python, base, self.index, cache_dir, tool, self._venv_requirements)
+        self.builder = TrialBuilder(self.python, base, self.index, cache_dir, tool, self._venv_requirements,
+                                    self._requirement)
         self.oracle.check(TrialEnv("base", self.python, None))
 
     # -- trials -----------------------------------------------------------------------
@@ -217,7 +228,9 @@ class _Session:
         try:
             self._build_and_judge(trial, wanted)
         except InstallError as exc:
-            trial.mode, trial.verdict, trial.note = trial.mode if trial.mode != "pending" else "none", Verdict.SKIP, f"could not build: {exc}"
+            trial.verdict, trial.note = Verdict.SKIP, f"could not build: {exc}"
+            if trial.mode == "pending":
+                trial.mode = "none"
         trial.seconds = time.perf_counter() - start
         self._emit("done", trial)
         return trial.verdict or Verdict.UNJUDGED
@@ -242,6 +255,20 @@ class _Session:
     def _emit(self, event: str, trial: Trial) -> None:
         if self.progress is not None:
             self.progress(event, trial)
+
+    def _requirement(self, name: str, version: str) -> str:
+        """``name @ URL`` when a side installed that version from a URL (an archive or a
+        VCS checkout: not on any index), else ``name==version``."""
+        for snap in (self.bad_snap, self.good_snap):
+            entry = _entry(snap, name)
+            direct = entry.get("direct_url") if entry else None
+            if entry and isinstance(direct, dict) and direct.get("url") and full_version(entry) == version:
+                vcs = direct.get("vcs_info") or {}
+                url = str(direct["url"])
+                if vcs.get("vcs") and vcs.get("commit_id"):
+                    url = f"{vcs['vcs']}+{url}@{vcs['commit_id']}"
+                return f"{name} @ {url}"
+        return f"{name}=={version}"
 
     def _venv_requirements(self, wanted: Mapping[str, str | None]) -> list[str]:
         """Exact requirement lines for a full venv: the good snapshot with ``wanted`` applied."""
@@ -271,7 +298,7 @@ class _Session:
                             warnings=self.warnings)
 
     def result_from(self, outcome: MinimizeResult[Change]) -> BisectResult:
-        result = self.result(outcome.status, _reason(outcome, self.changes))
+        result = self.result(outcome.status, _reason(outcome, self.changes) + self._skips())
         result.culprits = list(outcome.culprits)
         result.suspects = list(outcome.suspects)
         if outcome.decisive is not None:
@@ -279,6 +306,13 @@ class _Session:
             if decisive is not None:
                 result.decisive_trial, result.reproduce = decisive.index, decisive.reproduce
         return result
+
+    def _skips(self) -> str:
+        """Why trials could not be built, for the reason line (the install error names the package)."""
+        skipped = [t for t in self.trials if t.verdict is Verdict.SKIP]
+        if not skipped:
+            return ""
+        return f" ({len(skipped)} trial(s) could not be built; trial {skipped[0].index}: {skipped[0].note})"
 
     def _trial_of(self, subset: frozenset[Change]) -> Trial | None:
         names = sorted(c.name for c in subset)
@@ -313,6 +347,26 @@ class _Session:
                 "tried": {v: verdict.value for v, verdict in found.tried.items()}}
 
 
+def _entry(snap: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    from parity.bisect.changes import canonical_name
+
+    for key, entry in snap["packages"].items():
+        if canonical_name(key) == name and isinstance(entry, dict):
+            return entry
+    return None
+
+
+def _editable_changes(good: Mapping[str, Any], bad: Mapping[str, Any], changes: list[Change]) -> list[Change]:
+    """Changes whose bad side is an editable install: a working tree on the bad
+    machine, which no installer can fetch."""
+    out = []
+    for change in changes:
+        entry = _entry(bad, change.name)
+        if entry is not None and entry.get("editable"):
+            out.append(change)
+    return out
+
+
 def _base_python(good_snap: Mapping[str, Any]) -> tuple[Path, str | None]:
     """The good snapshot's interpreter when it exists here, else this one (with a note)."""
     recorded = (good_snap.get("python") or {}).get("executable")
@@ -320,6 +374,9 @@ def _base_python(good_snap: Mapping[str, Any]) -> tuple[Path, str | None]:
         return Path(recorded), None
     note = (f"the good snapshot's interpreter {recorded} does not exist here; trials run on {sys.executable}"
             if recorded else f"the good snapshot names no interpreter; trials run on {sys.executable}")
+    recorded_version, here = python_version(dict(good_snap)), "{}.{}".format(*sys.version_info[:2])
+    if recorded_version and recorded_version != here:
+        note += f" (Python {here}, the good side ran {recorded_version})"
     return Path(sys.executable), note
 
 

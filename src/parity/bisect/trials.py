@@ -275,7 +275,9 @@ class TrialBuilder:
 
     ``base``: installed versions of the changed names in the base environment;
     ``venv_requirements``: wanted package set -> exact requirement lines for the
-    full-venv fallback (comes from the lock of the good snapshot with the trial applied).
+    full-venv fallback (comes from the lock of the good snapshot with the trial applied);
+    ``requirement``: (name, version) -> the line that installs it (default
+    ``name==version``; a package installed from a URL is asked for by that URL).
     """
 
     def __init__(
@@ -286,6 +288,7 @@ class TrialBuilder:
         cache_dir: Path,
         installer: Installer,
         venv_requirements: Callable[[Mapping[str, str | None]], list[str]],
+        requirement: Callable[[str, str], str] | None = None,
     ) -> None:
         self.python = python
         self.base = dict(base)
@@ -293,10 +296,11 @@ class TrialBuilder:
         self.cache_dir = cache_dir
         self.installer = installer
         self.venv_requirements = venv_requirements
+        self.requirement = requirement or (lambda name, version: f"{name}=={version}")
 
     def overlay_requirements(self, wanted: Mapping[str, str | None]) -> list[str]:
-        """``name==version`` for each wanted package the base does not already have."""
-        return sorted(f"{n}=={v}" for n, v in wanted.items() if v is not None and self.base.get(n) != v)
+        """The requirement line of each wanted package the base does not already have."""
+        return sorted(self.requirement(n, v) for n, v in wanted.items() if v is not None and self.base.get(n) != v)
 
     def needs_venv(self, wanted: Mapping[str, str | None]) -> str | None:
         """Why an overlay cannot express ``wanted``, or None when it can."""
