@@ -224,3 +224,26 @@ def test_collectors_run_in_other_python_versions_or_say_which_is_needed(python):
     else:
         with pytest.raises(SnapshotError, match=r"is Python [23]\.\d+; the collectors need Python 3\.7\+"):
             snapshot(python=python)
+
+
+def _fake_record(folder: Path, snap: dict) -> Path:
+    from parity._io import atomic_dir
+    from parity.record.format import finalize_manifest
+
+    with atomic_dir(folder) as tmp:
+        (tmp / "env.json").write_text(json.dumps(snap))
+        finalize_manifest(tmp, {"capture": "outputs"})
+    return folder
+
+
+def test_record_directory_env_is_checked_against_its_manifest(tmp_path, snap):
+    record = _fake_record(tmp_path / "golden", snap)
+    assert load_snapshot(record)["packages"].keys() == snap["packages"].keys()
+    env = record / "env.json"
+    tampered = env.read_text().replace("2.13.0+cpu", "2.13.0+cpX")  # same size: only the hash can tell
+    env.write_text(tampered)
+    with pytest.raises(ParityError, match=r"env\.json: sha256 does not match"):
+        load_snapshot(record)
+    env.write_text(tampered[:-1])  # and truncated
+    with pytest.raises(ParityError, match=r"env\.json: size"):
+        load_snapshot(record)

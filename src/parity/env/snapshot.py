@@ -161,14 +161,33 @@ def load_snapshot(spec: str | os.PathLike[str]) -> dict[str, Any]:
         return snapshot()
     path = Path(spec)
     if path.is_dir():
-        env = path / "env.json"
-        if not env.is_file():
-            raise SnapshotError(f"{path}: is a directory but not a record (no env.json)", fix=_FIX_SNAPSHOT)
-        path = env
+        return check_snapshot(_env_of_record(path), str(path / "env.json"))
     data = read_json(path, "a snapshot", fix=_FIX_SNAPSHOT)
     if isinstance(data, dict) and data.get("schema") == "parity.bench/1" and isinstance(data.get("env"), dict):
         data = data["env"]
     return check_snapshot(data, str(path))
+
+
+def _env_of_record(folder: Path) -> Any:
+    """env.json of a record, refused (RecordError) if the record is incomplete or
+    env.json does not match its manifest; a plain folder holding env.json is read as is."""
+    from parity._io import sha256_file
+    from parity.errors import RecordError
+    from parity.record.format import ENV, MANIFEST, read_record
+
+    env = folder / ENV
+    if not (folder / MANIFEST).is_file():
+        if not env.is_file():
+            raise SnapshotError(f"{folder}: is a directory but not a record (no env.json)", fix=_FIX_SNAPSHOT)
+        return read_json(env, "a snapshot", fix=_FIX_SNAPSHOT)
+    record = read_record(folder, verify_hashes=False)  # sizes of every file; hashing all is diff's business no more
+    meta = record.manifest["files"].get(ENV)
+    if meta is None:
+        raise RecordError(f"{env}: not in this record", fix="record again with an environment snapshot")
+    if sha256_file(env) != meta.get("sha256"):
+        raise RecordError(f"{env}: sha256 does not match the manifest (corrupted or modified)",
+                          fix="copy the record again from its source")
+    return record.json(ENV)
 
 
 def check_snapshot(data: Any, source: str) -> dict[str, Any]:
