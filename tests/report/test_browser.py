@@ -78,3 +78,25 @@ def test_pass_report_and_token_rows_in_chromium(browser, tmp_path):
     assert browser.evaluate("document.querySelector('tr.first').dataset.stage") == "preprocess"
     assert browser.evaluate("document.querySelectorAll('.tok.diff').length") == 2
     assert_clean(browser, path)
+
+
+def test_demo_reports_in_chromium(browser, tmp_path):
+    """The reports `parity demo` writes from real verify results, and their index page."""
+    import json
+
+    from parity.demo import run_demo
+
+    demo = run_demo(tmp_path / "demo")
+    for scenario in demo.scenarios:
+        result = json.loads(scenario.result_json.read_text())
+        browser.open(scenario.report.as_uri())
+        browser.wait_for(PLOT_READY)
+        assert browser.evaluate("document.getElementById('verdict').dataset.verdict") == scenario.expected
+        assert browser.evaluate(RENDERED) == str(len(result["layers"])) != "0"
+        assert browser.evaluate(SVG_POINTS) == len(result["layers"])
+        assert_clean(browser, scenario.report)
+        browser.screenshot(tmp_path / f"{scenario.name}.png")
+    browser.open(demo.index.as_uri())
+    links = browser.evaluate("Array.from(document.querySelectorAll('a')).map(a => a.href)")
+    assert sorted(links) == sorted(s.report.as_uri() for s in demo.scenarios)
+    assert_clean(browser, demo.index)
