@@ -408,3 +408,13 @@ def test_cli_missing_file_and_bad_snapshot_exit_2(run_cli, tmp_path):
     code, _, err = run_cli("doctor", FINDINGS / "pd010_unpinned.txt", "--snapshot", bad)
     assert code == 2
     assert "snap.json" in err and "Traceback" not in err
+
+
+def test_variant_pin_served_by_the_users_pip_configuration_is_a_warning():
+    report = doctor(FINDINGS / "pd020_local_label.txt", check_index=True, index_probe=FakeProbe({}))
+    assert [(f.code, f.severity, f.location.line) for f in report.findings] == [
+        ("PD020", "warning", 1),
+        ("PD020", "warning", 2),
+    ]
+    assert "your pip configuration serves it" in report.findings[0].message
+    assert report.ok

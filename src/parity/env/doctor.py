@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -151,11 +150,22 @@ class ProbeResult:
 
 
 class IndexProbe:
-    """Asks the configured package index whether it serves one exact pin."""
+    """Asks the configured package index whether it serves exact pins."""
 
     def probe(self, requirement: str, options: Sequence[str]) -> ProbeResult:
         """``requirement`` is ``name==version``; ``options`` are pip index options."""
         raise NotImplementedError
+
+    def probe_many(
+        self, requirements: Sequence[str], options: Sequence[str]
+    ) -> dict[str, ProbeResult]:
+        """Every pin's answer. The first is asked alone: an unreachable index answers once."""
+        if not requirements:
+            return {}
+        first = self.probe(requirements[0], options)
+        if first.status == "unknown":
+            return dict.fromkeys(requirements, first)
+        return {requirements[0]: first, **{r: self.probe(r, options) for r in requirements[1:]}}
 
 
 _NETWORK_ERRORS = re.compile(
@@ -169,39 +179,106 @@ _NETWORK_DETAIL = re.compile(
     r"|Name or service not known|Read timed out|Network is unreachable|SSLError\([^)]*\)"
 )
 _FROM_VERSIONS = re.compile(r"\(from versions: ([^)]*)\)")
-_YANKED = re.compile(r"yanked version[^\n]*(?:\nReason for being yanked: (?P<reason>[^\n]*))?")
+_YANKED = re.compile(
+    r"yanked version: '(?P<name>[^']+)' candidate \(version (?P<version>\S+) at [^\n]*"
+    r"(?:\nReason for being yanked: (?P<reason>[^\n]*))?"
+)
+_NO_MATCH = re.compile(r"No matching distribution found for (?P<req>\S+)")
 
 
 class PipIndexProbe(IndexProbe):
-    """Runs ``pip install --dry-run --no-deps`` for the pin: pip reads the user's own index
-    configuration (pip.conf, ``PIP_*`` variables), so no host is ever named here."""
+    """Runs ``pip install --dry-run --no-deps`` on the pins: pip reads the user's own index
+    configuration (pip.conf, ``PIP_*`` variables), so no host is ever named here.
 
-    def __init__(self, python: str = sys.executable, timeout: float = 120.0) -> None:
+    All pins go to one pip run (pip starts in about a second; one run per pin made a
+    75-line lock take minutes). pip stops at the first pin it cannot find: that pin is
+    recorded as missing and the run repeats without it.
+    """
+
+    def __init__(self, python: str = sys.executable, timeout: float = 300.0) -> None:
         self.python = python
         self.timeout = timeout
 
-    def command(self, requirement: str, options: Sequence[str], target: str) -> list[str]:
+    def command(self, requirements_file: str, options: Sequence[str], target: str) -> list[str]:
         return [
             self.python, "-m", "pip", "install", "--dry-run", "--no-deps", "--ignore-installed",
             "--disable-pip-version-check", "--no-input", "--retries", "1", "--timeout", "15",
-            "--target", target, *options, requirement,
+            "--target", target, *options, "-r", requirements_file,
         ]  # fmt: skip
 
     def probe(self, requirement: str, options: Sequence[str]) -> ProbeResult:
-        with tempfile.TemporaryDirectory(prefix="parity-probe-") as target:
+        return self.probe_many([requirement], options)[requirement]
+
+    def probe_many(
+        self, requirements: Sequence[str], options: Sequence[str]
+    ) -> dict[str, ProbeResult]:
+        results: dict[str, ProbeResult] = {}
+        batch, later = _one_pin_per_name(requirements)
+        while batch:
+            returncode, output = self._run(batch, options)
+            failing = _failing_pin(output, batch) if returncode not in (0, None) else None
+            if failing is None or _NETWORK_ERRORS.search(output):
+                verdicts = _batch_verdicts(returncode, output, batch)
+                results.update(verdicts)
+                break
+            results[failing] = interpret_pip_output(returncode or 1, output)
+            batch = [r for r in batch if r != failing]
+        for requirement in later:
+            results[requirement] = self.probe(requirement, options)
+        return results
+
+    def _run(self, pins: Sequence[str], options: Sequence[str]) -> tuple[Optional[int], str]:
+        with tempfile.TemporaryDirectory(prefix="parity-probe-") as tmp:
+            pins_file = Path(tmp) / "pins.txt"
+            pins_file.write_text("".join(f"{p}\n" for p in pins), encoding="utf-8")
+            cmd = self.command(str(pins_file), options, str(Path(tmp) / "target"))
             try:
-                proc = subprocess.run(
-                    self.command(requirement, options, target),
-                    capture_output=True,
-                    text=True,
-                    timeout=self.timeout,
-                    env={**os.environ, "PIP_YES": "1"},
-                )
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout)
             except subprocess.TimeoutExpired:
-                return ProbeResult("unknown", f"pip did not answer within {self.timeout:.0f} s")
+                return None, f"pip did not answer within {self.timeout:.0f} s"
             except OSError as exc:
-                return ProbeResult("unknown", f"cannot run pip ({exc.strerror})")
-        return interpret_pip_output(proc.returncode, proc.stdout + proc.stderr)
+                return None, f"cannot run pip ({exc.strerror})"
+        return proc.returncode, proc.stdout + proc.stderr
+
+
+def _one_pin_per_name(requirements: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split pins so one pip run never holds two pins of a package (pip refuses that)."""
+    seen: set[str] = set()
+    batch: list[str] = []
+    later: list[str] = []
+    for requirement in dict.fromkeys(requirements):
+        name = canonicalize_name(requirement.split("==", 1)[0])
+        (later if name in seen else batch).append(requirement)
+        seen.add(name)
+    return batch, later
+
+
+def _failing_pin(output: str, pins: Sequence[str]) -> Optional[str]:
+    match = _NO_MATCH.search(output)
+    if match is None:
+        return None
+    wanted = canonicalize_name(match.group("req").split("==", 1)[0])
+    return next((p for p in pins if canonicalize_name(p.split("==", 1)[0]) == wanted), None)
+
+
+def _batch_verdicts(
+    returncode: Optional[int], output: str, pins: Sequence[str]
+) -> dict[str, ProbeResult]:
+    if returncode is None:
+        return dict.fromkeys(pins, ProbeResult("unknown", output))
+    if returncode != 0:
+        verdict = interpret_pip_output(returncode, output)
+        unknown = verdict if verdict.status == "unknown" else ProbeResult("unknown", verdict.detail)
+        return dict.fromkeys(pins, unknown)
+    yanked = {
+        canonicalize_name(m.group("name")): (m.group("reason") or "no reason given").strip()
+        for m in _YANKED.finditer(output)
+    }
+    out = {}
+    for pin in pins:
+        reason = yanked.get(canonicalize_name(pin.split("==", 1)[0]))
+        out[pin] = ProbeResult("yanked", reason) if reason is not None else ProbeResult("served")
+    return out
 
 
 def interpret_pip_output(returncode: int, output: str) -> ProbeResult:
@@ -261,9 +338,22 @@ def doctor(
         findings += _unmentioned_findings(reqs, snap)
     if check_index:
         report.index_checked = True
-        findings += check_pins_against_index(reqs, index_probe or PipIndexProbe())
+        index_findings, served = check_pins_against_index(reqs, index_probe or PipIndexProbe())
+        findings = [_served_by_config(f, served) for f in findings] + index_findings
     report.findings = sorted(findings, key=_sort_key(reqs))
     return report
+
+
+def _served_by_config(finding: Finding, served: set[str]) -> Finding:
+    """A +label pin the file names no index for, but the user's pip configuration serves:
+    it installs here, so a warning, not an error (another machine's configuration may differ)."""
+    if finding.code != "PD020" or not any(
+        s.split("==", 1)[0] == finding.package and finding.message.startswith(s) for s in served
+    ):
+        return finding
+    return Finding(finding.code, "warning", finding.location,
+                   finding.message + "; your pip configuration serves it (checked with --check-index), another machine's may not",
+                   finding.fix, finding.package)  # fmt: skip
 
 
 def _load_snapshot(
@@ -626,29 +716,32 @@ def index_options(reqs: RequirementsFile) -> list[str]:
     return args
 
 
-def check_pins_against_index(reqs: RequirementsFile, probe: IndexProbe) -> list[Finding]:
+def check_pins_against_index(
+    reqs: RequirementsFile, probe: IndexProbe
+) -> tuple[list[Finding], set[str]]:
     """Ask the index about every exact pin that applies to this interpreter.
 
-    The first pin is asked alone: when the index cannot be reached at all, one finding
-    says so instead of one per pin.
+    Returns the findings and the pins (``name==version``) the index serves. When no pin
+    could be checked (index unreachable), one finding says so instead of one per pin.
     """
     from packaging.markers import default_environment
 
     env = {k: str(v) for k, v in default_environment().items()}
     pins = [r for r in reqs.requirements if r.kind == "index" and r.pin and r.applies_to(env)]
     if not pins:
-        return []
-    options = index_options(reqs)
-    first = probe.probe(f"{pins[0].name}=={pins[0].pin}", options)
-    if first.status == "unknown":
-        return [_finding("PD072", Location(str(reqs.path)), f"could not check {len(pins)} pin(s) against the configured index: {first.detail}",
-                         "check the network and your pip index configuration (pip config list), then run again")]  # fmt: skip
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        rest = list(pool.map(lambda r: probe.probe(f"{r.name}=={r.pin}", options), pins[1:]))
+        return [], set()
+    answers = probe.probe_many([f"{r.name}=={r.pin}" for r in pins], index_options(reqs))
+    results = [answers.get(f"{r.name}=={r.pin}", ProbeResult("unknown", "no answer")) for r in pins]
+    if all(r.status == "unknown" for r in results):
+        return [_finding("PD072", Location(str(reqs.path)), f"could not check {len(pins)} pin(s) against the configured index: {results[0].detail}",
+                         "check the network and your pip index configuration (pip config list), then run again")], set()  # fmt: skip
     out: list[Finding] = []
-    for req, result in zip(pins, [first, *rest]):
+    for req, result in zip(pins, results):
         out += _probe_findings(req, result)
-    return out
+    served = {
+        f"{req.name}=={req.pin}" for req, result in zip(pins, results) if result.status == "served"
+    }
+    return out, served
 
 
 def _probe_findings(req: RequirementLine, result: ProbeResult) -> list[Finding]:
