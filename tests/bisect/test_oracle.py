@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from parity.bisect.ddmin import Verdict
-from parity.bisect.oracle import CommandOracle, OracleRun, ParityOracle, binary_mismatch, majority
+from parity.bisect.oracle import (
+    CommandOracle,
+    OracleRun,
+    ParityOracle,
+    binary_mismatch,
+    decided,
+    majority,
+)
 from parity.bisect.trials import TrialEnv
 from parity.errors import BisectError
 
@@ -84,3 +91,12 @@ def test_verify_and_bench_oracles_run_parity_with_the_trial_interpreter(tmp_path
     (record / "bench.json").write_text(json.dumps({"schema": "parity.bench/1", "target": "r.py:build"}))
     in_record = oracle_from_spec(f"bench:{record}", (), "good.json", "bad.json")
     assert in_record.argv(Path("/py"))[4:] == ["r.py:build", "--against", str(record.resolve())]
+
+
+def test_majority_is_decided_early() -> None:
+    good, bad, unj = _run(Verdict.GOOD), _run(Verdict.BAD), _run(Verdict.UNJUDGED)
+    assert decided([bad, bad], 3) and majority([bad, bad], 3) is Verdict.BAD
+    assert not decided([bad, good], 3)
+    assert not decided([bad], 3)
+    assert decided([unj, unj], 3) and majority([unj, unj], 3) is Verdict.UNJUDGED
+    assert majority([bad], 3) is Verdict.UNJUDGED

@@ -100,7 +100,8 @@ def test_runs_majority_over_a_flaky_oracle(sixteen, wheels, tmp_path) -> None:
     )
     result = bisect(good, bad, command=["python", str(flaky)], runs=3, index=_index(wheels), cache_dir=tmp_path / "c")
     assert result.status == "found" and [c.name for c in result.culprits] == ["pkg-04"]
-    assert all(len(t.runs) == 3 for t in result.trials)
+    assert all(len(t.runs) in (2, 3) for t in result.trials), "stops once two of three agree"
+    assert any(len(t.runs) == 3 for t in result.trials), "a disagreement asks for the third run"
 
 
 def test_removed_package_uses_a_full_venv(tmp_path, wheels, oracle_script) -> None:

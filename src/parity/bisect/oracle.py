@@ -177,13 +177,24 @@ def oracle_from_spec(spec: str | None, command: Sequence[str], good_spec: str, b
                       fix="pass --oracle verify:DIR, --oracle bench:FILE or -- COMMAND")
 
 
-def majority(runs: Sequence[OracleRun]) -> Verdict:
-    """GOOD or BAD when more than half of the runs say so, else UNJUDGED."""
+def majority(runs: Sequence[OracleRun], planned: int | None = None) -> Verdict:
+    """GOOD or BAD when more than half of ``planned`` runs (default: those given) say
+    so, else UNJUDGED."""
+    total = planned or len(runs)
     counts = Counter(run.verdict for run in runs)
     for verdict in (Verdict.BAD, Verdict.GOOD):
-        if counts[verdict] * 2 > len(runs):
+        if counts[verdict] * 2 > total:
             return verdict
     return Verdict.UNJUDGED
+
+
+def decided(runs: Sequence[OracleRun], planned: int) -> bool:
+    """True once more runs cannot change :func:`majority` of ``planned`` runs."""
+    if majority(runs, planned) is not Verdict.UNJUDGED:
+        return True
+    counts = Counter(run.verdict for run in runs)
+    left = planned - len(runs)
+    return all((counts[v] + left) * 2 <= planned for v in (Verdict.BAD, Verdict.GOOD))
 
 
 def binary_mismatch(runs: Sequence[OracleRun]) -> str | None:

@@ -25,7 +25,14 @@ from parity.bisect.changes import (
     python_version,
 )
 from parity.bisect.ddmin import MinimizeResult, NarrowResult, Verdict, first_bad, minimize
-from parity.bisect.oracle import Oracle, OracleRun, binary_mismatch, majority, oracle_from_spec
+from parity.bisect.oracle import (
+    Oracle,
+    OracleRun,
+    binary_mismatch,
+    decided,
+    majority,
+    oracle_from_spec,
+)
 from parity.bisect.trials import (
     IndexOptions,
     InstallError,
@@ -138,8 +145,8 @@ def bisect(
     ``good``/``bad``: snapshot files or record directories. ``oracle``: an
     :class:`Oracle`, or a spec ``verify:DIR`` / ``bench:FILE``; ``command``: a command
     instead (exit 0 good, 1 bad, else could not judge). Neither: ``parity verify`` on
-    whichever side is a record directory, ``good`` first. ``runs``: majority over that many oracle runs per
-    trial. ``installer``: "uv" or "pip" (default: uv when found). ``timeout``: seconds
+    whichever side is a record directory, ``good`` first. ``runs``: majority of that
+    many oracle runs per trial (runs stop once the majority is certain). ``installer``: "uv" or "pip" (default: uv when found). ``timeout``: seconds
     per oracle run (None: no limit). Never prints; ``progress`` is called per trial.
     """
     if runs < 1:
@@ -248,8 +255,12 @@ class _Session:
     def _judge(self, trial: Trial, env: TrialEnv) -> None:
         trial.mode, trial.why_venv, trial.cached = env.mode, env.why, env.cached
         trial.build_seconds += env.build_seconds
-        trial.runs = [self.oracle.run(env, self.timeout) for _ in range(self.runs)]
-        trial.verdict = majority(trial.runs)
+        trial.runs = []
+        for _ in range(self.runs):
+            trial.runs.append(self.oracle.run(env, self.timeout))
+            if decided(trial.runs, self.runs):
+                break  # the remaining runs cannot change the majority
+        trial.verdict = majority(trial.runs, self.runs)
         trial.reproduce = self.oracle.reproduce(env)
 
     def _emit(self, event: str, trial: Trial) -> None:
