@@ -418,3 +418,25 @@ def test_variant_pin_served_by_the_users_pip_configuration_is_a_warning():
     ]
     assert "your pip configuration serves it" in report.findings[0].message
     assert report.ok
+
+
+@pytest.mark.slow
+def test_real_pip_checks_many_pins_in_one_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    wheels = [
+        make_wheel(tmp_path / "files", name, "1.0")
+        for name in ("tiny-one", "tiny-two", "tiny-three", "tiny-four")
+    ]
+    url = make_simple_index(
+        tmp_path / "index", wheels, {"tiny_three-1.0-py3-none-any.whl": "bad metadata"}
+    )
+    pins = ["tiny-one==1.0", "tiny-two==5.0", "tiny-three==1.0", "tiny-four==7.0"]
+    answers = PipIndexProbe().probe_many(pins, ["--index-url", url])
+    assert {p: r.status for p, r in answers.items()} == {
+        "tiny-one==1.0": "served",
+        "tiny-two==5.0": "missing",
+        "tiny-three==1.0": "yanked",
+        "tiny-four==7.0": "missing",
+    }
+    assert answers["tiny-two==5.0"].detail == "available: 1.0"
+    assert answers["tiny-three==1.0"].detail == "bad metadata"
