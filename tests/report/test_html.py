@@ -187,9 +187,20 @@ def test_env_diff_ranked_and_findings_shown():
 def test_performance_rendered_when_present():
     result = verify_result(10)
     assert "No benchmark in this comparison" in render_html(result)
-    result["performance"] = {"regression": True, "stages": {"model": {"a_p50": 0.010, "b_p50": 0.025, "ratio": 2.5}}}
+    result["performance"] = {
+        "schema": "parity.bench_comparison/1", "verdict": "regression", "reason": "model stage 2.5x slower",
+        "regression": True, "max_slowdown": 0.1,
+        "stages": [{"stage": "model", "baseline_p50": 0.010, "current_p50": 0.025, "ratio": 2.5, "ci": [2.3, 2.7],
+                    "verdict": "slower", "regression": True, "noisy": False}],
+        "attribution": [{"name": HOSTILE, "risk": "high", "a": "1", "b": "2", "touches_slower_stage": ["model"]}],
+        "baseline": {"env": {"packages": {"secret-huge-snapshot": {}}}}, "current": {}, "warnings": ["few samples"],
+    }
     page = render_html(result)
-    assert "No benchmark" not in page and "2.5" in page and "b_p50" in page
+    assert "No benchmark" not in page and "model stage 2.5x slower" in page
+    assert "<td>10 ms</td><td>25 ms</td><td>2.5</td><td>2.3–2.7</td>" in page
+    markup = page.split("<script", 1)[0]  # the full result is embedded as JSON below; the page shows less
+    assert "Warning: few samples" in markup and "secret-huge-snapshot" not in markup
+    assert HOSTILE not in page.split("id='performance'")[1].split("<script")[0]  # escaped there too
 
 
 def test_no_layers_says_why():

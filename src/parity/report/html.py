@@ -525,7 +525,51 @@ def _performance_section(r: Mapping[str, Any]) -> str:
     perf = r.get("performance")
     if not perf:
         return "<section id='performance'><h2>Performance</h2><p class='muted'>No benchmark in this comparison (record with --bench to add one).</p></section>"
-    return f"<section id='performance'><h2>Performance</h2>{_generic(perf)}</section>"
+    perf = _mapping(perf)
+    # baseline/current are whole bench results with environment snapshots: too long to show.
+    rest = {k: v for k, v in perf.items() if k not in ("baseline", "current", "stages", "attribution", "warnings", "schema")}
+    parts = [
+        "<section id='performance'><h2>Performance</h2>",
+        f"<p><b>{_e(perf.get('verdict', ''))}</b> {_e(perf.get('reason', ''))}</p>",
+        _perf_stages(_list(perf.get("stages"))),
+        _perf_suspects(_list(perf.get("attribution"))),
+        "".join(f"<p class='warning'>Warning: {_e(w)}</p>" for w in _list(perf.get("warnings"))),
+        f"<details><summary>Details</summary>{_generic(rest)}</details></section>",
+    ]
+    return "".join(parts)
+
+
+def _perf_stages(stages: Sequence[Any]) -> str:
+    if not stages:
+        return ""
+    rows = []
+    for st in map(_mapping, stages):
+        ci = _list(st.get("ci"))
+        ci_text = f"{_num(ci[0])}–{_num(ci[1])}" if len(ci) == 2 else "n/a"
+        cls = "diverged" if st.get("regression") else ""
+        rows.append(
+            f"<tr class='{cls}'><td>{_e(st.get('stage'))}</td><td>{_e(_ms(st.get('baseline_p50')))}</td>"
+            f"<td>{_e(_ms(st.get('current_p50')))}</td><td>{_e(_num(st.get('ratio')))}</td><td>{_e(ci_text)}</td>"
+            f"<td>{_e(st.get('verdict'))}</td><td>{'noisy' if st.get('noisy') else ''}</td></tr>"
+        )
+    head = ["stage", "A p50", "B p50", "B/A", "95% CI of B/A", "verdict", ""]
+    return _table(head, rows)
+
+
+def _perf_suspects(items: Sequence[Any], limit: int = 10) -> str:
+    if not items:
+        return ""
+    rows = [
+        f"<tr class='risk-{_e(i.get('risk'))}'><td>{_e(i.get('risk'))}</td><td><code>{_e(i.get('name'))}</code></td>"
+        f"<td>{_e(_short(i.get('a')))} → {_e(_short(i.get('b')))}</td>"
+        f"<td>{_e(', '.join(str(s) for s in _list(i.get('touches_slower_stage'))))}</td></tr>"
+        for i in map(_mapping, items[:limit])
+    ]
+    return "<h3>Environment differences to suspect</h3>" + _table(["risk", "name", "A → B", "touches slower stage"], rows)
+
+
+def _ms(seconds: Any) -> str:
+    return f"{seconds * 1000:.3g} ms" if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else "n/a"
 
 
 def _details_section(r: Mapping[str, Any]) -> str:
