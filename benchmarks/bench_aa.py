@@ -1,0 +1,85 @@
+"""A/A check: two runs of the same configuration must say "no significant change".
+
+Each trial benchmarks the same pipeline twice, back to back, with the same config,
+and compares the second run against the first with ``compare_bench`` (default
+``max_slowdown`` 10%). A trial passes when the overall verdict is "no significant
+change" (no stage significantly slower or faster). Target: at least 9 of 10 trials.
+
+Workloads: all-MiniLM-L6-v2 on a batch of 8 sentences (tokenizer preprocess, model,
+mean-pooling postprocess) and a small conv net on 8 images of 3x96x96.
+
+Usage: ``.venv/bin/python benchmarks/bench_aa.py [--trials 10] [--min-time 1.0] [--threads 1]
+[--workload minilm|convnet|both] [--json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_agreement import convnet_pipeline, minilm_pipeline
+
+
+def with_mean_pooling(pipeline: Any) -> Any:
+    """MiniLM as served: a postprocess that mean-pools the last hidden state."""
+    pipeline.postprocess = lambda out: out.last_hidden_state.mean(dim=1)
+    return pipeline
+
+
+def one_trial(pipeline: Any, min_time: float) -> dict[str, Any]:
+    from parity.bench import bench, compare_bench
+
+    options = {"batch_size": 8, "min_time": min_time, "min_iters": 10}
+    first, second = bench(pipeline, **options), bench(pipeline, **options)
+    cmp = compare_bench(second, first).to_json()
+    return {"verdict": cmp["verdict"],
+            "stages": {s["stage"]: {"ratio": round(s["ratio"], 4), "ci": [round(c, 4) for c in s["ci"]],
+                                    "verdict": s["verdict"]} for s in cmp["stages"]}}
+
+
+def run_workload(name: str, pipeline: Any, trials: int, min_time: float) -> dict[str, Any]:
+    results = []
+    for t in range(trials):
+        trial = one_trial(pipeline, min_time)
+        results.append(trial)
+        ratios = ", ".join(f"{k} {v['ratio']:.3f}" for k, v in trial["stages"].items())
+        print(f"  {name} trial {t + 1}: {trial['verdict']} ({ratios})", file=sys.stderr)
+    passed = sum(r["verdict"] == "no significant change" for r in results)
+    return {"workload": name, "trials": trials, "no_significant_change": passed,
+            "ok": passed >= round(0.9 * trials), "results": results}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--min-time", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--workload", choices=("minilm", "convnet", "both"), default="both")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    builders = {"minilm-batch8": lambda: with_mean_pooling(minilm_pipeline()), "convnet-8x3x96x96": convnet_pipeline}
+    chosen = [k for k in builders if args.workload == "both" or k.startswith(args.workload)]
+    summaries = [run_workload(name, builders[name](), args.trials, args.min_time) for name in chosen]
+    doc = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
+                       "threads": args.threads, "loadavg_end": os.getloadavg()}, "summaries": summaries}
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        for s in summaries:
+            print(f"{s['workload']}: {s['no_significant_change']}/{s['trials']} trials say no significant change "
+                  f"{'OK' if s['ok'] else 'BELOW 9/10'}")
+    return 0 if all(s["ok"] for s in summaries) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
