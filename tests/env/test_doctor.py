@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -440,3 +441,41 @@ def test_real_pip_checks_many_pins_in_one_run(tmp_path, monkeypatch):
     }
     assert answers["tiny-two==5.0"].detail == "available: 1.0"
     assert answers["tiny-three==1.0"].detail == "bad metadata"
+
+
+# --- the README section ---------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _readme_section() -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index("## Requirements doctor and lock\n")
+    end = text.find("\n## ", start + 10)
+    return text[start : end if end != -1 else None]
+
+
+def test_readme_table_lists_every_code_with_its_severity():
+    rows = [
+        line.split("|")[1:4] for line in _readme_section().splitlines() if line.startswith("| PD")
+    ]
+    table = {code.strip(): severity.strip() for code, severity, _ in rows}
+    assert set(table) == set(CODES)
+    for code, (severity, _) in CODES.items():
+        assert table[code].startswith(severity), code
+
+
+def test_readme_commands_run_as_written(tmp_path):
+    (tmp_path / "tests").symlink_to(REPO / "tests", target_is_directory=True)
+    block = _readme_section().split("```bash\n", 1)[1].split("```", 1)[0]
+    codes = []
+    for command in [line for line in block.splitlines() if line.strip()]:
+        assert command.startswith("parity ")
+        args = command.split()[1:]
+        proc = subprocess.run(
+            [sys.executable, "-m", "parity", *args], cwd=tmp_path, capture_output=True, text=True
+        )
+        assert "Traceback" not in proc.stderr
+        codes.append(proc.returncode)
+    assert codes == [1, 0]  # the doctor finds PD050, as the README says
+    assert "numpy==1.26.4" in (tmp_path / "research.lock").read_text().splitlines()
