@@ -4,10 +4,12 @@ is not installed; CI installs it (.ci/run)."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
-from chromium_cdp import CHROMIUM, Browser, chromium_available
+from chromium_cdp import CHROMIUM, FLAGS, Browser, chromium_available
 from verify_samples import HOSTILE, token_rows_result, verify_result
 
 from parity.report.html import MAX_PLOT_POINTS, render_html
@@ -100,3 +102,27 @@ def test_demo_reports_in_chromium(browser, tmp_path):
     links = browser.evaluate("Array.from(document.querySelectorAll('a')).map(a => a.href)")
     assert sorted(links) == sorted(s.report.as_uri() for s in demo.scenarios)
     assert_clean(browser, demo.index)
+
+
+def screenshot_run(page: Path, tmp_path: Path, name: str) -> tuple[Path, list[str]]:
+    """Chromium's own --screenshot mode, console captured with --enable-logging=stderr."""
+    shot = tmp_path / f"{name}.png"
+    proc = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / ('profile-' + name)}", "--enable-logging=stderr", "--v=0",
+         "--window-size=1280,1800", "--virtual-time-budget=20000", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return shot, re.findall(r":CONSOLE[^\]]*\] (.*)", proc.stderr)
+
+
+def test_screenshot_mode_logs_nothing_on_the_console(tmp_path):
+    control = tmp_path / "control.html"
+    control.write_text("<html><body><script>console.error('control-error')</script></body></html>")
+    _, lines = screenshot_run(control, tmp_path, "control")
+    assert any("control-error" in line for line in lines)  # the console capture works
+    page = tmp_path / "report.html"
+    page.write_text(render_html(verify_result(300, diverge_at=120, hostile=True)), encoding="utf-8")
+    shot, lines = screenshot_run(page, tmp_path, "report")
+    assert lines == []
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
