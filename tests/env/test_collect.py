@@ -243,3 +243,13 @@ def test_gpu_without_nvidia_ml_py_still_reads_the_driver(monkeypatch):
     assert gpu["status"] == "present"
     assert gpu["driver_version"] == "550.54.15"
     assert "nvidia-ml-py is not installed" in gpu["reason"]
+
+
+def test_headers_cut_by_the_first_read_are_read_whole(tmp_path):
+    # Name/Version placed so that the 1 KiB fast path cuts the Version line in two.
+    path = tmp_path / "METADATA"
+    filler = "".join(f"Classifier: {'x' * 60}\n" for _ in range(14))
+    head = f"Metadata-Version: 2.1\nName: pkg\n{filler}"
+    path.write_text(head + "Version: " + "1" * (1030 - len(head) - 9) + ".2.3\n\nbody\n")
+    version = _collect._read_headers(str(path), ("Name", "Version"))["Version"]
+    assert version.endswith(".2.3")

@@ -118,47 +118,64 @@ def collect_packages(paths: list) -> dict:
 
 
 def _read_headers(path: str, wanted: tuple) -> dict:
-    """Read RFC 822 headers (METADATA / PKG-INFO) until all ``wanted`` are seen."""
-    out: dict = {}
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if not line.strip():
-                    break
-                key, sep, value = line.partition(":")
-                if sep and key in wanted and key not in out:
-                    out[key] = value.strip()
-                    if len(out) == len(wanted):
-                        break
-    except OSError:
-        pass
+    """RFC 822 headers (METADATA / PKG-INFO) until all ``wanted`` are seen.
+
+    Name and Version are the 2nd and 3rd lines in practice, so only the first 1 KiB is
+    read (more only when needed); METADATA files run to hundreds of KiB. Binary: no
+    TextIOWrapper per file.
+    """
+    out = _parse_headers(_read_bytes(path, 1024) or b"", 1024, wanted)
+    if len(out) < len(wanted):
+        out = _parse_headers(_read_bytes(path, 1 << 16) or b"", 1 << 16, wanted)
     return out
 
 
-def _read_text(path: str):
+def _parse_headers(head: bytes, limit: int, wanted: tuple) -> dict:
+    out: dict = {}
+    lines = head.split(b"\n")
+    if len(head) >= limit:
+        lines = lines[:-1]  # the read may have cut the last line short
+    for raw in lines:
+        line = raw.decode("utf-8", "replace").rstrip("\r")
+        if not line.strip():
+            break
+        key, sep, value = line.partition(":")
+        if sep and key in wanted and key not in out:
+            out[key] = value.strip()
+            if len(out) == len(wanted):
+                break
+    return out
+
+
+def _read_bytes(path: str, limit: int = -1):
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
+        with open(path, "rb") as f:
+            return f.read(limit)
     except OSError:
         return None
 
 
+def _read_text(path: str):
+    data = _read_bytes(path)
+    return None if data is None else data.decode("utf-8", "replace")
+
+
 def _read_dist_info(folder: str):
-    headers = _read_headers(os.path.join(folder, "METADATA"), ("Name", "Version"))
+    try:
+        present = set(os.listdir(folder))  # one syscall instead of a failed open per absent file
+    except OSError:
+        return None
+    headers = _read_headers(os.path.join(folder, "METADATA"), ("Name", "Version")) if "METADATA" in present else {}
     name, version = headers.get("Name"), headers.get("Version")
     if not name or not version:
         stem = os.path.basename(folder)[: -len(".dist-info")]
         name, _, version = stem.partition("-")
         if not name or not version:
             return None
-    installer = _read_text(os.path.join(folder, "INSTALLER"))
-    direct_url = _read_direct_url(os.path.join(folder, "direct_url.json"))
-    return _dist_entry(
-        name, version, "dist-info",
-        installer.strip() if installer else None,
-        os.path.exists(os.path.join(folder, "REQUESTED")),
-        direct_url,
-    )
+    installer = _read_text(os.path.join(folder, "INSTALLER")) if "INSTALLER" in present else None
+    direct_url = _read_direct_url(os.path.join(folder, "direct_url.json")) if "direct_url.json" in present else None
+    return _dist_entry(name, version, "dist-info", installer.strip() if installer else None,
+                       "REQUESTED" in present, direct_url)
 
 
 def _read_egg_info(entry: str):
