@@ -299,9 +299,21 @@ def test_unreachable_index_gives_one_could_not_check_finding(tmp_path):
     assert report.ok
 
 
-def test_index_options_resolve_find_links_like_pip(tmp_path):
+def test_index_options_resolve_find_links_and_env_vars_like_pip(tmp_path, monkeypatch):
     path = _index_file(tmp_path)
     assert index_options(parse_requirements(path))[:2] == ["--find-links", str(tmp_path / "wheels")]
+    monkeypatch.setenv("PARITY_TEST_TOKEN", "s3cret")
+    path.write_text(
+        "--extra-index-url https://${PARITY_TEST_TOKEN}@i.example.invalid/simple\n--index-url ${UNSET_PARITY_VAR}\n"
+    )
+    reqs = parse_requirements(path)
+    assert index_options(reqs) == [
+        "--extra-index-url",
+        "https://s3cret@i.example.invalid/simple",
+        "--index-url",
+        "${UNSET_PARITY_VAR}",
+    ]
+    assert "s3cret" not in json.dumps(doctor(path).to_json())  # reports keep the line as written
 
 
 @pytest.mark.parametrize(

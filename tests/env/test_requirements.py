@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from parity.env.doctor import doctor
 from parity.env.requirements import (
     Location,
     RequirementsFile,
@@ -331,6 +332,11 @@ def test_generated_and_mutated_lines_never_crash(tmp_path, lines):
     path = tmp_path / "requirements.txt"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     reqs = parse_requirements(path)  # must not raise: nothing here makes the file unreadable
+    report = doctor(path)  # nor may the doctor; every problem is an error finding on its line
+    assert sorted(f.location.line for f in report.findings if f.code == "PD001") == sorted(
+        p.location.line for p in reqs.problems
+    )
+    assert all(f.severity == "error" for f in report.findings if f.code == "PD001")
     reported = [r.location.line for r in reqs.requirements + reqs.constraints]
     reported += [o.location.line for o in reqs.options] + [p.location.line for p in reqs.problems]
     assert len(reported) == len(set(reported)), "one result per logical line"

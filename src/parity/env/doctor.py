@@ -33,6 +33,7 @@ from parity.env.requirements import (
     Location,
     RequirementLine,
     RequirementsFile,
+    expand_env_vars,
     parse_requirements,
 )
 
@@ -703,14 +704,16 @@ def _unmentioned_findings(reqs: RequirementsFile, snap: Mapping[str, Any]) -> li
 
 
 def index_options(reqs: RequirementsFile) -> list[str]:
-    """The file's index options as pip arguments; relative find-links resolved like pip does."""
+    """The file's index options as pip arguments, ``${VAR}`` expanded and relative
+    find-links resolved against the file, as pip does when it reads the file itself."""
     args: list[str] = []
     for opt in reqs.options:
-        if opt.option == "--find-links" and opt.value:
-            local = Path(opt.location.file).parent / opt.value
-            args += ["--find-links", str(local) if local.exists() else opt.value]
-        elif opt.option in ("--index-url", "--extra-index-url", "--trusted-host") and opt.value:
-            args += [opt.option, opt.value]
+        value = expand_env_vars(opt.value) if opt.value else opt.value
+        if opt.option == "--find-links" and value:
+            local = Path(opt.location.file).parent / value
+            args += ["--find-links", str(local) if local.exists() else value]
+        elif opt.option in ("--index-url", "--extra-index-url", "--trusted-host") and value:
+            args += [opt.option, value]
         elif opt.option in ("--no-index", "--pre"):
             args.append(opt.option)
     return args

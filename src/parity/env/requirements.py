@@ -411,6 +411,18 @@ def _local_path(target: str, base: Path) -> Path:
     return child if child.is_absolute() else base / child
 
 
+_ENV_VAR = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)\}")
+
+
+def expand_env_vars(value: str) -> str:
+    """pip's ``${NAME}`` expansion (upper case, digits, underscore; unset names stay).
+
+    The parser keeps lines as written so that tokens never reach a report; callers that
+    hand a value to pip expand it here, as pip itself would have.
+    """
+    return _ENV_VAR.sub(lambda m: os.environ.get(m.group("name"), m.group(0)), value)
+
+
 def read_text(path: Path, included_from: Optional[Location] = None) -> str:
     """Read a requirements file as text, refusing binary and undecodable files.
 
@@ -536,6 +548,8 @@ def _option_tokens(
         )
         if name not in table and name in GLOBAL_OPTIONS:
             return f"{GLOBAL_OPTIONS[name][0]} must be on a line of its own (pip ignores it after a requirement)"
+        if name not in table and name in PER_REQUIREMENT_OPTIONS:
+            return f"{name} must follow a requirement on the same (continued) line"
         if name not in table:
             return (
                 f"unknown option {name!r}"
