@@ -16,6 +16,7 @@ _ISOLATED_CHILD = r"""
 import importlib.abc, json, os, sys
 blocked = set(json.loads(sys.argv[2]))
 hidden = os.path.realpath(sys.argv[3])
+sys.path[:0] = [p for p in sys.argv[5:]]  # extra folders (the blocker's own test)
 
 class Blocker(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
@@ -33,7 +34,7 @@ p = loaded.pipeline
 out = p.call_model(p.preprocess(list(p.example_inputs)))
 flat = out if isinstance(out, dict) else {"output": out}
 save_file({k: v.contiguous() for k, v in flat.items()}, sys.argv[4])
-leaked = sorted(m for m in sys.modules if m.split(".")[0] in blocked)
+leaked = sorted(m for m in sys.modules if m.split(".")[0] in blocked or m.startswith("_parity_target_"))
 print(json.dumps({"kind": loaded.kind, "outputs": sorted(flat), "leaked": leaked}))
 """
 
@@ -43,13 +44,18 @@ def target(name: str) -> str:
     return f"{MODELS / name}:build"
 
 
-def run_isolated(artifact: Path, blocked: list[str], hidden: Path, tmp_path: Path) -> tuple[dict, dict]:
-    """(child report, {output name: tensor}) of the artifact run in a fresh isolated interpreter."""
+def run_isolated(artifact: Path | str, blocked: list[str], hidden: Path, tmp_path: Path,
+                 extra_path: tuple[str, ...] = ()) -> tuple[dict, dict]:
+    """(child report, {output name: tensor}) of the artifact run in a fresh isolated interpreter.
+
+    ``extra_path`` folders are put on the child's sys.path first (before ``hidden`` is
+    removed), so a test can prove the meta-path blocker alone stops an import.
+    """
     from safetensors.torch import load_file
 
     out_file = tmp_path / "isolated_outputs.safetensors"
     proc = subprocess.run(
-        [sys.executable, "-I", "-c", _ISOLATED_CHILD, str(artifact), json.dumps(blocked), str(hidden), str(out_file)],
+        [sys.executable, "-I", "-c", _ISOLATED_CHILD, str(artifact), json.dumps(blocked), str(hidden), str(out_file), *extra_path],
         capture_output=True, text=True, cwd=tmp_path, check=False, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

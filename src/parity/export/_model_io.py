@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from parity._version import __version__
-from parity.errors import ExportError
+from parity.errors import ExportError, TargetError
 
 SCHEMA = "parity.artifact/1"
 #: key under which every format stores the metadata document
@@ -59,7 +59,7 @@ class ArtifactMeta:
             known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
             return cls(**known)
         except (ValueError, TypeError, AttributeError) as exc:
-            raise ExportError(f"{where}: its parity metadata is unreadable ({exc})",
+            raise TargetError(f"{where}: its parity metadata is unreadable ({exc})",
                               fix="re-export the model with `parity export`") from None
 
     def example_inputs(self) -> dict[str, Any] | None:

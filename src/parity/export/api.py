@@ -70,7 +70,20 @@ def _validate(format: str, out: str | os.PathLike[str], method: str) -> Path:
         raise ExportError(f"-o {path}: folder {parent} does not exist", fix="create it or choose another -o path")
     if path.is_dir():
         raise ExportError(f"-o {path}: is a directory", fix="give a file name")
+    _require_tools(format)
     return path
+
+
+def _require_tools(format: str) -> None:
+    """Fail before loading the model when the format's toolchain is missing."""
+    if format == "aoti":
+        from parity.export.aoti import require_compiler
+
+        require_compiler()
+    elif format == "onnx":
+        from parity.export.onnx import require_onnx
+
+        require_onnx()
 
 
 def _resolve(target: Any) -> tuple[str | None, Any]:

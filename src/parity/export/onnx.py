@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from parity.errors import ExportError
+from parity.errors import ExportError, TargetError
 from parity.export._job import ExportJob, first_line, quiet_exporter, user_frame
 from parity.export._model_io import META_KEY
 from parity.export.result import Finding
@@ -53,7 +53,7 @@ def load_onnx(path: str) -> tuple[Any, str]:
     try:
         import onnxruntime
     except ImportError:
-        raise ExportError(f"{path}: loading an ONNX artifact needs onnxruntime, not installed here",
+        raise TargetError(f"{path}: loading an ONNX artifact needs onnxruntime, not installed here",
                           fix="pip install 'parity[onnx]'") from None
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map.get(META_KEY, "")
