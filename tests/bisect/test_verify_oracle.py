@@ -1,5 +1,6 @@
-"""End to end with the real oracle: ``parity verify`` on a record whose preprocess
-depends on a tiny package that changes its encoding in its bad version."""
+"""End to end with parity's own oracles: ``parity verify`` on a record whose preprocess
+depends on a tiny package that changes its encoding in its bad version, and ``parity
+bench --against`` a baseline where the bad version makes preprocess 50 ms slower."""
 
 from __future__ import annotations
 
@@ -66,3 +67,27 @@ def test_verify_oracle_finds_the_package_that_changed_preprocess(tmp_path: Path,
     assert "-m parity verify" in result.reproduce
     line = result.reproduce
     assert subprocess.run(["sh", "-c", line], capture_output=True, check=False).returncode == 1
+
+
+@pytest.mark.slow  # several `parity bench` runs; the slowdown is 50 ms per call, far above noise
+def test_bench_oracle_finds_the_package_that_slowed_preprocess(tmp_path: Path, wheels: Path) -> None:
+    build_wheel(wheels, "tinytok", "1.0", "def encode(t):\n    return [ord(c) % 50 for c in t]\n")
+    build_wheel(wheels, "tinytok", "2.0",
+                "import time\ndef encode(t):\n    time.sleep(0.05)\n    return [ord(c) % 50 for c in t]\n")
+    build_wheel(wheels, "helper-a", "1.0")
+    site = tmp_path / "goodsite"
+    subprocess.run([find_uv(), "pip", "install", "--quiet", "--no-deps", "--python", sys.executable, "--target",
+                    str(site), "--no-index", "--find-links", str(wheels), "tinytok==1.0", "helper-a==1.0"], check=True)
+    (tmp_path / "model.py").write_text(MODEL)
+    baseline = tmp_path / "base.json"
+    subprocess.run([sys.executable, "-m", "parity", "bench", f"{tmp_path / 'model.py'}:build", "-o", str(baseline),
+                    "--min-time", "0.5"], env={**os.environ, "PYTHONPATH": str(site)}, check=True, capture_output=True)
+    snap = json.loads(baseline.read_text())["env"]
+    snap["packages"]["tinytok"]["version"] = "2.0"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(snap))
+    result = bisect(baseline, bad, f"bench:{baseline}", runs=3, index=IndexOptions((str(wheels),), no_index=True),
+                    cache_dir=tmp_path / "cache")
+    assert result.status == "found", (result.reason, [t.to_json() for t in result.trials])
+    assert [(c.name, c.good, c.bad) for c in result.culprits] == [("tinytok", "1.0", "2.0")]
+    assert "-m parity bench" in result.reproduce and "--against" in result.reproduce
