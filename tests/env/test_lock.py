@@ -281,3 +281,17 @@ def test_pip_download_hashes_are_the_files_sha256(tmp_path, monkeypatch):
     }
     with pytest.raises(LockError, match="pip download failed"):
         PipDownloadHashes().hashes(["tiny-hash==9.0"])
+
+
+@pytest.mark.slow
+def test_cli_hashes_unreachable_exits_2_and_writes_nothing(run_cli, tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for key, value in _isolated_pip_env(empty).items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "lock.txt"
+    code, stdout, err = run_cli("lock", SNAPSHOT, "--hashes", "-o", out)
+    assert code == 2
+    assert "pip download failed" in err and "fix:" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists() and stdout == ""
