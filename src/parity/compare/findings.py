@@ -198,7 +198,11 @@ def _training(state_a: Mapping[str, Any], state_b: Mapping[str, Any], types: Map
     shown = ", ".join(f"{m or '<root>'}" + (f" ({types[m]})" if m in types else "") for m in named[:5])
     more = f" and {len(named) - 5} more" if len(named) > 5 else ""
     what = "of which compute differently in training" if sensitive else "in training mode"
-    return [_finding("error", "training_mode", f"{len(new)} submodule(s) in training mode in B, {what}: "
+    # Without Dropout/BatchNorm among them (e.g. a ModuleList rebuilt after .eval()) the
+    # mode rarely matters, but custom forwards can read self.training: warn, not fail.
+    unknown = [m for m in new if m not in types]
+    severity = "error" if sensitive or unknown else "warning"
+    return [_finding(severity, "training_mode", f"{len(new)} submodule(s) in training mode in B, {what}: "
                      f"{shown}{more}; call model.eval()", named[0] or "<root>")]
 
 

@@ -88,21 +88,24 @@ def decide_verdict(r: VerifyResult) -> None:
 
 
 def _failures(r: VerifyResult) -> list[str]:
+    """Failure reasons, causes before symptoms: inputs, architecture, runtime, weights, layers, outputs."""
     out: list[str] = []
-    if r.first_divergent_stage:
+    early = r.first_divergent_stage in ("inputs", "preprocess")
+    if early:
         out.append(f"The {r.first_divergent_stage} stage diverges: B computes different {_stage_noun(r)}.")
+    if r.only_a:
+        out.append(f"{len(r.only_a)} of A's layers do not exist in B (another architecture?), e.g. {r.only_a[0]}.")
     errors = [f for f in r.runtime if f.get("severity") == "error"]
     if errors:
         out.append(f"Runtime state differs: {errors[0]['message']}")
     params = r.assets.get("params") or []
     if params:
         out.append(f"{len(params)} weight tensor(s) differ, e.g. {params[0]['name']}.")
-    if r.only_a:
-        out.append(f"{len(r.only_a)} of A's layers do not exist in B (another architecture?), e.g. {r.only_a[0]}.")
     if r.first_divergent_layer:
-        where = r.first_introducing_layer or r.first_divergent_layer
         out.append(f"Layer outputs diverge, first at {r.first_divergent_layer}" + (
-            f"; introduced by {where}." if r.first_introducing_layer else "."))
+            f"; introduced by {r.first_introducing_layer}." if r.first_introducing_layer else "."))
+    if r.first_divergent_stage and not early:
+        out.append(f"The {r.first_divergent_stage} stage diverges: B computes different {_stage_noun(r)}.")
     if r.performance and r.performance.get("regression"):
         out.append("B is significantly slower than A's baseline.")
     return out
@@ -114,7 +117,9 @@ def _stage_noun(r: VerifyResult) -> str:
 
 def _warnings(r: VerifyResult) -> list[str]:
     out: list[str] = []
-    drift = [i for i in r.env_diff.get("items", []) if i.get("category") != "runtime"]
+    # Runtime items are judged as runtime findings; low-risk items (an unrelated env var)
+    # stay listed in the report without turning a PASS into a warning.
+    drift = [i for i in r.env_diff.get("items", []) if i.get("category") != "runtime" and i.get("risk") != "low"]
     if drift:
         top = drift[0]
         out.append(f"The environment differs in {len(drift)} place(s), e.g. {top.get('name')} "
