@@ -491,3 +491,12 @@ def test_readme_commands_run_as_written(tmp_path):
         codes.append(proc.returncode)
     assert codes == [1, 0]  # the doctor finds PD050, as the README says
     assert "numpy==1.26.4" in (tmp_path / "research.lock").read_text().splitlines()
+
+
+def test_wheel_url_version_disagreeing_with_the_snapshot(tmp_path):
+    url = "https://files.example.invalid/pkgs/wheel_file-1.0-py3-none-any.whl#sha256=" + "6" * 64
+    (tmp_path / "requirements.txt").write_text(f"wheel-file @ {url}\n")
+    report = doctor(tmp_path / "requirements.txt", snapshot=SNAPSHOT)
+    assert [(f.code, f.location.line) for f in report.findings if f.code != "PD012"] == [
+        ("PD050", 1)
+    ]

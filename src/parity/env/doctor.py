@@ -648,7 +648,7 @@ def _disagreement(req: RequirementLine, installed: str, snap: Mapping[str, Any])
             return [_finding("PD050", req.location, f"the file pins {name} at commit {ref} but the snapshot holds commit {commit}",
                              f"pin @{commit}", name)]  # fmt: skip
         return []
-    if req.kind != "index" or not str(req.specifier):
+    if req.kind not in ("index", "url") or not str(req.specifier):  # a wheel URL names its version
         return []
     try:
         allowed = req.specifier.contains(installed, prereleases=True)

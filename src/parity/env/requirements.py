@@ -640,12 +640,14 @@ def _pep508_requirement(
             loc, text, "a constraint cannot be a URL (pip refuses 'name @ url' in -c files)"
         )
     kind = "vcs" if req.url.lower().startswith(_VCS_SCHEMES) else "url"
+    # an archive's file name carries its version: "name @ .../name-1.0-py3-none-any.whl"
+    specifier = _name_from_url(req.url)[1] if kind == "url" else req.specifier
     return RequirementLine(
         loc,
         text,
         name,
         kind,
-        req.specifier,
+        specifier,
         tuple(sorted(req.extras)),
         req.marker,
         req.url,
