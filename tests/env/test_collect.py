@@ -107,6 +107,9 @@ def test_env_vars_keep_numerics_settings_and_drop_secrets():
         "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
         "TORCH_PASSWORD": "secret",
         "HF_ENDPOINT": "https://user:pw@mirror.example/hf",
+        "ORT_MODEL_URL": "https://models.example/m.onnx?sig=abc&v=2&api_key=zzz",
+        "HF_HOME": "/home/me/.cache/huggingface",
+        "TORCHINDUCTOR_CACHE_DIR": "/tmp/inductor",
         "HOME": "/root",
         "PATH": "/usr/bin",
     }
@@ -116,6 +119,7 @@ def test_env_vars_keep_numerics_settings_and_drop_secrets():
         "HF_ENDPOINT": "https://***@mirror.example/hf",
         "HF_HUB_OFFLINE": "1",
         "OMP_NUM_THREADS": "4",
+        "ORT_MODEL_URL": "https://models.example/m.onnx?sig=***&v=2&api_key=***",
         "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
     }
     assert "secret" not in json.dumps(out)

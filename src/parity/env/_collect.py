@@ -37,6 +37,10 @@ _ENV_NAMES = ("LD_PRELOAD", "LD_LIBRARY_PATH", "PYTHONHASHSEED", "MALLOC_ARENA_M
 #: A name that looks like it holds a secret is dropped whatever its prefix.
 _SECRET = re.compile(r"TOKEN|KEY|SECRET|PASSW|PWD|CREDENTIAL|AUTH|COOKIE|SESSION|PRIVATE|SIGNATURE", re.I)
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+_URL_SECRET_PARAM = re.compile(r"(?P<key>[?&][^=&\s]*(?:token|key|secret|passw|sig|auth)[^=&\s]*=)[^&\s]+", re.I)
+#: Cache and home folders of the HF/torch stacks: machine-local paths, not numerics.
+_LOCAL_PATH_PREFIXES = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TORCH", "PYTORCH_", "TOKENIZERS_")
+_LOCAL_PATH_NAME = re.compile(r"_(HOME|CACHE|CACHE_DIR|CACHE_PATH|DIR|PATH)$")
 
 _CANON = re.compile(r"[-_.]+")
 _LOCAL_CUDA = re.compile(r"^cu(\d+?)(\d)$")
@@ -467,21 +471,25 @@ def _as_str(value) -> str:
 
 
 def collect_env_vars(environ) -> dict:
-    """Numerics-relevant variables, values kept; names that look secret are dropped and
-    credentials inside URLs are masked."""
+    """Numerics-relevant variables, values kept; names that look secret are dropped,
+    credentials inside URLs are masked, and HF/torch cache folders (paths that differ
+    on every machine) are left out."""
     out = {}
     for name in sorted(environ):
         if not (name.startswith(_ENV_PREFIXES) or name in _ENV_NAMES):
             continue
         if _SECRET.search(name):
             continue
+        if name.startswith(_LOCAL_PATH_PREFIXES) and _LOCAL_PATH_NAME.search(name):
+            continue
         out[name] = redact_url(environ[name])
     return out
 
 
 def redact_url(value: str) -> str:
-    """``https://user:pw@host/x`` -> ``https://***@host/x``."""
-    return _URL_USERINFO.sub(lambda m: m.group("scheme") + "***@", value)
+    """``https://user:pw@host/x?token=t`` -> ``https://***@host/x?token=***``."""
+    value = _URL_USERINFO.sub(lambda m: m.group("scheme") + "***@", value)
+    return _URL_SECRET_PARAM.sub(lambda m: m.group("key") + "***", value)
 
 
 if __name__ == "__main__":  # pragma: no cover - handy for debugging a foreign interpreter
