@@ -138,3 +138,19 @@ def test_not_a_snapshot(run_cli, tmp_path) -> None:
     b = write_snapshot(tmp_path / "b.json", {"x": "2.0"})
     code, _, err = run_cli("bisect", "--good", tmp_path / "a.json", "--bad", b, "--", "true")
     assert code == 2 and "a.json" in err and "Traceback" not in err
+
+
+def test_cache_dir_that_is_a_file(run_cli, sixteen, wheels, tmp_path) -> None:
+    good, bad = sixteen(set())
+    (tmp_path / "afile").write_text("x")
+    code, _, err = run_cli("bisect", "--good", good, "--bad", bad, "--cache-dir", tmp_path / "afile", "--", "true")
+    assert code == 2 and "--cache-dir" in err and "afile" in err and "Traceback" not in err
+
+
+def test_runs_and_timeout_must_be_positive(run_cli, tmp_path) -> None:
+    a = write_snapshot(tmp_path / "a.json", {"x": "1.0"})
+    b = write_snapshot(tmp_path / "b.json", {"x": "2.0"})
+    code, _, err = run_cli("bisect", "--good", a, "--bad", b, "--runs", "0", "--", "true")
+    assert code == 2 and "--runs 0" in err
+    code, _, err = run_cli("bisect", "--good", a, "--bad", b, "--timeout", "-1", "--", "true")
+    assert code == 2 and "--timeout" in err

@@ -151,6 +151,8 @@ def bisect(
     """
     if runs < 1:
         raise BisectError(f"--runs {runs}: must be at least 1", fix="pass --runs 1 or more (odd numbers avoid ties)")
+    if timeout is not None and timeout <= 0:
+        raise BisectError(f"--timeout {timeout}: must be more than 0 seconds", fix="pass a positive number of seconds")
     session = _Session.open(str(good), str(bad), oracle, command, runs, index or IndexOptions(),
                             cache_dir, allow_python_mismatch, installer, timeout, progress)
     if not session.changes:
@@ -205,6 +207,7 @@ class _Session:
 
     def _prepare(self, cache_dir: Path, installer: str | None) -> None:
         self.index.check()
+        _check_cache_dir(cache_dir)
         self.python, note = _base_python(self.good_snap)
         if note:
             self.warnings.append(note)
@@ -356,6 +359,17 @@ class _Session:
         return {**out, "status": "exact" if found.exact else "range", "first_bad": found.first_bad,
                 "last_good": found.last_good, "skipped": found.skipped, "releases": between,
                 "tried": {v: verdict.value for v, verdict in found.tried.items()}}
+
+
+def _check_cache_dir(path: Path) -> None:
+    """Create the trial cache folder now, so a bad --cache-dir fails before any trial."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BisectError(f"--cache-dir {path}: cannot be used ({exc.strerror})",
+                          fix="pass a folder you can write to") from None
+    if not os.access(path, os.W_OK):
+        raise BisectError(f"--cache-dir {path}: not writable", fix="pass a folder you can write to")
 
 
 def _entry(snap: Mapping[str, Any], name: str) -> dict[str, Any] | None:
