@@ -295,3 +295,15 @@ def test_cli_hashes_unreachable_exits_2_and_writes_nothing(run_cli, tmp_path, mo
     assert "pip download failed" in err and "fix:" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert not out.exists() and stdout == ""
+
+
+def test_doctor_and_lock_import_no_torch():
+    code = (
+        "import sys; from parity.cli.main import main; "
+        f"main(['lock', {str(SNAPSHOT)!r}]); main(['doctor', {str(DATA / 'vision' / 'requirements.txt')!r}, '--json']); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().endswith("False")
