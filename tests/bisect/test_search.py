@@ -85,6 +85,7 @@ def test_crashing_oracle_is_could_not_judge(sixteen, wheels, tmp_path) -> None:
     assert result.culprits == []
     assert result.reason.startswith("could not judge") and "nothing is blamed" in result.reason
     assert result.trials[0].runs[0].exit_code < 0 and result.exit_code == 2
+    assert "killed by signal 11" in result.reason
 
 
 def test_runs_majority_over_a_flaky_oracle(sixteen, wheels, tmp_path) -> None:

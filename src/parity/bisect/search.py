@@ -312,7 +312,7 @@ class _Session:
                             warnings=self.warnings)
 
     def result_from(self, outcome: MinimizeResult[Change]) -> BisectResult:
-        result = self.result(outcome.status, _reason(outcome, self.changes) + self._skips())
+        result = self.result(outcome.status, _reason(outcome, self.changes) + self._skips() + self._unjudged())
         result.culprits = list(outcome.culprits)
         result.suspects = list(outcome.suspects)
         if outcome.decisive is not None:
@@ -327,6 +327,15 @@ class _Session:
         if not skipped:
             return ""
         return f" ({len(skipped)} trial(s) could not be built; trial {skipped[0].index}: {skipped[0].note})"
+
+    def _unjudged(self) -> str:
+        """How the oracle failed to judge, for the reason line."""
+        unjudged = [t for t in self.trials if t.verdict is Verdict.UNJUDGED]
+        if not unjudged:
+            return ""
+        codes = [r.exit_code for r in unjudged[0].runs if r.verdict is Verdict.UNJUDGED]
+        how = ", ".join(_exit_text(c) for c in codes) or "no majority among the runs"
+        return f" ({len(unjudged)} trial(s) not judged; trial {unjudged[0].index}: {how})"
 
     def _trial_of(self, subset: frozenset[Change]) -> Trial | None:
         names = sorted(c.name for c in subset)
@@ -359,6 +368,14 @@ class _Session:
         return {**out, "status": "exact" if found.exact else "range", "first_bad": found.first_bad,
                 "last_good": found.last_good, "skipped": found.skipped, "releases": between,
                 "tried": {v: verdict.value for v, verdict in found.tried.items()}}
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "no exit code (timed out or did not start)"
+    if code < 0:
+        return f"killed by signal {-code}"
+    return f"oracle exit code {code}"
 
 
 def _check_cache_dir(path: Path) -> None:
