@@ -326,7 +326,11 @@ class _Session:
         skipped = [t for t in self.trials if t.verdict is Verdict.SKIP]
         if not skipped:
             return ""
-        return f" ({len(skipped)} trial(s) could not be built; trial {skipped[0].index}: {skipped[0].note})"
+        hint = ""
+        if self.builder is not None and self.builder.installer.name == "uv" and not self.index.args():
+            # uv reads uv.toml and UV_* variables, not pip.conf: a pip-only index setup is invisible to it.
+            hint = "; uv does not read pip's configuration: pass --index-url/--find-links or use --installer pip"
+        return f" ({len(skipped)} trial(s) could not be built; trial {skipped[0].index}: {skipped[0].note}{hint})"
 
     def _unjudged(self) -> str:
         """How the oracle failed to judge, for the reason line."""
