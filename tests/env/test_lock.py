@@ -307,3 +307,13 @@ def test_doctor_and_lock_import_no_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip().endswith("False")
+
+
+def test_conda_installed_package_gets_a_note():
+    snap = _snapshot()
+    snap["packages"]["numpy"]["installer"] = "conda"
+    lines = lock(snap).text.splitlines()
+    assert (
+        lines[lines.index("numpy==1.26.4") - 1]
+        == "# installed by conda: a pip index may not have this build (or this name)"
+    )

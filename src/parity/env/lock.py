@@ -262,6 +262,9 @@ def _entry(name: str, info: Any) -> LockEntry:
         label = version.split("+", 1)[1]
         notes = (f"+{label} build: not on the default index and the snapshot does not record which index or find-links served it; "
                  f"add that --extra-index-url or --find-links line above",)  # fmt: skip
+    installer = str(info.get("installer") or "").strip().lower()
+    if installer == "conda":
+        notes += ("installed by conda: a pip index may not have this build (or this name)",)
     return LockEntry(name, version, "pinned", f"{name}=={version}", notes)
 
 
