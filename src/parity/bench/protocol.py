@@ -181,8 +181,7 @@ def bench(
     pipeline, spec, kind, load_seconds = _resolve_target(target)
     if batch_size is None:
         batch_size = int(getattr(pipeline, "batch_size", 8) or 8)
-    config = BenchConfig(batch_size, threads,
-                         float(min_time), int(min_iters), int(max_warmup))
+    config = BenchConfig(batch_size, threads, float(min_time), int(min_iters), int(max_warmup))
     config.validate()
     items, inputs_info = _resolve_inputs(inputs, pipeline)
     batch = _fixed_batch(items, config.batch_size)
