@@ -122,8 +122,8 @@ def diff(a: SnapshotLike, b: SnapshotLike, requirements: Union[str, os.PathLike[
     requirements file path: package differences then carry what it declared.
     Raises :class:`~parity.errors.SnapshotError` / ``RequirementsError`` on bad input.
     """
-    snap_a, source_a = _as_snapshot(a)
-    snap_b, source_b = _as_snapshot(b)
+    snap_a, source_a = _as_snapshot(a, "A")
+    snap_b, source_b = _as_snapshot(b, "B")
     items = diff_packages(snap_a["packages"], snap_b["packages"])
     items += diff_env_vars(snap_a.get("env_vars") or {}, snap_b.get("env_vars") or {})
     items += diff_sections(snap_a, snap_b)
@@ -144,11 +144,11 @@ def sort_key(item: Difference) -> tuple[int, int, str]:
     return level_rank(item.risk), order, item.name
 
 
-def _as_snapshot(spec: SnapshotLike) -> tuple[Mapping[str, Any], Optional[str]]:
+def _as_snapshot(spec: SnapshotLike, side: str) -> tuple[Mapping[str, Any], Optional[str]]:
     from parity.env.snapshot import check_snapshot, load_snapshot
 
     if isinstance(spec, Mapping):
-        return check_snapshot(dict(spec), "snapshot"), None
+        return check_snapshot(dict(spec), f"environment {side}"), None
     return load_snapshot(spec), str(spec)
 
 
