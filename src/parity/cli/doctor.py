@@ -5,11 +5,14 @@ Exit 1 when any finding is an error, 0 otherwise, 2 when the file cannot be read
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import click
 
 from parity.cli._common import EXIT_DIVERGENCE, EXIT_OK, emit_json, json_option
+
+if TYPE_CHECKING:
+    from parity.env.doctor import DoctorReport
 
 
 @click.command("doctor")
@@ -37,10 +40,8 @@ def command(requirements: str, snapshot: Optional[str], check_index: bool, as_js
     return EXIT_OK if report.ok else EXIT_DIVERGENCE
 
 
-def _render(report: object) -> None:
-    from parity.env.doctor import DoctorReport
-
-    assert isinstance(report, DoctorReport)
+def _render(report: DoctorReport) -> None:
+    """One line per finding (file:line, severity, code, message), its fix indented below."""
     for f in report.findings:
         click.echo(f"{f.location}: {f.severity} {f.code} {f.message}")
         click.echo(f"    fix: {f.fix}")
