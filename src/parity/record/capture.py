@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 from parity.record.flatten import flatten, structure
-from parity.record.stats import SAMPLE_SIZE, content_hash, take_sample, tensor_stats
+from parity.record.stats import SAMPLE_SIZE, content_hash, cpu_copy, take_sample, tensor_stats
 from parity.record.writer import ShardWriter
 
 _SCALARS = (type(None), bool, int, float, str)
@@ -56,6 +56,7 @@ class LayerCapture:
         self._open_calls: dict[str, list[int]] = defaultdict(list)
         self._seen: dict[tuple[Any, ...], tuple[Any, dict[str, Any]]] = {}
         self._handles: list[Any] = []
+        self._samples: list[tuple[str, Any]] = []
 
     def __enter__(self) -> LayerCapture:
         for path, module in self.model.named_modules():
@@ -70,9 +71,11 @@ class LayerCapture:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        self._flush_samples()
 
     def begin_batch(self, batch: int) -> None:
         """Start counting calls afresh for input batch ``batch``."""
+        self._flush_samples()
         self.batch = batch
         self._counts.clear()
         self._open_calls.clear()
@@ -127,15 +130,21 @@ class LayerCapture:
         t = t.detach()
         if t.numel() == 0 or t.is_complex() or t.is_sparse or t.is_quantized:
             return {"stats": None, "hash": None, "blob": None}
-        self.writer.put(blob, take_sample(t.reshape(-1), self.seed, self.sample_size), summarize=False)
+        # Samples are tiny: handed to the writer per batch, not per tensor.
+        self._samples.append((blob, take_sample(t.reshape(-1), self.seed, self.sample_size)))
         return {"stats": tensor_stats(t), "hash": content_hash(t), "blob": blob}
+
+    def _flush_samples(self) -> None:
+        if self._samples:
+            self.writer.put_many(self._samples, summarize=False)
+            self._samples = []
 
     def _store_full(self, key: str, t: Any) -> dict[str, Any]:
         blob = f"{self.batch}/{key}"
         if t.is_sparse or t.is_quantized:
             return {"stats": None, "hash": None, "blob": None}
         # A private CPU copy now: later in-place ops (ReLU(inplace=True)) cannot reach it.
-        self.writer.put(blob, t.detach().to("cpu", copy=True).contiguous(), summarize=True)
+        self.writer.put(blob, cpu_copy(t), summarize=True)
         return {"blob": blob}
 
     def _store_input(self, key: str, where: str, path: str, t: Any) -> str | None:

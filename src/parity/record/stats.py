@@ -12,7 +12,10 @@ import hashlib
 import math
 from typing import Any
 
+import numpy as np
+
 SAMPLE_SIZE = 64
+_BLOCK = 4096  # uint32 words per hashed block
 _MASK = (1 << 64) - 1
 _CANCEL = 1e-6  # var below this fraction of mean^2 is recomputed exactly (cancellation)
 
@@ -47,48 +50,150 @@ def _index_tensor(numel: int, seed: int, size: int, device: Any) -> Any:
 
 def take_sample(flat: Any, seed: int, size: int = SAMPLE_SIZE) -> Any:
     """The sampled elements of a flattened tensor, copied to CPU (safe against in-place ops)."""
+    import torch
+
+    array = _numpy_view(flat)
+    if array is not None:
+        picked = array[np.asarray(sample_indices(flat.numel(), seed, size), dtype=np.int64)]
+        return torch.from_numpy(picked.view(np.uint8).copy()).view(flat.dtype)
     idx = _index_tensor(flat.numel(), seed, size, flat.device)
     return flat.index_select(0, idx).cpu()
 
 
+def cpu_copy(t: Any) -> Any:
+    """A private, contiguous CPU copy of ``t``. On CPU the bytes are copied by numpy:
+    one memcpy, no intra-op thread pool (which costs milliseconds per op when the
+    machine is busy)."""
+    import torch
+
+    t = t.detach()
+    if t.device.type != "cpu":
+        return t.to("cpu", copy=True).contiguous()
+    flat = t.reshape(-1)
+    raw = flat.view(torch.uint8).numpy().copy() if flat.numel() else np.zeros(0, np.uint8)
+    return torch.from_numpy(raw).view(t.dtype).reshape(t.shape)
+
+
+def _numpy_view(flat: Any) -> Any:
+    """A zero-copy numpy view of a flat CPU tensor whose dtype numpy has, else None."""
+    if flat.device.type != "cpu" or flat.dtype not in _numpy_dtypes():
+        return None
+    try:
+        return flat.detach().numpy()
+    except (RuntimeError, TypeError):  # conjugate/negative views, tensor subclasses
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def _numpy_dtypes() -> frozenset[Any]:
+    import torch
+
+    return frozenset({torch.float16, torch.float32, torch.float64, torch.int8, torch.int16, torch.int32,
+                      torch.int64, torch.uint8, torch.bool})
+
+
+@functools.lru_cache(maxsize=1)
+def _hash_keys() -> tuple[Any, Any]:
+    """Two fixed vectors of odd 32-bit keys (splitmix64 from fixed seeds, so every
+    machine and numpy version gets the same)."""
+    keys = []
+    for seed in (0x5EED0001, 0x5EED0002):
+        state, words = seed, []
+        for _ in range(_BLOCK):
+            state, z = _splitmix64(state)
+            words.append((z & 0xFFFFFFFF) | 1)
+        keys.append(np.asarray(words, dtype="<u4"))
+    return keys[0], keys[1]
+
+
 def content_hash(t: Any) -> str:
-    """sha256 (hex) of a tensor's raw bytes in row-major order (dtype/shape not included)."""
+    """Content hash (hex) of a tensor's raw bytes in row-major order; dtype and shape are
+    not included.
+
+    Bytes are read as little-endian uint32 words in blocks of 4096; each block is reduced
+    with two fixed multilinear hashes mod 2^32 (exact integer arithmetic, so identical on
+    every machine, and a SIMD pass several times faster than sha256 over the data), and
+    sha256 is taken over those block hashes and the remaining tail bytes. A change in
+    any single word always changes the hash.
+    """
     import torch
 
     flat = t.detach().reshape(-1)
     if flat.device.type != "cpu":
         flat = flat.cpu()
-    if flat.numel() == 0:
-        return hashlib.sha256(b"").hexdigest()
-    data = flat.contiguous().view(torch.uint8).numpy()
-    return hashlib.sha256(memoryview(data)).hexdigest()
+    data = flat.contiguous().view(torch.uint8).numpy() if flat.numel() else np.zeros(0, np.uint8)
+    main = (data.size // (4 * _BLOCK)) * 4 * _BLOCK
+    digest = hashlib.sha256(b"parity-mlh1")
+    if main:
+        words = data[:main].view("<u4").reshape(-1, _BLOCK)
+        k1, k2 = _hash_keys()
+        digest.update(np.einsum("ij,j->i", words, k1).astype("<u4").tobytes())
+        digest.update(np.einsum("ij,j->i", words, k2).astype("<u4").tobytes())
+    digest.update(data[main:].tobytes())
+    return digest.hexdigest()
 
 
 def tensor_stats(t: Any) -> dict[str, Any] | None:
     """{min,max,mean,std,l2,nan,inf} of a real tensor (std is the population std,
     min..l2 over finite elements only), None for empty/complex/unsupported tensors."""
-    import torch
-
     if t.numel() == 0 or t.is_complex() or t.is_sparse or t.is_quantized:
         return None
     flat = t.detach().reshape(-1)
+    array = _numpy_view(flat)
+    if array is None:
+        return _torch_stats(flat)
+    if array.dtype not in (np.float32, np.float64):
+        array = array.astype(np.float64 if array.dtype.kind in "iub" else np.float32)
+    moments = _numpy_moments(array)
+    if not all(math.isfinite(v) for v in moments):
+        return _with_nonfinite(array)
+    return _finish(moments, array.size, lambda: float(np.var(array, dtype=np.float64)))
+
+
+def _numpy_moments(a: Any) -> tuple[float, float, float, float]:
+    """min, max, sum, sum of squares: four single-threaded SIMD passes (BLAS dot for the sums)."""
+    ones = _ones(a.size, a.dtype.str)
+    return float(a.min()), float(a.max()), float(np.dot(a, ones)), float(np.dot(a, a))
+
+
+@functools.lru_cache(maxsize=8)
+def _ones_cache(size: int, dtype: str) -> Any:
+    return np.ones(size, dtype=dtype)
+
+
+def _ones(n: int, dtype: str) -> Any:
+    size = 1 << max(n - 1, 1).bit_length()  # powers of two: few cached buffers
+    return _ones_cache(size, dtype)[:n]
+
+
+def _finish(moments: tuple[float, float, float, float], n: int, exact_var: Any,
+            nan: int = 0, inf: int = 0) -> dict[str, Any]:
+    mn, mx, s, sq = moments
+    mean = s / n
+    var = max(sq / n - mean * mean, 0.0)
+    if var < _CANCEL * mean * mean:  # sum of squares cancelled against the mean: recompute
+        var = exact_var()
+    return {"min": mn, "max": mx, "mean": mean, "std": math.sqrt(var), "l2": math.sqrt(sq), "nan": nan, "inf": inf}
+
+
+def _with_nonfinite(values: Any) -> dict[str, Any]:
+    """Stats of the finite elements (in float64) plus NaN and Inf counts."""
+    nan, inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
+    finite = values[np.isfinite(values)].astype(np.float64)
+    if finite.size == 0:
+        return {"min": None, "max": None, "mean": None, "std": None, "l2": None, "nan": nan, "inf": inf}
+    return _finish(_numpy_moments(finite), finite.size, lambda: float(np.var(finite)), nan, inf)
+
+
+def _torch_stats(flat: Any) -> dict[str, Any]:
+    """The same on an accelerator (or a dtype numpy lacks): four reductions, one transfer."""
+    import torch
+
     if not flat.is_floating_point():
         flat = flat.double()
     elif flat.dtype not in (torch.float32, torch.float64):
         flat = flat.float()
-    # Four reductions stacked so there is one device->host transfer per tensor.
     mn, mx, s, sq = torch.stack([flat.min(), flat.max(), flat.sum(), torch.dot(flat, flat)]).tolist()
-    nan = inf = 0
     if not all(math.isfinite(v) for v in (mn, mx, s, sq)):
-        nan, inf = int(torch.isnan(flat).sum()), int(torch.isinf(flat).sum())
-        flat = flat[torch.isfinite(flat)].double()
-        if flat.numel() == 0:
-            return {"min": None, "max": None, "mean": None, "std": None, "l2": None, "nan": nan, "inf": inf}
-        mn, mx, s, sq = torch.stack([flat.min(), flat.max(), flat.sum(), torch.dot(flat, flat)]).tolist()
-    n = flat.numel()
-    mean = s / n
-    var = max(sq / n - mean * mean, 0.0)
-    if var < _CANCEL * mean * mean:
-        var = float(flat.double().var(correction=0))
-    return {"min": mn, "max": mx, "mean": mean, "std": math.sqrt(var), "l2": math.sqrt(sq),
-            "nan": nan, "inf": inf}
+        return _with_nonfinite(flat.double().cpu().numpy())
+    return _finish((mn, mx, s, sq), flat.numel(), lambda: float(flat.double().var(correction=0)))

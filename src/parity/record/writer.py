@@ -94,13 +94,19 @@ class ShardWriter:
     def put(self, name: str, tensor: Any, *, summarize: bool) -> None:
         """Queue a CPU tensor (the writer owns it from now on). ``summarize`` asks for
         its stats too. Blocks while the queue holds more than ``queue_bytes``."""
-        nbytes = tensor.numel() * tensor.element_size()
+        self.put_many([(name, tensor)], summarize=summarize)
+
+    def put_many(self, named: list[tuple[str, Any]], *, summarize: bool) -> None:
+        """:meth:`put` for several small tensors at once: one hand-over to the thread
+        instead of one per tensor (each wakes the writer and costs a GIL switch)."""
+        items = [(name, t, summarize, t.numel() * t.element_size()) for name, t in named]
+        nbytes = sum(item[3] for item in items)
         with self._cond:
             while self._pending > self.queue_bytes and self._error is None:
                 self._cond.wait()
             self._raise_if_failed()
             self._pending += nbytes
-        self._queue.put((name, tensor, summarize, nbytes))
+        self._queue.put(items)
 
     def close(self) -> dict[str, dict[str, Any]]:
         """Flush, stop the thread and return ``blobs``; re-raises a writer failure."""
@@ -123,8 +129,9 @@ class ShardWriter:
 
     def _run(self) -> None:
         try:
-            while (item := self._queue.get()) is not _STOP:
-                self._store(*item)
+            while (items := self._queue.get()) is not _STOP:
+                for item in items:
+                    self._store(*item)
             self._flush()
         except BaseException as exc:  # handed to the hook thread by put()/close()
             self._error = exc
