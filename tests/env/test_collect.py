@@ -257,3 +257,8 @@ def test_headers_cut_by_the_first_read_are_read_whole(tmp_path):
     path.write_text(head + "Version: " + "1" * (1030 - len(head) - 9) + ".2.3\n\nbody\n")
     version = _collect._read_headers(str(path), ("Name", "Version"))["Version"]
     assert version.endswith(".2.3")
+
+
+def test_nvidia_wheels_are_the_cuda_libraries_only():
+    packages = {name: {"version": "1"} for name in ("nvidia-cublas-cu12", "nvidia-cudnn-cu12", "nvidia-ml-py", "numpy")}
+    assert _collect.nvidia_wheels(packages) == {"nvidia-cublas-cu12": "1", "nvidia-cudnn-cu12": "1"}

@@ -273,3 +273,21 @@ def test_model_state_from_records_is_summarised_not_listed_per_parameter():
     assert (params.a, params.b, params.risk) == ({"float32 on cpu": 50}, {"float32 on cuda:0": 50}, "high")
     assert items["model.training_modules"].risk == "high"
     assert items["model.cudnn.benchmark"].risk == "medium"
+
+
+def test_requirement_lines_pip_cannot_read_become_notes(tmp_path):
+    req = tmp_path / "requirements.txt"
+    req.write_text("numpy>=1.21\nthis is not a requirement ===\n")
+    b = base()
+    b["packages"]["numpy"]["version"] = "2.0.0"
+    result = diff(base(), b, requirements=req)
+    assert len(result.items) == 1
+    assert any("requirements.txt:2" in note and "parity doctor" in note for note in result.notes)
+
+
+def test_nvml_bindings_are_not_a_cuda_library():
+    b = base()
+    b["packages"]["nvidia-ml-py"] = _dist("nvidia-ml-py", "12.535.133")
+    b["packages"]["nvidia-cublas-cu12"] = _dist("nvidia-cublas-cu12", "12.1.3.1")
+    risks = {d.name: d.risk for d in diff(base(), b).items}
+    assert risks == {"nvidia-cublas-cu12": "high", "nvidia-ml-py": "low"}

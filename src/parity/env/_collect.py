@@ -64,7 +64,7 @@ def collect() -> dict:
         "cpu": collect_cpu(),
         "packages": packages,
         "torch": collect_torch(paths, packages),
-        "nvidia_wheels": {k: v["version"] for k, v in sorted(packages.items()) if k.startswith("nvidia-")},
+        "nvidia_wheels": nvidia_wheels(packages),
         "gpu": collect_gpu(),
         "env_vars": collect_env_vars(os.environ),
         "runtime": None,
@@ -253,6 +253,13 @@ def variant_of(local: str) -> dict:
         "detail": detail,
         "likely_source": f"a non-default index or a local file (the +{local} label is never on the default index)",
     }
+
+
+def nvidia_wheels(packages: dict) -> dict:
+    """The CUDA libraries shipped as ``nvidia-*`` wheels (cuBLAS, cuDNN...), name -> version;
+    nvidia-ml-py is a monitoring binding, not one of them."""
+    return {k: v["version"] for k, v in sorted(packages.items())
+            if k.startswith("nvidia-") and not k.startswith("nvidia-ml-py")}
 
 
 # --- torch without importing it ----------------------------------------------------------

@@ -133,7 +133,10 @@ def diff(a: SnapshotLike, b: SnapshotLike, requirements: Union[str, os.PathLike[
         from parity.env.requirements import parse_requirements
 
         req_path = str(requirements)
-        items = annotate_declared(items, parse_requirements(requirements), marker_environment(snap_b))
+        reqs = parse_requirements(requirements)
+        items = annotate_declared(items, reqs, marker_environment(snap_b))
+        notes += [f"{p.location}: line not understood, ignored here (run `parity doctor`): {p.message}"
+                  for p in reqs.problems]
     items.sort(key=sort_key)
     return EnvDiff(items, source_a, source_b, req_path, notes)
 

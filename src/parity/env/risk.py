@@ -48,6 +48,8 @@ RISK_TABLE: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("package:triton", "high", "generates GPU kernels for torch.compile", (_MODEL,)),
     ("package:nvidia-cudnn-*", "high", "cuDNN convolution/attention kernels", (_MODEL,)),
     ("package:nvidia-cublas*", "high", "cuBLAS matmul kernels", (_MODEL,)),
+    ("package:nvidia-ml-py*", "low", "GPU monitoring bindings (NVML), not the math", ()),
+    ("package:nvidia-nvtx-*", "low", "profiling markers, not the math", ()),
     ("package:nvidia-*", "high", "CUDA runtime library used by torch kernels", (_MODEL,)),
     ("package:intel-openmp", "high", "OpenMP runtime: threading of CPU kernels", (_MODEL,)),
     ("package:mkl*", "high", "BLAS kernel family (MKL) for CPU matmul", (_MODEL,)),
