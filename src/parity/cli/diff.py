@@ -36,9 +36,10 @@ def render(result: Any) -> None:
     """A rich table of the differences, then a one-line count."""
     out = console()
     for note in result.notes:
-        out.print(f"note: {note}")
+        out.print(f"note: {note}", markup=False)
     if result.identical:
-        out.print(f"identical: no differences between {result.a_source or 'A'} and {result.b_source or 'B'}")
+        out.print(f"identical: no differences between {result.a_source or 'A'} and {result.b_source or 'B'}",
+                  markup=False)
         return
     header = f"A = {result.a_source or 'A'}\nB = {result.b_source or 'B'}"
     if result.requirements:
@@ -46,7 +47,8 @@ def render(result: Any) -> None:
     out.print(header, markup=False)
     out.print(table(result))
     counts = result.counts()
-    out.print(f"{len(result.items)} differences: {counts['high']} high, {counts['medium']} medium, {counts['low']} low risk")
+    noun = "difference" if len(result.items) == 1 else "differences"
+    out.print(f"{len(result.items)} {noun}: {counts['high']} high, {counts['medium']} medium, {counts['low']} low risk")
 
 
 def table(result: Any) -> Any:
