@@ -117,3 +117,9 @@ def test_thread_count_is_restored() -> None:
 def test_zero_reference_gives_infinite_rel_l2_as_null() -> None:
     m = compare_tensors(torch.zeros(3), torch.ones(3), 1e-5, 1e-4)
     assert m.rel_l2 == math.inf and m.to_json()["rel_l2"] is None
+
+
+def test_huge_finite_values_do_not_overflow_the_sums() -> None:
+    a = torch.tensor([3e38, -3e38, 1.0])
+    m = compare_tensors(a, a.clone(), 1e-5, 1e-4)
+    assert m.ok and m.nonfinite_mismatches == 0 and m.cosine == pytest.approx(1.0)

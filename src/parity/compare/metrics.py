@@ -158,7 +158,8 @@ def compare_tensors(a: Any, b: Any, atol: float, rtol: float) -> TensorMetrics:
     work = torch.float64 if exact or torch.float64 in (ta.dtype, tb.dtype) else torch.float32
     sums = _Sums()
     fa, fb = ta.detach().reshape(-1), tb.detach().reshape(-1)
-    scratch = torch.empty(min(CHUNK, max(fa.numel(), 1)), dtype=work)
+    size = min(CHUNK, max(fa.numel(), 1))
+    scratch, thresholds = torch.empty(size, dtype=work), torch.empty(size, dtype=work)
     with _one_thread():
         for start in range(0, fa.numel(), CHUNK):
             ca, cb = fa[start : start + CHUNK], fb[start : start + CHUNK]
@@ -166,7 +167,7 @@ def compare_tensors(a: Any, b: Any, atol: float, rtol: float) -> TensorMetrics:
                 ca = ca.to(work)
             if cb.dtype != work:
                 cb = cb.to(work)
-            _chunk(ca, cb, scratch[: ca.numel()], atol, rtol, sums)
+            _chunk(ca, cb, scratch[: ca.numel()], thresholds[: ca.numel()], atol, rtol, sums)
     return TensorMetrics(
         numel=fa.numel(), atol=atol, rtol=rtol, exact=exact, mismatches=sums.mismatches,
         nonfinite_mismatches=sums.nonfinite, max_abs=sums.max_abs, sum_abs=sums.sum_abs,
@@ -202,13 +203,14 @@ class _Sums:
         self.max_abs = self.sum_abs = self.sq_diff = self.sq_a = self.sq_b = self.dot = 0.0
 
 
-def _chunk(ca: Any, cb: Any, d: Any, atol: float, rtol: float, s: _Sums) -> None:
+def _chunk(ca: Any, cb: Any, d: Any, t: Any, atol: float, rtol: float, s: _Sums) -> None:
+    """Accumulate one chunk into ``s``; ``d`` and ``t`` are scratch buffers of the chunk's size."""
     import torch
 
     sq_a, sq_b, dot = float(torch.dot(ca, ca)), float(torch.dot(cb, cb)), float(torch.dot(ca, cb))
     if not (math.isfinite(sq_a) and math.isfinite(sq_b) and math.isfinite(dot)):
-        # Rare: NaN/Inf present (or float32 overflow). Mask agreeing non-finite
-        # positions out and count the disagreeing ones, then take the fast path.
+        # Rare: NaN/Inf present (or float32 overflow). Zero the non-finite positions in
+        # private copies, count those where A and B disagree, then take the normal path.
         ca, cb, sq_a, sq_b, dot = _mask_nonfinite(ca, cb, s)
     torch.sub(ca, cb, out=d)
     s.sq_diff += float(torch.dot(d, d))
@@ -218,27 +220,31 @@ def _chunk(ca: Any, cb: Any, d: Any, atol: float, rtol: float, s: _Sums) -> None
     s.max_abs = max(s.max_abs, chunk_max)
     s.sq_a, s.sq_b, s.dot = s.sq_a + sq_a, s.sq_b + sq_b, s.dot + dot
     if chunk_max > atol:
-        # Only elements already past atol can fail; test rtol on those alone.
-        over = d > atol
-        s.mismatches += int((d[over] > rtol * ca[over].abs()).sum())
+        # |d| > atol and |d| > rtol*|a|  <=>  |d| - max(atol, rtol*|a|) > 0, all in place
+        # in t; counting positives as sum(sign(relu(.))) is ~2x faster than a bool mask.
+        torch.abs(ca, out=t)
+        t.mul_(rtol).clamp_(min=atol)
+        torch.sub(d, t, out=t)
+        s.mismatches += int(t.clamp_(min=0).sign_().sum())
 
 
 def _mask_nonfinite(ca: Any, cb: Any, s: _Sums) -> tuple[Any, Any, float, float, float]:
     import torch
 
-    fin_a, fin_b = torch.isfinite(ca), torch.isfinite(cb)
-    both_nan = torch.isnan(ca) & torch.isnan(cb)
-    same_inf = torch.isinf(ca) & (ca == cb)
-    agree = both_nan | same_inf
-    disagree = ~(fin_a & fin_b) & ~agree
-    s.nonfinite += int(disagree.sum())
-    s.mismatches += int(disagree.sum())
-    keep = fin_a & fin_b
-    ca = torch.where(keep, ca, torch.zeros((), dtype=ca.dtype))
-    cb = torch.where(keep, cb, torch.zeros((), dtype=cb.dtype))
-    # float64 so that huge-but-finite values do not overflow the sums again
-    a64, b64 = ca.double(), cb.double()
-    return ca, cb, float(a64 @ a64), float(b64 @ b64), float(a64 @ b64)
+    bad = ~(torch.isfinite(ca) & torch.isfinite(cb))
+    idx = bad.nonzero().squeeze(1)  # usually few: the agreement test runs on those alone
+    xa, xb = ca.index_select(0, idx), cb.index_select(0, idx)
+    agree = (xa.isnan() & xb.isnan()) | (xa == xb)  # both NaN, or the same infinity
+    disagree = int(idx.numel() - int(agree.sum()))
+    s.nonfinite += disagree
+    s.mismatches += disagree
+    ca, cb = ca.index_fill(0, idx, 0), cb.index_fill(0, idx, 0)
+    sq_a, sq_b, dot = float(torch.dot(ca, ca)), float(torch.dot(cb, cb)), float(torch.dot(ca, cb))
+    if not (math.isfinite(sq_a) and math.isfinite(sq_b) and math.isfinite(dot)):
+        # float32 overflow of huge-but-finite values: redo the sums in float64
+        a64, b64 = ca.double(), cb.double()
+        sq_a, sq_b, dot = float(a64 @ a64), float(b64 @ b64), float(a64 @ b64)
+    return ca, cb, sq_a, sq_b, dot
 
 
 def _as_tensor(x: Any) -> Any:
