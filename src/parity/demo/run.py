@@ -34,6 +34,9 @@ MARKER = ".parity-demo"
 DEFAULT_DIR = "parity-demo"
 #: The reference keeps every tensor so the reports can name the layer that introduces an error.
 CAPTURE = "full"
+#: The demo's tensors are tiny: one thread is fastest, and on a busy machine several
+#: threads spin against each other (10x slower); the thread scenario then uses two.
+DEMO_THREADS = 1
 
 Progress = Callable[[str], None]
 
@@ -102,8 +105,9 @@ def run_demo(out_dir: str | Path = DEFAULT_DIR, progress: Progress | None = None
     start = time.perf_counter()
     _prepare(out)
     try:
-        reference = _record_reference(out, say)
-        results = [_run_scenario(out, reference, s, say) for s in SCENARIOS]
+        with _torch_threads(DEMO_THREADS):
+            reference = _record_reference(out, say)
+            results = [_run_scenario(out, reference, s, say) for s in SCENARIOS]
         index = _write_index(out, results)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
@@ -151,7 +155,7 @@ def _run_scenario(out: Path, reference: Path, scenario: Scenario, say: Progress)
     target = write_target_file(out / "targets" / f"{scenario.name}.py", scenario.build, scenario.tokenizer,
                                scenario, reference)
     say(f"verifying: {scenario.title}")
-    with _torch_threads_restored():
+    with _torch_threads(None):
         result = verify(reference, f"{target}:build").to_json()
     result["demo_scenario"] = {"name": scenario.name, "title": scenario.title, "description": scenario.description,
                                "expected": scenario.expected}
@@ -174,15 +178,18 @@ def _scenario_result(scenario: Scenario, result: dict[str, Any], report: Path, r
 
 
 @contextlib.contextmanager
-def _torch_threads_restored() -> Iterator[None]:
-    """A scenario may change torch's thread count (that is its drift); undo it after."""
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Run with ``threads`` intra-op threads (None: leave as is) and restore the count
+    after: a scenario may change it (that is its drift), and so does the demo."""
     import torch
 
-    threads = torch.get_num_threads()
+    before = torch.get_num_threads()
     try:
+        if threads is not None:
+            torch.set_num_threads(threads)
         yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
 
 
 def _write_index(out: Path, results: list[ScenarioResult]) -> Path:

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ class WordPieceTokenizer:
     lowercase: bool = True
     max_length: int = 32
 
-    @property
+    @cached_property
     def ids(self) -> dict[str, int]:
         return {tok: i for i, tok in enumerate(self.vocab)}
 
