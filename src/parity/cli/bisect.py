@@ -119,5 +119,6 @@ def _trials_table(trials: list[dict[str, Any]]) -> Any:
     for t in trials:
         mode = t["mode"] + (f" ({t['why_venv']})" if t["why_venv"] else "") + (" cached" if t["cached"] else "")
         verdict = t["verdict"] + (f": {t['note']}" if t["note"] else "")
-        table.add_row(str(t["index"]), t["stage"], _short(t["bad_side"]), mode, verdict, f"{t['seconds']:.2f}")
+        taken = ", ".join(t["bad_side"]) or "(none: the good environment)"
+        table.add_row(str(t["index"]), t["stage"], taken, mode, verdict, f"{t['seconds']:.2f}")
     return table
