@@ -79,6 +79,8 @@ def _render_check(out: Any, check: dict[str, Any]) -> None:
                       f"{worst['metrics']['max_abs']:.2e}" if worst and worst["metrics"]["max_abs"] is not None else "-",
                       worst["name"] if worst else "-")
     out.print(table)
+    tol = check.get("tolerance") or {}
+    out.print(f"tolerances: {tol.get('basis', 'per dtype')}")
     subs = check["submodules"]
     if subs:
         diverged = [s["module"] for s in subs if s["status"] == "diverged"]

@@ -12,7 +12,7 @@ from parity.errors import ExportError, ParityError
 from parity.export import _inputs
 from parity.export._job import ExportJob
 from parity.export._model_io import ArtifactMeta, encode_example, flatten_outputs, split_inputs
-from parity.export.check import _call, check_case, submodule_checks
+from parity.export.check import CheckTolerance, _call, check_case, submodule_checks
 from parity.export.result import CheckResult, ExportResult, Finding
 
 #: format -> suffixes accepted for -o
@@ -48,7 +48,7 @@ def export(target: Any, format: str, out: str | os.PathLike[str], *, method: str
         static=static, size_bytes=len(data), export_seconds=export_seconds, input_names=list(job.names),
         output_names=list(job.meta.output_names), dynamic=job.dims, findings=findings)
     if check:
-        result.check = _check(job, format, out_path, batches, atol, rtol, result.findings)
+        result.check = _check(job, format, out_path, batches, atol, rtol)
     if bench:
         from parity.export.side_by_side import side_by_side
 
@@ -200,7 +200,7 @@ def _pre_findings(pipeline: Any, job: ExportJob, example: Any) -> list[Finding]:
 
 
 def _check(job: ExportJob, format: str, out_path: Path, batches: list[Any],
-           atol: float | None, rtol: float | None, findings: list[Finding]) -> CheckResult:
+           atol: float | None, rtol: float | None) -> CheckResult:
     """Load the written artifact and compare it with eager on every case."""
     from parity.target.artifacts import load_artifact
 
@@ -213,12 +213,13 @@ def _check(job: ExportJob, format: str, out_path: Path, batches: list[Any],
         cases.extend(_inputs.shape_variants(example_names, example_tensors, job.dims))
     else:
         cases = [c for c in cases if _same_shapes(c[1], example_tensors)]
-    result = CheckResult([check_case(label, job.model, artifact, example_names, tensors, call, atol, rtol)
-                          for label, tensors in cases])
+    tol = CheckTolerance.for_format(format, atol, rtol)
+    result = CheckResult([check_case(label, job.model, artifact, example_names, tensors, call, tol)
+                          for label, tensors in cases], tolerance=tol)
     if format == "torchscript":
         prefix = "model." if job.method == "trace" else ""
         scripted = artifact.runner
-        result.submodules = submodule_checks(job.model, scripted, prefix, batches[0], atol, rtol)
+        result.submodules = submodule_checks(job.model, scripted, prefix, batches[0], tol)
     return result
 
 

@@ -8,6 +8,7 @@ names survive in the artifact are also called alone on the inputs eager gave the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from parity.export._inputs import shapes_of
@@ -17,11 +18,41 @@ from parity.export.result import CaseResult, OutputCheck, SubmoduleCheck
 
 #: submodules compared at most (the first ones in execution order)
 MAX_SUBMODULES = 400
+#: formats that run their own kernels (ONNX Runtime, AOTInductor's generated C++): float
+#: reductions are reordered and fused, so float defaults are this many times looser
+OWN_KERNEL_FORMATS = {"onnx": 10.0, "aoti": 10.0}
+
+
+@dataclass(frozen=True)
+class CheckTolerance:
+    """Tolerances of the check: explicit ``atol``/``rtol``, or the compare engine's
+    per-dtype defaults times ``scale`` (exact dtypes stay exact)."""
+
+    atol: float | None = None
+    rtol: float | None = None
+    scale: float = 1.0
+
+    @classmethod
+    def for_format(cls, format: str, atol: float | None, rtol: float | None) -> CheckTolerance:
+        return cls(atol, rtol, OWN_KERNEL_FORMATS.get(format, 1.0))
+
+    def for_dtype(self, dtype: str) -> tuple[float, float]:
+        from parity.compare.tolerances import default_tolerance
+
+        d_atol, d_rtol = default_tolerance(dtype)
+        return (d_atol * self.scale if self.atol is None else self.atol,
+                d_rtol * self.scale if self.rtol is None else self.rtol)
+
+    def to_json(self) -> dict[str, Any]:
+        basis = "given" if self.atol is not None and self.rtol is not None else (
+            "compare engine per-dtype defaults" + (f" x{self.scale:g} (the artifact runs its own kernels)"
+                                                   if self.scale != 1.0 else ""))
+        return {"atol": self.atol, "rtol": self.rtol, "scale": self.scale, "basis": basis}
 
 
 def check_case(label: str, eager: Any, artifact: Any, names: Sequence[str], tensors: Sequence[Any],
-               call: str, atol: float | None, rtol: float | None) -> CaseResult:
-    """Run one case through both models; ``atol``/``rtol`` None means the per-dtype default."""
+               call: str, tol: CheckTolerance) -> CaseResult:
+    """Run one case through both models and compare every output under ``tol``."""
     import torch
 
     result = CaseResult(label, shapes_of(names, tensors))
@@ -40,18 +71,16 @@ def check_case(label: str, eager: Any, artifact: Any, names: Sequence[str], tens
         if name not in got:
             result.missing.append(name)
             continue
-        result.outputs.append(OutputCheck(name, compare(ref, got.pop(name), atol, rtol)))
+        result.outputs.append(OutputCheck(name, compare(ref, got.pop(name), tol)))
     result.missing.extend(sorted(got))
     return result
 
 
-def compare(reference: Any, other: Any, atol: float | None, rtol: float | None) -> Any:
-    """The compare engine's metrics, with its per-dtype default tolerances unless given."""
+def compare(reference: Any, other: Any, tol: CheckTolerance) -> Any:
+    """The compare engine's metrics of ``other`` against ``reference`` under ``tol``."""
     from parity.compare.metrics import compare_tensors
-    from parity.compare.tolerances import default_tolerance
 
-    d_atol, d_rtol = default_tolerance(str(reference.dtype))
-    return compare_tensors(reference, other, d_atol if atol is None else atol, d_rtol if rtol is None else rtol)
+    return compare_tensors(reference, other, *tol.for_dtype(str(reference.dtype)))
 
 
 def _call(model: Any, x: Any) -> Any:
@@ -63,7 +92,7 @@ def _call(model: Any, x: Any) -> Any:
 
 
 def submodule_checks(eager: Any, scripted: Any, prefix: str, example: Any,
-                     atol: float | None, rtol: float | None) -> list[SubmoduleCheck]:
+                     tol: CheckTolerance) -> list[SubmoduleCheck]:
     """Each eager submodule's first call replayed on the same-named TorchScript submodule.
 
     ``prefix`` is where the eager model sits inside the artifact ("model." for a trace of
@@ -81,7 +110,7 @@ def submodule_checks(eager: Any, scripted: Any, prefix: str, example: Any,
             if sub is None:
                 out.append(SubmoduleCheck(name, "skipped", reason="not kept in the artifact"))
                 continue
-            out.append(_replay(name, sub, args, kwargs, ref, atol, rtol))
+            out.append(_replay(name, sub, args, kwargs, ref, tol))
     return out
 
 
@@ -110,7 +139,7 @@ def _capture_calls(eager: Any, example: Any) -> dict[str, tuple[Any, Any, Any]]:
 
 
 def _replay(name: str, sub: Any, args: Any, kwargs: Any, ref: Any,
-            atol: float | None, rtol: float | None) -> SubmoduleCheck:
+            tol: CheckTolerance) -> SubmoduleCheck:
     try:
         got = sub(*args, **kwargs)
         ref_flat, got_flat = flatten_outputs(ref), flatten_outputs(got)
@@ -120,6 +149,6 @@ def _replay(name: str, sub: Any, args: Any, kwargs: Any, ref: Any,
         return SubmoduleCheck(name, "skipped", reason="outputs differ in structure")
     metrics: Any = None
     for (_, a), (_, b) in zip(ref_flat, got_flat):
-        m = compare(a, b, atol, rtol)
+        m = compare(a, b, tol)
         metrics = m if metrics is None else metrics.merge(m)
     return SubmoduleCheck(name, "match" if metrics.ok else "diverged", metrics=metrics)

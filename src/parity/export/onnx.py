@@ -5,6 +5,7 @@ Needs the ``parity[onnx]`` extra (onnx, onnxscript; onnxruntime to load and chec
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from parity.errors import ExportError, TargetError
@@ -18,8 +19,6 @@ _MISSING_FIX = "pip install 'parity[onnx]' (onnx, onnxscript, onnxruntime), or c
 
 def require_onnx() -> None:
     """Raise :class:`ExportError` naming what is missing for ``--format onnx``."""
-    import importlib.util
-
     missing = [m for m in ("onnx", "onnxscript") if importlib.util.find_spec(m) is None]
     if missing:
         raise ExportError(f"--format onnx needs {' and '.join(missing)}, not installed here", fix=_MISSING_FIX)

@@ -84,6 +84,7 @@ class CheckResult:
 
     cases: list[CaseResult]
     submodules: list[SubmoduleCheck] = field(default_factory=list)
+    tolerance: Any = None  # parity.export.check.CheckTolerance
 
     @property
     def passed(self) -> bool:
@@ -92,6 +93,7 @@ class CheckResult:
     def to_json(self) -> dict[str, Any]:
         return {"passed": self.passed, "cases": [c.to_json() for c in self.cases],
                 "submodules": [s.to_json() for s in self.submodules],
+                "tolerance": self.tolerance.to_json() if self.tolerance is not None else None,
                 "submodules_compared": sum(s.status != "skipped" for s in self.submodules)}
 
 
