@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,39 @@ def test_verify_with_explicit_tolerance_passes_a_small_perturbation(tmp_path: Pa
     r = verify(a, _target(tmp_path, "loop_b", PERTURB_STEP), atol=1e-2)
     assert not r.first_divergent_layer and r.verdict == FAIL  # layers within 1e-2, but the weight hash differs
     assert "weight" in r.reason
+
+
+def test_max_slowdown_without_a_baseline_is_exit_2(tmp_path: Path, run_cli) -> None:
+    a = _record(tmp_path, _target(tmp_path, "loop", "return models.build(models.LoopNet)"), "outputs")
+    code, out, err = run_cli("verify", a, "--max-slowdown", "10", "--json")
+    assert code == 2 and out == "" and "bench.json" in err and "--bench" in err and "Traceback" not in err
+
+
+def test_significant_slowdown_fails_the_verdict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import parity.bench
+
+    target = _target(tmp_path, "loop", "return models.build(models.LoopNet)")
+    out = tmp_path / "golden"
+    record(target, _inputs(), out=out, capture="stats", batch_size=2, snapshot_env=False, bench=True)
+    seen = {}
+
+    def slow(pipeline, inputs, baseline_json, max_slowdown):  # the bench engineer's contract
+        seen.update(baseline=baseline_json["schema"], max_slowdown=max_slowdown, n=len(inputs))
+        return {"regression": True, "verdict": "regression", "stages": []}
+
+    monkeypatch.setattr(parity.bench, "verify_performance", slow)
+    r = verify(out, max_slowdown=0.05)
+    assert seen == {"baseline": "parity.bench/1", "max_slowdown": 0.05, "n": 4}
+    assert r.verdict == FAIL and r.performance == {"regression": True, "verdict": "regression", "stages": []}
+    assert "slower" in r.reason
+
+
+@pytest.mark.slow
+def test_max_slowdown_measures_against_the_recorded_baseline(tmp_path: Path, run_cli) -> None:
+    target = _target(tmp_path, "loop", "return models.build(models.LoopNet)")
+    out = tmp_path / "golden"
+    record(target, _inputs(), out=out, capture="stats", batch_size=2, snapshot_env=False, bench=True)
+    code, stdout, err = run_cli("verify", out, "--max-slowdown", "1000", "--json")
+    doc = json.loads(stdout)
+    assert code == 0, (doc["reason"], err)
+    assert doc["performance"] is not None and doc["performance"]["regression"] is False
