@@ -90,8 +90,9 @@ class Oracle:
         return OracleRun(proc.returncode, self.classify(proc.returncode, proc.stderr), seconds, _tail(proc.stderr))
 
     def reproduce(self, env: TrialEnv) -> str:
-        """One shell line that re-runs this oracle in ``env``."""
-        parts = []
+        """One shell line that re-runs this oracle in ``env``, from this folder (the
+        command may name files relative to it)."""
+        parts = ["cd", shlex.quote(os.getcwd()), "&&"]
         for name, value in env.env_prefix().items():
             if value.endswith(f"{os.pathsep}$PATH"):
                 parts.append(f"{name}={shlex.quote(value[: -len('$PATH')])}\"$PATH\"")

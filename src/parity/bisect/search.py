@@ -417,7 +417,8 @@ def _base_python(good_snap: Mapping[str, Any]) -> tuple[Path, str | None]:
     """The good snapshot's interpreter when it exists here, else this one (with a note)."""
     recorded = (good_snap.get("python") or {}).get("executable")
     if recorded and Path(recorded).is_file() and os.access(recorded, os.X_OK):
-        return Path(recorded), None
+        # abspath, not resolve: a venv's python is a symlink whose location is what makes it the venv.
+        return Path(os.path.abspath(recorded)), None
     note = (f"the good snapshot's interpreter {recorded} does not exist here; trials run on {sys.executable}"
             if recorded else f"the good snapshot names no interpreter; trials run on {sys.executable}")
     recorded_version, here = python_version(dict(good_snap)), "{}.{}".format(*sys.version_info[:2])
