@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 
 import pytest
 import torch
-from bench_helpers import lognormal, sleepy_postprocess, synthetic_result
+from bench_helpers import FakeClock, lognormal, sleepy_postprocess, synthetic_result
 
-from parity.bench import bench, bench_from_file, compare_bench, verify_performance
+from parity.bench import bench, bench_from_file, compare_bench, protocol, verify_performance
 from parity.bench.attribution import rank_differences
 from parity.bench.compare import COMPARISON_SCHEMA, bench_against
 from parity.errors import BenchError
@@ -53,6 +54,19 @@ def test_slower_but_within_max_slowdown_is_not_a_regression():
     cmp = compare_bench(cur, base, max_slowdown=0.10)
     assert _verdicts(cmp)["model"] == "slower" and not cmp.regression
     assert compare_bench(cur, base, max_slowdown=0.05).regression
+
+
+def test_noisy_runs_widen_the_margin_to_their_own_spread():
+    def run(median: float, sigma: float, seed: int) -> dict:
+        samples = lognormal(median, n=400, sigma=sigma, seed=seed)
+        return synthetic_result({"model": samples, "end_to_end": samples})
+
+    quiet = compare_bench(run(12.5e-3, 0.03, 1), run(10e-3, 0.03, 0))
+    noisy = compare_bench(run(12.5e-3, 0.3, 1), run(10e-3, 0.3, 0))
+    assert quiet.stages[0].verdict == "slower" and quiet.stages[0].margin == 0.05
+    stage = noisy.stages[0]
+    assert stage.noisy and stage.margin > 0.3  # IQR/median of a sigma=0.3 lognormal is ~0.41
+    assert stage.verdict == "no significant change" and not noisy.regression
 
 
 def test_microsecond_changes_are_not_findings():
@@ -180,11 +194,16 @@ class Matmuls(torch.nn.Module):
 
 
 class ThreadScaledWork(torch.nn.Module):
-    """Work that scales perfectly with torch's intra-op threads (8 ms / threads), whatever
-    else the machine is doing: the thread setting, snapshot and diff are all real."""
+    """Work that scales perfectly with torch's intra-op threads: it advances a virtual
+    clock by 8 ms / threads, so the result does not depend on what else the machine is
+    doing. The thread setting, the snapshots and their diff are all real."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__()
+        self.clock = clock
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        time.sleep(0.008 / torch.get_num_threads())
+        self.clock.now += 8_000_000 // torch.get_num_threads()
         return x * 2
 
 
@@ -195,8 +214,10 @@ def _assert_model_slower_and_threads_top_suspect(cmp, threads_before: int, threa
     assert (top["a"], top["b"]) == (threads_before, threads_after)
 
 
-def test_one_thread_against_two_is_a_model_slowdown_with_threads_the_top_suspect():
-    pipeline = Pipeline(model=ThreadScaledWork(), example_inputs=[torch.ones(4)], batch_size=2)
+def test_one_thread_against_two_is_a_model_slowdown_with_threads_the_top_suspect(monkeypatch):
+    clock = FakeClock(step_ns=1000)
+    monkeypatch.setattr(protocol, "measure", functools.partial(protocol.measure, clock=clock))
+    pipeline = Pipeline(model=ThreadScaledWork(clock), example_inputs=[torch.ones(4)], batch_size=2)
     options = {"min_time": 0.1, "min_iters": 15, "max_warmup": 3}
     baseline = bench(pipeline, threads=2, **options)
     current = bench(pipeline, threads=1, **options)

@@ -2,11 +2,17 @@
 
 For each stage both runs timed, the ratio of medians (current / baseline, above 1 is
 slower) gets a seeded bootstrap confidence interval over the raw samples. A stage is
-*slower* only when the whole interval lies above ``1 + NOISE_MARGIN`` and the median
-grew by more than ``MIN_ABS_CHANGE`` seconds; it is a *regression* (exit 1) when the
-interval lies above ``1 + max_slowdown`` as well. The margin exists because the
-bootstrap sees the noise inside each run, not the drift between two runs on a shared
-machine, which is a few percent.
+*slower* only when the whole interval lies above ``1 + margin`` and the median grew by
+more than ``MIN_ABS_CHANGE`` seconds; it is a *regression* (exit 1) when the interval
+lies above ``1 + max_slowdown`` as well.
+
+The margin exists because the bootstrap sees the noise *inside* each run, not the
+drift *between* two runs taken at different times on a shared machine. It is
+``NOISE_MARGIN`` (5%) on a quiet machine and grows to the stage's own spread,
+IQR/median of the noisier run, when that is larger: a run whose calls spread by 30%
+cannot establish a 10% shift against a run taken a minute earlier, and saying "no
+significant change (noisy)" is then the honest answer. The margin used is reported
+per stage.
 """
 
 from __future__ import annotations
@@ -45,11 +51,12 @@ class StageComparison:
     verdict: str  # "faster" | "slower" | "no significant change"
     regression: bool
     noisy: bool
+    margin: float = NOISE_MARGIN
 
     def to_json(self) -> dict[str, Any]:
         return {"stage": self.stage, "baseline_p50": self.baseline_p50, "current_p50": self.current_p50,
                 "ratio": self.ratio, "ci": list(self.ci), "verdict": self.verdict,
-                "regression": self.regression, "noisy": self.noisy}
+                "regression": self.regression, "noisy": self.noisy, "margin": self.margin}
 
 
 @dataclass
@@ -110,7 +117,7 @@ class BenchComparison:
             "reason": self.reason,
             "regression": self.regression,
             "max_slowdown": self.max_slowdown,
-            "noise_margin": NOISE_MARGIN,
+            "noise_margin": NOISE_MARGIN,  # the quiet-machine floor; each stage has its own "margin"
             "stages": [s.to_json() for s in self.stages],
             "slower_stages": self.slower_stages,
             "attribution": self.attribution,
@@ -251,21 +258,22 @@ def _compare_stage(name: str, current: list[float], baseline: list[float], max_s
                    seed: int) -> StageComparison:
     ratio, low, high = stats.bootstrap_median_ratio(current, baseline, seed=seed)
     cur_p50, base_p50 = stats.quantile(current, 0.5), stats.quantile(baseline, 0.5)
+    spread = max(_relative_iqr(current), _relative_iqr(baseline))
+    margin = max(NOISE_MARGIN, spread)
     big_enough = abs(cur_p50 - base_p50) > MIN_ABS_CHANGE
-    if big_enough and low > 1 + NOISE_MARGIN:
+    if big_enough and low > 1 + margin:
         verdict = "slower"
-    elif big_enough and high < 1 / (1 + NOISE_MARGIN):
+    elif big_enough and high < 1 / (1 + margin):
         verdict = "faster"
     else:
         verdict = "no significant change"
-    noisy = _is_noisy(current) or _is_noisy(baseline)
     return StageComparison(name, base_p50, cur_p50, ratio, (low, high), verdict,
-                           verdict == "slower" and low > 1 + max_slowdown, noisy)
+                           verdict == "slower" and low > 1 + max_slowdown, spread > stats.NOISY_IQR_RATIO, margin)
 
 
-def _is_noisy(samples: list[float]) -> bool:
+def _relative_iqr(samples: list[float]) -> float:
     med = stats.quantile(samples, 0.5)
-    return med > 0 and stats.iqr(samples) / med > stats.NOISY_IQR_RATIO
+    return stats.iqr(samples) / med if med > 0 else 0.0
 
 
 def _run_summary(doc: Mapping[str, Any]) -> dict[str, Any]:
