@@ -229,3 +229,9 @@ def test_index_page_links_reports_and_escapes():
     assert parsed.scripts == []
     assert ("a", {"href": "reports/x.html"}) in parsed.tags
     assert "".join(parsed.text).count(HOSTILE) == 2
+
+
+def test_summary_says_where_the_first_divergent_stage_sits():
+    result = verify_result(10, diverge_at=None)
+    result.update(verdict="FAIL", first_divergent_stage="postprocess")
+    assert "<b>postprocess</b> stage, after the model, in post-processing" in render_html(result)

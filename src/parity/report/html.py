@@ -40,6 +40,12 @@ _CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
     "img-src data: blob:; font-src data:; connect-src 'none'; form-action 'none'; base-uri 'none'"
 )
+_STAGE_WHERE = {
+    "inputs": "before the model runs: the model is fed different inputs",
+    "preprocess": "before the model runs: the model is fed different inputs",
+    "model": "in the model's outputs",
+    "postprocess": "after the model, in post-processing (the model's own outputs match)",
+}
 _HEADLINES = {
     "PASS": "PASS: the model on B behaves like the reference on A.",
     "FAIL": "FAIL: the model on B does not behave like the reference on A.",
@@ -182,8 +188,7 @@ def _summary_points(r: Mapping[str, Any]) -> list[str]:
     pts: list[str] = []
     stage = r.get("first_divergent_stage")
     if stage:
-        where = "before the model runs: the model is fed different inputs" if stage in ("inputs", "preprocess") else "in the model's outputs"
-        pts.append(f"The first difference is at the <b>{_e(stage)}</b> stage, {_e(where)}.")
+        pts.append(f"The first difference is at the <b>{_e(stage)}</b> stage, {_e(_STAGE_WHERE.get(stage, 'in its outputs'))}.")
     layer, intro = r.get("first_divergent_layer"), r.get("first_introducing_layer")
     if layer:
         pts.append(f"First layer out of tolerance: <code>{_e(layer)}</code>.")
