@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
+
+# The helpers beside this file, importable under any pytest import mode.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pytest
 from tinywheels import ORACLE, build_wheel, make_good_venv, write_snapshot
