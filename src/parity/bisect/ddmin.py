@@ -81,8 +81,9 @@ def minimize(items: Sequence[T], test: Callable[[frozenset[T]], Verdict]) -> Min
     candidates to find the first one that makes ``found + prefix`` fail; add it to
     ``found`` and repeat on the candidates before it until ``found`` alone fails.
     Each step halves the candidates with one trial, so a single culprit among n
-    costs 1 (whole set) + ceil(log2 n) + at most 1 (confirming it alone) trials,
-    where classic ddmin spends up to two trials per halving. Under a monotone
+    costs 1 (whole set) + ceil(log2 n) + 1 (confirming it alone, or checking the good
+    environment when no trial was GOOD) trials at most, where classic ddmin spends up
+    to two trials per halving. Under a monotone
     oracle the result is 1-minimal, so a pair that only breaks together is found.
     """
     tester: _Tester[T] = _Tester(test)
