@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from parity.bisect.ddmin import Verdict, first_bad, minimize
 
@@ -110,3 +112,21 @@ def test_first_bad_skips_uninstallable_without_blaming_it() -> None:
     assert result.tried["1.2"] is Verdict.SKIP
     assert (result.first_bad, result.last_good, result.skipped) == ("1.3", "1.1", ["1.2"])
     assert not result.exact
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=1, max_value=40).flatmap(
+    lambda n: st.tuples(st.just(n), st.sets(st.integers(0, n - 1), min_size=1, max_size=3))))
+def test_any_culprit_group_is_found_exactly(case: tuple[int, set[int]]) -> None:
+    n, group = case
+    items = list(range(n))
+    calls: list[frozenset[int]] = []
+
+    def test(subset: frozenset[int]) -> Verdict:
+        calls.append(subset)
+        return Verdict.BAD if group <= subset else Verdict.GOOD
+
+    result = minimize(items, test)
+    assert result.status == "found" and set(result.culprits) == group
+    if len(group) == 1:
+        assert len(calls) <= math.ceil(math.log2(n)) + 2 if n > 1 else len(calls) <= 2
