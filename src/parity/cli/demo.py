@@ -13,7 +13,8 @@ from parity.cli._common import EXIT_DIVERGENCE, EXIT_OK, console, emit_json, jso
 _STYLE = {"PASS": "bold green", "FAIL": "bold red", "PASS-with-warnings": "bold yellow"}
 
 
-@click.command(name="demo", help="Run the embedded demo (no download) and write its HTML reports to DIR.")
+@click.command(name="demo", help="Run the embedded demo (no download) and write its HTML reports to DIR. "
+               "Exit 0 when every scenario gets the verdict it should, 1 otherwise.")
 @click.option("-o", "--output", "out_dir", default="parity-demo", show_default=True,
               type=click.Path(path_type=Path),
               help="Folder for the reference record and the reports (an earlier demo there is replaced).")
