@@ -141,3 +141,19 @@ def test_max_slowdown_measures_against_the_recorded_baseline(tmp_path: Path, run
     doc = json.loads(stdout)
     assert code == 0, (doc["reason"], err)
     assert doc["performance"] is not None and doc["performance"]["regression"] is False
+
+
+def test_full_record_against_a_stats_record_compares_samples(tmp_path: Path) -> None:
+    from parity.compare import compare
+
+    target = _target(tmp_path, "loop", "return models.build(models.LoopNet)")
+    full = tmp_path / "full"
+    record(target, _inputs(), out=full, capture="full", batch_size=2, snapshot_env=False)
+    stats_same, stats_other = tmp_path / "stats", tmp_path / "stats_b"
+    record(target, _inputs(), out=stats_same, capture="stats", batch_size=2, snapshot_env=False)
+    record(_target(tmp_path, "loop_b", PERTURB_STEP), _inputs(), out=stats_other, capture="stats", batch_size=2,
+           snapshot_env=False)
+    assert compare(full, stats_same).verdict == PASS
+    assert compare(stats_same, full).verdict == PASS
+    r = compare(full, stats_other)
+    assert r.first_divergent_layer == "step#0/out" and any("capture=stats" in n for n in r.notes)

@@ -89,7 +89,7 @@ def _compare_pair(
     row.metrics = m if row.metrics is None else row.metrics.merge(m)
     if not m.ok:
         _mark(row, batch, None)
-    if rec_a.capture == "stats" and not _stats_agree(ea.get("stats"), eb.get("stats"), tol):
+    if "stats" in (rec_a.capture, rec_b.capture) and not _stats_agree(ea.get("stats"), eb.get("stats"), tol):
         _mark(row, batch, "summary stats (min/max/mean/std/L2) differ")
 
 
@@ -105,7 +105,10 @@ def _pair_metrics(rec_a: Record, rec_b: Record, ea: dict[str, Any], eb: dict[str
     same_meta = ea.get("shape") == eb.get("shape") and ea.get("dtype") == eb.get("dtype")
     if same_meta and ea.get("hash") and ea.get("hash") == eb.get("hash"):
         return _zero_metrics(ea, tol)
-    ta, tb = layer_tensor(rec_a, ea), layer_tensor(rec_b, eb)
+    if rec_a.capture != rec_b.capture:
+        ta, tb = _samples_of_both(rec_a, rec_b, ea, eb)
+    else:
+        ta, tb = layer_tensor(rec_a, ea), layer_tensor(rec_b, eb)
     if ta is None or tb is None:
         # Nothing stored to compare (capture=outputs, or a mismatch of capture levels):
         # different hashes of equal-looking tensors still say "not bit-identical".
@@ -128,6 +131,21 @@ def _shape_only(ea: dict[str, Any], eb: dict[str, Any], tol: Tolerance) -> Tenso
     return TensorMetrics(numel=0, shape_a=tuple(ea.get("shape") or ()), shape_b=tuple(eb.get("shape") or ()),
                          dtype_a=str(ea.get("dtype")), dtype_b=str(eb.get("dtype")), atol=tol.atol, rtol=tol.rtol,
                          max_abs=None)
+
+
+def _samples_of_both(rec_a: Record, rec_b: Record, ea: dict[str, Any], eb: dict[str, Any]) -> tuple[Any, Any]:
+    """A full record against a stats one: the full tensor read at the other's sample indices."""
+    from parity.record import layer_sample
+
+    if not (ea.get("shard") and eb.get("shard")):
+        return None, None
+    if rec_a.capture == "full":
+        idx, vb = layer_sample(rec_b, eb)
+        return layer_tensor(rec_a, ea).reshape(-1).index_select(0, idx), vb
+    if rec_b.capture == "full":
+        idx, va = layer_sample(rec_a, ea)
+        return va, layer_tensor(rec_b, eb).reshape(-1).index_select(0, idx)
+    return None, None
 
 
 def layer_tensor(rec: Record, entry: dict[str, Any]) -> Any:

@@ -108,7 +108,7 @@ def _predictions(r: Mapping[str, Any], c: Any) -> None:
     if p.get("cosine") is not None:
         parts.append(f"cosine {_num(p.get('cosine'))}")
     parts.append(f"max abs {_num(p.get('max_abs'))}, rel L2 {_num(p.get('rel_l2'))}")
-    _heading(c, "Predictions", f"{p.get('stage')} output {p.get('output')}")
+    _heading(c, "Predictions", f"{p.get('stage')} output {p.get('output') or ''}".rstrip())
     c.print("  " + "; ".join(parts))
 
 
@@ -136,7 +136,10 @@ def _table(c: Any, head: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         return
     from rich.table import Table
 
-    table = Table(*head, show_edge=False, pad_edge=False)
+    table = Table(show_edge=False, pad_edge=False)
+    for i, name in enumerate(head):
+        # the first column holds layer keys and file paths: wrap them, never cut them
+        table.add_column(name, overflow="fold" if i == 0 else "ellipsis")
     for row in rows[:MAX_ROWS]:
         table.add_row(*(_esc(_cell(v)) for v in row))
     c.print(table)
