@@ -9,7 +9,7 @@ interleaved, medians reported (the machine is shared and noisy):
 - page load: time from navigation to the plot being drawn (``performance.now()`` when
   ``Plotly.newPlot`` resolves) and to the first contentful paint (the verdict), and the
   CPU time all Chromium processes spent on it, in a fresh headless Chromium per load,
-  2,000-layer report vs 40-layer report;
+  2,000-layer report vs 40-layer report and vs a page that only runs plotly.js;
 - demo: ``python -m parity demo`` wall time vs ``python -c "import torch"``.
 
 Run:  .venv/bin/python benchmarks/html_report.py [--reps 5] [--no-demo]
@@ -112,8 +112,18 @@ def bench_load(pages: dict[str, Path], reps: int, workdir: Path) -> dict[str, di
     out = {}
     for name, runs in samples.items():
         out[name] = {k: median([r[k] for r in runs]) for k in runs[0]}
-    out["ratio"] = {k: out["report_2000"][k] / out["report_40"][k] for k in out["report_2000"]}
+    out["ratio_2000_vs_40"] = {k: out["report_2000"][k] / out["report_40"][k] for k in out["report_2000"]}
+    out["ratio_2000_vs_plotly_only"] = {k: out["report_2000"][k] / out["plotly_only"][k] for k in out["report_2000"]}
     return out
+
+
+def plotly_only_page() -> str:
+    """The floor: a page that only runs the inlined plotly.js, then says it is ready."""
+    from plotly.offline import get_plotlyjs
+
+    ready = ("document.body.setAttribute('data-plot-ready-ms', performance.now().toFixed(1));"
+             "document.body.setAttribute('data-plot-ready', '1');")
+    return f"<!DOCTYPE html><html><body><h1>plotly only</h1><script>{get_plotlyjs()}</script><script>{ready}</script></body></html>"
 
 
 def bench_demo(reps: int) -> dict[str, float]:
@@ -138,9 +148,11 @@ def main() -> None:
     results: dict[str, object] = {"loadavg_start": os.getloadavg(), "render": bench_render(args.reps)}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        pages = {"report_2000": work / "report_2000.html", "report_40": work / "report_40.html"}
+        pages = {"report_2000": work / "report_2000.html", "report_40": work / "report_40.html",
+                 "plotly_only": work / "plotly_only.html"}
         pages["report_2000"].write_text(render_html(verify_result(LAYERS, diverge_at=1500)))
         pages["report_40"].write_text(render_html(verify_result(REF_LAYERS)))
+        pages["plotly_only"].write_text(plotly_only_page())
         results["size"] = bench_size(pages["report_2000"].read_text())
         if chromium_available():
             results["load"] = bench_load(pages, args.reps, work)
