@@ -96,10 +96,13 @@ def test_runtime_shows_blas_threads_and_flags():
 
 
 @pytest.mark.slow
-def test_runtime_runs_in_the_target_interpreter(tmp_path):
+def test_runtime_runs_in_the_target_interpreter_and_repeats_identically(tmp_path):
     snap = snapshot(python=sys.executable, runtime=True)
     assert snap["runtime"]["torch"]["version"] == "2.13.0+cpu"
     assert snap["runtime"]["threadpool"]
+    again = snapshot(python=sys.executable, runtime=True)
+    result = diff(snap, again)
+    assert result.identical and not result.notes, result.to_json()
 
 
 # --- load_snapshot ------------------------------------------------------------------------
