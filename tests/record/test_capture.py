@@ -284,3 +284,9 @@ def test_env_json_embeds_the_snapshot(tmp_path: Path) -> None:
     env = read_record(tmp_path / "rec").env
     assert env["schema"] == "parity.snapshot/1" and "torch" in env["packages"]
     assert "model" in env["runtime"] and sys.version.split()[0] == env["python"]["version"]
+
+
+def test_output_that_is_its_own_input_gets_stats_in_full_capture(record_model) -> None:
+    rec = record_model(build_tiny_text(), inputs=["one", "two"], capture="full")
+    dropout, gelu = _entry(rec, "mlp.2#0/out"), _entry(rec, "mlp.1#0/out")  # eval Dropout returns its input
+    assert dropout["tensor"] == gelu["tensor"] and dropout["stats"] == gelu["stats"] is not None

@@ -57,6 +57,7 @@ class LayerCapture:
         self._seen: dict[tuple[Any, ...], tuple[Any, dict[str, Any]]] = {}
         self._handles: list[Any] = []
         self._samples: list[tuple[str, Any]] = []
+        self._stored: dict[tuple[str, str, tuple[int, ...]], str] = {}  # content -> blob, whole record
 
     def __enter__(self) -> LayerCapture:
         for path, module in self.model.named_modules():
@@ -120,6 +121,9 @@ class LayerCapture:
         ident = _identity(value)
         seen = self._seen.get(ident)
         if seen is not None and _same(seen[0](), value):
+            if seen[1].get("stats") is None and seen[1].get("hash") is not None:
+                # First seen as a module input (no stats kept then): summarise it now.
+                seen[1]["stats"] = tensor_stats(value)
             return {**base, **seen[1]}
         summary = self._store_full(key, value) if self.level == "full" else self._summarise(key, value)
         self._seen[ident] = (weakref.ref(value), summary)
@@ -136,24 +140,35 @@ class LayerCapture:
 
     def _flush_samples(self) -> None:
         if self._samples:
-            self.writer.put_many(self._samples, summarize=False)
+            self.writer.put_many(self._samples)
             self._samples = []
 
-    def _store_full(self, key: str, t: Any) -> dict[str, Any]:
+    def _store_full(self, key: str, t: Any, with_stats: bool = True) -> dict[str, Any]:
+        """Hash (and summarise) ``t`` now; copy it to the writer unless the same content
+        (hash, dtype, shape) is already stored anywhere in this record."""
         blob = f"{self.batch}/{key}"
         if t.is_sparse or t.is_quantized:
             return {"stats": None, "hash": None, "blob": None}
+        t = t.detach()
+        digest = content_hash(t)
+        summary = {"stats": tensor_stats(t) if with_stats else None, "hash": digest, "blob": blob}
+        content = (digest, str(t.dtype), tuple(t.shape))
+        if content in self._stored:
+            summary["blob"] = self._stored[content]
+            return summary
+        self._stored[content] = blob
         # A private CPU copy now: later in-place ops (ReLU(inplace=True)) cannot reach it.
-        self.writer.put(blob, cpu_copy(t), summarize=True)
-        return {"blob": blob}
+        self.writer.put(blob, cpu_copy(t))
+        return summary
 
     def _store_input(self, key: str, where: str, path: str, t: Any) -> str | None:
         ident = _identity(t)
         seen = self._seen.get(ident)
         if seen is not None and _same(seen[0](), t) and seen[1].get("blob"):
             return str(seen[1]["blob"])
-        summary = self._store_full(f"{key}/in{where}{path}", t)
-        self._seen[ident] = (weakref.ref(t), summary)
+        summary = self._store_full(f"{key}/in{where}{path}", t, with_stats=False)
+        if summary["blob"] is not None:
+            self._seen[ident] = (weakref.ref(t), {**summary, "stats": None})
         return summary["blob"]
 
     # -- after the writer is closed ------------------------------------------------------
@@ -163,9 +178,6 @@ class LayerCapture:
             blob = entry.pop("blob", None)
             shard, tensor = self.writer.location(blob) if blob else (None, None)
             entry["shard"], entry["tensor"] = shard, tensor
-            if self.level == "full" and blob:
-                info = self.writer.blobs[blob]
-                entry["hash"], entry["stats"] = info["hash"], info["stats"]
             entry.setdefault("hash", None)
             entry.setdefault("stats", None)
         for call in self.module_inputs:

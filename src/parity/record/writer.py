@@ -1,10 +1,11 @@
 """Background writer: size-bounded safetensors shards written while the model runs.
 
-The hook thread hands over CPU copies with :meth:`ShardWriter.put`; the writer thread
-hashes them, optionally computes their stats, drops exact duplicates (same content
-hash, dtype and shape) and appends the rest to the current shard, which is written
-once it reaches ``shard_bytes``. ``put`` blocks while more than ``queue_bytes`` wait,
-so memory stays bounded whatever the number of batches.
+The hook thread hands over private CPU copies with :meth:`ShardWriter.put` (already
+hashed and de-duplicated by the capture); the writer thread appends them to the
+current shard, which is written once it reaches ``shard_bytes``. The thread does I/O
+only, which releases the GIL, so the model's Python code keeps running. ``put``
+blocks while more than ``queue_bytes`` wait, so memory stays bounded whatever the
+number of batches.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from parity.errors import RecordError
-from parity.record.stats import content_hash, tensor_stats
 
 SHARD_BYTES = 64 << 20
 QUEUE_BYTES = 128 << 20
@@ -68,8 +68,8 @@ def write_safetensors(path: Path, named: list[tuple[str, Any]], metadata: dict[s
 class ShardWriter:
     """Writes tensors into ``directory/NNNNN.safetensors`` from a background thread.
 
-    After :meth:`close`, ``blobs[name]`` is ``{"shard", "tensor", "hash", "stats"}``
-    where ``tensor`` is the stored name (another name's when the content was a duplicate).
+    After :meth:`close`, ``blobs[name]`` is ``{"shard", "tensor"}`` (``tensor`` None when
+    the dtype has no safetensors name and nothing was stored).
     """
 
     def __init__(self, directory: Path, rel_prefix: str, *, shard_bytes: int = SHARD_BYTES,
@@ -87,20 +87,19 @@ class ShardWriter:
         self._error: BaseException | None = None
         self._current: list[tuple[str, Any]] = []
         self._current_bytes = 0
-        self._seen: dict[tuple[str, str, tuple[int, ...]], str] = {}
         self._thread = threading.Thread(target=self._run, name="parity-shard-writer", daemon=True)
         self._thread.start()
 
-    def put(self, name: str, tensor: Any, *, summarize: bool) -> None:
-        """Queue a CPU tensor (the writer owns it from now on). ``summarize`` asks for
-        its stats too. Blocks while the queue holds more than ``queue_bytes``."""
-        self.put_many([(name, tensor)], summarize=summarize)
+    def put(self, name: str, tensor: Any) -> None:
+        """Queue a CPU tensor under a unique ``name`` (the writer owns it from now on).
+        Blocks while the queue holds more than ``queue_bytes``."""
+        self.put_many([(name, tensor)])
 
-    def put_many(self, named: list[tuple[str, Any]], *, summarize: bool) -> None:
+    def put_many(self, named: list[tuple[str, Any]]) -> None:
         """:meth:`put` for several small tensors at once: one hand-over to the thread
         instead of one per tensor (each wakes the writer and costs a GIL switch)."""
-        items = [(name, t, summarize, t.numel() * t.element_size()) for name, t in named]
-        nbytes = sum(item[3] for item in items)
+        items = [(name, t, t.numel() * t.element_size()) for name, t in named]
+        nbytes = sum(item[2] for item in items)
         with self._cond:
             while self._pending > self.queue_bytes and self._error is None:
                 self._cond.wait()
@@ -139,16 +138,12 @@ class ShardWriter:
             with self._cond:
                 self._cond.notify_all()
 
-    def _store(self, name: str, tensor: Any, summarize: bool, nbytes: int) -> None:
-        digest = content_hash(tensor)
-        stats = tensor_stats(tensor) if summarize else None
-        dedup_key = (digest, str(tensor.dtype), tuple(tensor.shape))
-        stored = self._seen.get(dedup_key)
-        if stored is None and safetensors_dtype(tensor.dtype) is not None:
-            self._seen[dedup_key] = stored = name
+    def _store(self, name: str, tensor: Any, nbytes: int) -> None:
+        stored = name if safetensors_dtype(tensor.dtype) is not None else None
+        if stored is not None:
             self._current.append((name, tensor))
             self._current_bytes += nbytes
-        self.blobs[name] = {"shard": None, "tensor": stored, "hash": digest, "stats": stats}
+        self.blobs[name] = {"shard": None, "tensor": stored}
         if self._current_bytes >= self.shard_bytes:
             self._flush()
         with self._cond:
@@ -171,4 +166,4 @@ class ShardWriter:
         blob = self.blobs.get(name)
         if blob is None or blob["tensor"] is None:
             return None, None
-        return self.blobs[blob["tensor"]]["shard"], blob["tensor"]
+        return blob["shard"], blob["tensor"]
