@@ -123,3 +123,22 @@ def test_huge_finite_values_do_not_overflow_the_sums() -> None:
     a = torch.tensor([3e38, -3e38, 1.0])
     m = compare_tensors(a, a.clone(), 1e-5, 1e-4)
     assert m.ok and m.nonfinite_mismatches == 0 and m.cosine == pytest.approx(1.0)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+_floats = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, width=32)
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=arrays(np.float32, st.integers(1, 300), elements=_floats), noise=st.floats(0, 1e-2),
+       atol=st.floats(0, 1e-2), rtol=st.floats(0, 1e-2))
+def test_mismatch_count_matches_the_rule_elementwise(a: np.ndarray, noise: float, atol: float, rtol: float) -> None:
+    b = (a + np.float32(noise) * np.sin(np.arange(a.size, dtype=np.float32))).astype(np.float32)
+    m = compare_tensors(torch.from_numpy(a), torch.from_numpy(b), atol, rtol)
+    d = np.abs(a.astype(np.float32) - b)
+    want = int(((d > np.float32(atol)) & (d > np.float32(rtol) * np.abs(a))).sum())
+    assert m.mismatches == want
+    assert m.max_abs == pytest.approx(float(d.max()), rel=1e-6, abs=1e-12)

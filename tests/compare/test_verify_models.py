@@ -157,3 +157,49 @@ def test_full_record_against_a_stats_record_compares_samples(tmp_path: Path) -> 
     assert compare(stats_same, full).verdict == PASS
     r = compare(full, stats_other)
     assert r.first_divergent_layer == "step#0/out" and any("capture=stats" in n for n in r.notes)
+
+
+def _break_truncate(rec: Path) -> str:
+    shard = sorted((rec / "activations").glob("*.safetensors"))[0]
+    shard.write_bytes(shard.read_bytes()[:100])
+    return shard.name
+
+
+def _break_flip(rec: Path) -> str:
+    shard = sorted((rec / "activations").glob("*.safetensors"))[0]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    shard.write_bytes(bytes(data))
+    return shard.name
+
+
+def _break_delete(rec: Path) -> str:
+    (rec / "layers.json").unlink()
+    return "layers.json"
+
+
+def _break_future(rec: Path) -> str:
+    manifest = json.loads((rec / "manifest.json").read_text())
+    manifest["format_version"] += 1
+    (rec / "manifest.json").write_text(json.dumps(manifest))
+    return "manifest.json"
+
+
+@pytest.mark.parametrize("breaker", [_break_truncate, _break_flip, _break_delete, _break_future])
+def test_damaged_real_record_is_refused_naming_the_file(tmp_path: Path, run_cli, breaker) -> None:
+    a = _record(tmp_path, _target(tmp_path, "loop", "return models.build(models.LoopNet)"))
+    name = breaker(a)
+    code, out, err = run_cli("verify", a, "--json")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and name in err and "fix:" in err
+
+
+def test_calibrated_noise_floor_reaches_the_report(tmp_path: Path) -> None:
+    target = _target(tmp_path, "conv", "return models.build_conv()")
+    out = tmp_path / "golden"
+    record(target, out=out, capture="stats", calibrate=True, snapshot_env=False)
+    r = verify(out)
+    assert r.verdict == PASS, r.reason
+    floors = [x["noise_floor"] for x in r.layers if x["noise_floor"] is not None]
+    assert floors and all(f >= 0 for f in floors)
+    assert all(x["atol"] >= (x["noise_floor"] or 0) for x in r.layers if x["atol"] is not None)
