@@ -7,6 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from parity.compare import metrics
 from parity.compare.metrics import compare_tensors
@@ -123,11 +126,6 @@ def test_huge_finite_values_do_not_overflow_the_sums() -> None:
     a = torch.tensor([3e38, -3e38, 1.0])
     m = compare_tensors(a, a.clone(), 1e-5, 1e-4)
     assert m.ok and m.nonfinite_mismatches == 0 and m.cosine == pytest.approx(1.0)
-
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from hypothesis.extra.numpy import arrays  # noqa: E402
 
 _floats = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, width=32)
 
