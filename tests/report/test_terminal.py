@@ -69,3 +69,11 @@ def test_pass_report_is_short_and_says_same() -> None:
 def test_markup_in_values_is_not_interpreted() -> None:
     doc = dict(FAIL_DOC, reason="layer [bold]x[/bold] differs")
     assert "[bold]x[/bold]" in _render(doc)
+
+
+def test_performance_section_shows_stage_ratios() -> None:
+    perf = {"verdict": "regression", "reason": "model is 1.40x the baseline time.", "regression": True,
+            "stages": [{"stage": "model", "baseline_p50": 0.010, "current_p50": 0.014, "ratio": 1.4,
+                        "ci": [1.3, 1.5], "verdict": "slower"}]}
+    out = _render(dict(FAIL_DOC, performance=perf))
+    assert "Performance" in out and "1.40x (1.30-1.50)" in out and "14 ms" in out and "1.40x the baseline" in out

@@ -116,10 +116,21 @@ def _performance(r: Mapping[str, Any], c: Any) -> None:
     perf = r.get("performance")
     if not perf:
         return
-    _heading(c, "Performance", "regression" if perf.get("regression") else str(perf.get("verdict", "")))
-    for s in perf.get("stages") or []:
-        if isinstance(s, Mapping):
-            c.print(f"  {_esc(s.get('stage'))}: {_esc({k: v for k, v in s.items() if k != 'stage'})}")
+    _heading(c, "Performance", str(perf.get("reason") or perf.get("verdict") or ""))
+    rows = [[s.get("stage"), _ms(s.get("baseline_p50")), _ms(s.get("current_p50")), _ratio(s), s.get("verdict")]
+            for s in perf.get("stages") or [] if isinstance(s, Mapping)]
+    _table(c, ["stage", "A p50", "B p50", "B/A (95% CI)", "verdict"], rows)
+
+
+def _ms(seconds: Any) -> str:
+    return f"{seconds * 1e3:.3g} ms" if isinstance(seconds, (int, float)) else "-"
+
+
+def _ratio(stage: Mapping[str, Any]) -> str:
+    ratio, ci = stage.get("ratio"), stage.get("ci") or []
+    if not isinstance(ratio, (int, float)):
+        return "-"
+    return f"{ratio:.2f}x" + (f" ({ci[0]:.2f}-{ci[1]:.2f})" if len(ci) == 2 else "")
 
 
 def _notes(r: Mapping[str, Any], c: Any) -> None:
