@@ -9,8 +9,8 @@ import pytest
 from export_testing import eager_outputs, run_isolated
 
 from parity.compare.metrics import compare_tensors
-from parity.compare.tolerances import default_tolerance
 from parity.export import export
+from parity.export.check import CheckTolerance
 
 pytestmark = pytest.mark.slow
 
@@ -61,10 +61,10 @@ def test_parity_check_passes_on_other_batch_sizes_and_lengths(exported) -> None:
 
 def test_artifact_runs_where_transformers_cannot_be_imported(exported, minilm_dir: Path, inputs_file: Path,
                                                              tmp_path: Path) -> None:
-    _, out, _ = exported
+    fmt, out, _ = exported
     report, outputs = run_isolated(out, ["transformers", "tokenizers"], minilm_dir, tmp_path)
     assert report["leaked"] == [] and "last_hidden_state" in report["outputs"]
     eager = eager_outputs(str(minilm_dir), str(inputs_file))
-    atol, rtol = default_tolerance("float32")
+    atol, rtol = CheckTolerance.for_format(fmt, None, None).for_dtype("float32")
     metrics = compare_tensors(eager["last_hidden_state"], outputs["last_hidden_state"], atol, rtol)
     assert metrics.ok, metrics.to_json()
