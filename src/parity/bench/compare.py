@@ -102,7 +102,9 @@ class BenchComparison:
             return f"{top.stage} is {top.ratio:.2f}x the baseline time{because}."
         if self.verdict == "faster":
             return "no stage is slower; at least one is significantly faster."
-        return f"no stage changed significantly (largest ratio {worst.ratio:.2f}x)."
+        noisy = max((s.margin for s in self.stages if s.noisy), default=None)
+        caveat = f"; timings are noisy, so changes under {noisy:.0%} cannot show" if noisy else ""
+        return f"no stage changed significantly (largest ratio {worst.ratio:.2f}x){caveat}."
 
     def _top_suspect(self) -> str | None:
         if not self.attribution or not self.attribution[0].get("touches_slower_stage"):
