@@ -94,6 +94,6 @@ def test_releases_between_leaves_out_prereleases_and_orders_from_the_good_side()
     assert releases_between(found, "2.0", "1.0") == ["1.4", "1.2", "1.1"]
 
 
-def test_pip_installer_drives_a_venv_without_pip(tmp_path: Path) -> None:
+def test_pip_installer_is_used_when_asked(tmp_path: Path) -> None:
     installer = find_installer(Path(sys.executable), prefer="pip")
     assert installer.name == "pip"
