@@ -41,7 +41,8 @@ def one_trial(pipeline: Any, min_time: float) -> dict[str, Any]:
     cmp = compare_bench(second, first).to_json()
     return {"verdict": cmp["verdict"],
             "stages": {s["stage"]: {"ratio": round(s["ratio"], 4), "ci": [round(c, 4) for c in s["ci"]],
-                                    "verdict": s["verdict"]} for s in cmp["stages"]}}
+                                    "margin": round(s["margin"], 4), "verdict": s["verdict"]}
+                       for s in cmp["stages"]}}
 
 
 def run_workload(name: str, pipeline: Any, trials: int, min_time: float) -> dict[str, Any]:
@@ -68,10 +69,12 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     builders = {"minilm-batch8": lambda: with_mean_pooling(minilm_pipeline()), "convnet-8x3x96x96": convnet_pipeline}
+    load_start = os.getloadavg()
     chosen = [k for k in builders if args.workload == "both" or k.startswith(args.workload)]
     summaries = [run_workload(name, builders[name](), args.trials, args.min_time) for name in chosen]
     doc = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                       "threads": args.threads, "loadavg_end": os.getloadavg()}, "summaries": summaries}
+                       "threads": args.threads, "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
+           "summaries": summaries}
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
