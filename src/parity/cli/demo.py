@@ -33,6 +33,7 @@ def command(out_dir: Path, as_json: bool) -> int:
 
 def _render(result: Any) -> None:
     out = console()
+    out.soft_wrap = True  # long reasons and paths stay on one line (readable when piped)
     out.print(f"\n[bold]parity demo[/bold]: {len(result.scenarios)} scenarios against the reference "
               f"recorded in {_escape(str(result.reference))} ({result.seconds:.1f} s)\n")
     for s in result.scenarios:
