@@ -82,11 +82,12 @@ def test_same_model_passes_with_zero_layer_mismatches(golden: dict[str, Path], l
     assert r.predictions["cosine"] == pytest.approx(1.0)
 
 
-def test_threads_1_in_a_vs_2_in_b_passes(golden: dict[str, Path]) -> None:
+@pytest.mark.parametrize("level", ["stats", "full"])
+def test_threads_1_in_a_vs_2_in_b_passes(golden: dict[str, Path], level: str) -> None:
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        r = verify(golden["full"])
+        r = verify(golden[level])
     finally:
         torch.set_num_threads(before)
     assert r.verdict == PASS, r.reason

@@ -13,7 +13,7 @@ from parity.cli._common import console, emit_json, json_option
 @click.command("compare")
 @click.argument("dir_a", metavar="DIR_A", type=click.Path(path_type=Path))
 @click.argument("dir_b", metavar="DIR_B", type=click.Path(path_type=Path))
-@click.option("--html", "html", type=click.Path(path_type=Path), help="Also write an HTML report to FILE.")
+@click.option("--html", "html", type=click.Path(path_type=Path), metavar="FILE", help="Also write an HTML report to FILE.")
 @json_option
 def command(dir_a: Path, dir_b: Path, html: Path | None, as_json: bool) -> int:
     """Compare record DIR_B against the reference record DIR_A.

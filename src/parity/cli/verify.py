@@ -13,7 +13,7 @@ from parity.cli.compare import render_result
 @click.command("verify")
 @click.argument("record_dir", metavar="DIR", type=click.Path(path_type=Path))
 @click.argument("target", required=False)
-@click.option("--html", "html", type=click.Path(path_type=Path), help="Also write an HTML report to FILE.")
+@click.option("--html", "html", type=click.Path(path_type=Path), metavar="FILE", help="Also write an HTML report to FILE.")
 @json_option
 @click.option("--atol", type=float, help="Absolute tolerance (default per dtype: 1e-5 for float32).")
 @click.option("--rtol", type=float, help="Relative tolerance (default per dtype: 1e-4 for float32).")
