@@ -140,3 +140,9 @@ def test_mismatch_count_matches_the_rule_elementwise(a: np.ndarray, noise: float
     want = int(((d > np.float32(atol)) & (d > np.float32(rtol) * np.abs(a))).sum())
     assert m.mismatches == want
     assert m.max_abs == pytest.approx(float(d.max()), rel=1e-6, abs=1e-12)
+
+
+def test_large_integer_ids_are_compared_exactly() -> None:
+    a = torch.tensor([2**60, 5])
+    m = compare_tensors(a, torch.tensor([2**60 + 1, 5]), 0, 0)
+    assert m.mismatches == 1 and not m.ok

@@ -69,7 +69,9 @@ def test_token_id_rows_are_shown_at_preprocess(make_record: Make) -> None:
     b = make_record("b", _layers(), stages={"0/preprocess/input_ids": ids_b})
     r = compare(a, b)
     assert r.verdict == FAIL and r.first_divergent_stage == "preprocess"
-    (row,) = next(s for s in r.stages if s["stage"] == "preprocess")["rows"]
+    stage = next(s for s in r.stages if s["stage"] == "preprocess")
+    assert stage["suspects"] == []
+    (row,) = stage["rows"]
     assert row == {"batch": 0, "name": "input_ids", "row": 1, "positions": [1], "a": [101, 2023, 102, 0],
                    "b": [101, 1996, 102, 0]}
 
@@ -191,3 +193,14 @@ def test_logits_predictions_report_argmax_and_topk(make_record: Make) -> None:
     b = make_record("b", _layers(), stages={"0/model/logits": flipped})
     p = compare(a, b).predictions
     assert p is not None and p["kind"] == "logits" and p["argmax_agreement"] == 0.5 and p["topk_overlap"] == 1.0
+
+
+def test_first_divergent_stage_lists_what_can_explain_it(make_record: Make) -> None:
+    ids = torch.tensor([[101, 7592, 102]])
+    a = make_record("a", _layers(), stages={"0/preprocess/input_ids": ids}, files={"m/tokenizer.json": "aa"},
+                    packages={"tokenizers": "0.19.1"})
+    b = make_record("b", _layers(), stages={"0/preprocess/input_ids": ids + 1}, files={"m/tokenizer.json": "bb"},
+                    packages={"tokenizers": "0.20.0"})
+    stage = next(s for s in compare(a, b).stages if s["stage"] == "preprocess")
+    assert stage["suspects"][0] == "asset m/tokenizer.json (changed)"
+    assert any("tokenizers 0.19.1 -> 0.20.0" in s for s in stage["suspects"])

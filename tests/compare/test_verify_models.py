@@ -203,3 +203,13 @@ def test_calibrated_noise_floor_reaches_the_report(tmp_path: Path) -> None:
     floors = [x["noise_floor"] for x in r.layers if x["noise_floor"] is not None]
     assert floors and all(f >= 0 for f in floors)
     assert all(x["atol"] >= (x["noise_floor"] or 0) for x in r.layers if x["atol"] is not None)
+
+
+def test_non_tensor_output_value_change_is_a_divergence(tmp_path: Path) -> None:
+    a = _record(tmp_path, _target(tmp_path, "nested", "return models.build(models.NestedOutputNet)"))
+    body = ("m = models.build(models.NestedOutputNet)\nf = m.forward\n"
+            "m.forward = lambda x: {**f(x), 'count': 4}\nreturn m")
+    r = verify(a, _target(tmp_path, "nested_b", body))
+    row = next(x for x in r.layers if x["key"] == "#0/out/count")
+    assert row["status"] == "diverged" and "3 in A, 4 in B" in row["notes"][0]
+    assert r.verdict == FAIL

@@ -82,6 +82,8 @@ def _compare_pair(
     if ea.get("kind", "tensor") != "tensor" or eb.get("kind", "tensor") != "tensor":
         if ea.get("kind") != eb.get("kind") or ea.get("type") != eb.get("type"):
             _mark(row, batch, f"output kind {ea.get('kind')} in A, {eb.get('kind')} in B")
+        elif ea.get("value") != eb.get("value"):
+            _mark(row, batch, f"value {ea.get('value')!r} in A, {eb.get('value')!r} in B")
         return
     tol = policy.for_layer(row.key, str(ea.get("dtype", "float32")), ea.get("noise_floor"))
     row.tolerance = tol

@@ -141,7 +141,8 @@ def compare_tensors(a: Any, b: Any, atol: float, rtol: float) -> TensorMetrics:
     Float tensors use Polygraphy's rule with ``atol``/``rtol``; integer and bool tensors
     are compared exactly (tolerances ignored). Mixed float dtypes (float32 in A, float16
     in B) are compared in float32 and flagged by ``dtype_mismatch``. Shape mismatches
-    return metrics with ``comparable`` false instead of raising.
+    return metrics with ``comparable`` false instead of raising. While it runs, torch's
+    intra-op thread count is 1 (process-wide; restored on return).
     """
     import torch
 
@@ -168,6 +169,8 @@ def compare_tensors(a: Any, b: Any, atol: float, rtol: float) -> TensorMetrics:
             if cb.dtype != work:
                 cb = cb.to(work)
             _chunk(ca, cb, scratch[: ca.numel()], thresholds[: ca.numel()], atol, rtol, sums)
+    if exact:  # count on the integers themselves: float64 cannot tell apart ids above 2**53
+        sums.mismatches = int(torch.ne(fa, fb).sum())
     return TensorMetrics(
         numel=fa.numel(), atol=atol, rtol=rtol, exact=exact, mismatches=sums.mismatches,
         nonfinite_mismatches=sums.nonfinite, max_abs=sums.max_abs, sum_abs=sums.sum_abs,

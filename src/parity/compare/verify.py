@@ -96,10 +96,26 @@ def _compare_records(
         findings.runtime_state(rec_a.env), findings.runtime_state(rec_b.env), types)
     result.stages = stages.compare_stages(rec_a, rec_b, policy)
     result.first_divergent_stage = stages.first_divergent_stage(result.stages)
+    _suspects_into(result)
     rows = _layers_into(result, rec_a, rec_b, policy)
     result.predictions = stages.predictions(rec_a, rec_b)
     result.tolerances = policy.to_json()
     return result, rows
+
+
+def _suspects_into(result: VerifyResult) -> None:
+    """On the first divergent stage, the asset files and environment items that can explain it.
+
+    Environment items say which stages they plausibly touch (``stages``); any changed asset
+    file is a suspect (tokenizer files feed preprocess, weights feed the model).
+    """
+    stage = next((s for s in result.stages if s["stage"] == result.first_divergent_stage), None)
+    if stage is None:
+        return
+    files = [f"asset {f['path']} ({f['change']})" for f in result.assets.get("files", [])]
+    env = [f"{i.get('category')} {i.get('name')} {i.get('a')} -> {i.get('b')}"
+           for i in result.env_diff.get("items", []) if stage["stage"] in (i.get("stages") or [])]
+    stage["suspects"] = files + env
 
 
 def _layers_into(result: VerifyResult, rec_a: Record, rec_b: Record, policy: TolerancePolicy) -> list[layers.LayerRow]:

@@ -72,6 +72,8 @@ def _stages(r: Mapping[str, Any], c: Any) -> None:
            [[s.get("stage"), s.get("status"), *_metric_cells(s.get("metrics"), ("max_abs", "rel_l2", "mismatch_frac"))]
             for s in stages])
     for s in stages:
+        if s.get("suspects"):
+            c.print(f"  can explain the {_esc(s.get('stage'))} difference: {_esc('; '.join(s['suspects'][:5]))}")
         for row in (s.get("rows") or [])[:5]:
             c.print(f"  {_esc(s.get('stage'))} {_esc(row.get('name'))}, batch {row.get('batch')} row {row.get('row')}, positions "
                     f"{row.get('positions')[:10]}:\n    A {_tokens(row.get('a'), row)}\n    B {_tokens(row.get('b'), row)}")
