@@ -142,7 +142,9 @@ def test_changed_tokenizer_asset_fails_at_preprocess(golden: dict[str, Path], mi
     assert r.verdict == FAIL and r.first_divergent_stage == "preprocess"
     changed = {Path(f["path"]).name for f in r.assets["files"]}
     assert {"tokenizer_config.json", "tokenizer.json"} <= changed
-    rows = next(s for s in r.stages if s["stage"] == "preprocess")["rows"]
+    stage = next(s for s in r.stages if s["stage"] == "preprocess")
+    assert any("tokenizer_config.json" in s for s in stage["suspects"])
+    rows = stage["rows"]
     ids = [row for row in rows if row["name"] == "input_ids"]
     assert ids and ids[0]["a"] != ids[0]["b"] and ids[0]["positions"]
 
