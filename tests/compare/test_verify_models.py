@@ -213,3 +213,14 @@ def test_non_tensor_output_value_change_is_a_divergence(tmp_path: Path) -> None:
     row = next(x for x in r.layers if x["key"] == "#0/out/count")
     assert row["status"] == "diverged" and "3 in A, 4 in B" in row["notes"][0]
     assert r.verdict == FAIL
+
+
+def test_records_of_different_inputs_say_so(tmp_path: Path) -> None:
+    from parity.compare import compare
+
+    target = _target(tmp_path, "text", "return models.build_tiny_text()")
+    record(target, ["one", "two"], out=tmp_path / "a", capture="stats", snapshot_env=False)
+    record(target, ["one", "three"], out=tmp_path / "b", capture="stats", snapshot_env=False)
+    r = compare(tmp_path / "a", tmp_path / "b")
+    assert r.verdict == FAIL and any("different inputs" in n for n in r.notes)
+    assert not any("different inputs" in n for n in compare(tmp_path / "a", tmp_path / "a").notes)

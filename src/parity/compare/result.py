@@ -136,4 +136,6 @@ def _warnings(r: VerifyResult) -> list[str]:
 def _pass_reason(r: VerifyResult) -> str:
     n = sum(1 for layer in r.layers if layer.get("status") == "match")
     layers = f", {n} layers" if r.layers else ""
-    return f"B reproduces A: every stage{layers} within tolerance, same environment and assets."
+    low = len(r.env_diff.get("items", []))
+    env = f"; {low} low-risk environment difference(s) listed" if low else ", same environment and assets"
+    return f"B reproduces A: every stage{layers} within tolerance{env}."

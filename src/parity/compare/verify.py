@@ -18,7 +18,7 @@ from parity.compare import findings, layers, stages
 from parity.compare.result import VerifyResult, decide_verdict
 from parity.compare.tolerances import TolerancePolicy, policy_from, strip_wrapper_prefix
 from parity.errors import ParityError
-from parity.record.format import Record, read_record
+from parity.record.format import INPUTS, Record, read_record
 
 
 def compare(
@@ -86,6 +86,8 @@ def _compare_records(
     result = VerifyResult(a={"record": str(rec_a.path), "target": rec_a.target}, b=b_info, capture=rec_a.capture)
     if rec_b.capture != rec_a.capture:
         result.notes.append(f"A was recorded with capture={rec_a.capture}, B with capture={rec_b.capture}")
+    if _inputs_differ(rec_a, rec_b):
+        result.notes.append("A and B were recorded on different inputs: differences below may only reflect that")
     if findings.env_is_partial(rec_a.env) or findings.env_is_partial(rec_b.env):
         result.notes.append("no environment diff: a record was made without an environment snapshot")
     else:
@@ -101,6 +103,17 @@ def _compare_records(
     result.predictions = stages.predictions(rec_a, rec_b)
     result.tolerances = policy.to_json()
     return result, rows
+
+
+def _inputs_differ(rec_a: Record, rec_b: Record) -> bool:
+    """True when both records list their raw inputs (text/JSON) and the lists differ."""
+    if not (rec_a.has(INPUTS) and rec_b.has(INPUTS)):
+        return False
+    ia, ib = rec_a.json(INPUTS), rec_b.json(INPUTS)
+    if not (isinstance(ia, dict) and isinstance(ib, dict)):
+        return False
+    return bool(ia.get("count") != ib.get("count") or (ia.get("items") is not None and ib.get("items") is not None
+                                                       and ia["items"] != ib["items"]))
 
 
 def _suspects_into(result: VerifyResult) -> None:
