@@ -224,3 +224,14 @@ def test_records_of_different_inputs_say_so(tmp_path: Path) -> None:
     r = compare(tmp_path / "a", tmp_path / "b")
     assert r.verdict == FAIL and any("different inputs" in n for n in r.notes)
     assert not any("different inputs" in n for n in compare(tmp_path / "a", tmp_path / "a").notes)
+
+
+@pytest.mark.parametrize("cls", ["SharedParamsNet", "CustomFunctionNet", "HookedNet"])
+def test_awkward_models_pass_and_localise_a_perturbed_first_layer(tmp_path: Path, cls: str) -> None:
+    a = _record(tmp_path, _target(tmp_path, "m", f"return models.build(models.{cls})"))
+    assert verify(a).verdict == PASS
+    first = "first" if cls == "SharedParamsNet" else "fc"
+    body = f"m = models.build(models.{cls})\nwith torch.no_grad():\n    m.{first}.bias += 0.5\nreturn m"
+    r = verify(a, _target(tmp_path, "m_b", body))
+    assert r.verdict == FAIL
+    assert r.first_divergent_layer == f"{first}#0/out" and r.first_introducing_layer == f"{first}#0/out"
