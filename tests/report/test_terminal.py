@@ -32,7 +32,9 @@ FAIL_DOC: dict[str, Any] = {
                 "rows": [{"batch": 0, "name": "input_ids", "row": 1, "positions": [2], "a": [101, 7, 8],
                           "b": [101, 7, 9]}]}],
     "first_divergent_stage": "preprocess",
-    "layers": [{"key": "encoder.layer.3#0/out/0", "status": "diverged"}],
+    "layers": [{"key": "encoder.layer.3#0/out/0", "status": "diverged", "type": "BertLayer", "atol": 1e-5,
+                "rtol": 1e-4, "metrics": {"max_abs": 1e-3, "mean_abs": 2e-4, "rel_l2": 1e-4, "cosine": 0.99999,
+                                          "mismatch_frac": 0.25}}],
     "first_divergent_layer": "encoder.layer.3#0/out/0", "first_introducing_layer": "encoder.layer.3.attention#0/out/0",
     "error_growth": [{"key": "encoder.layer.3#0/out/0", "status": "diverged", "max_abs": 1e-3, "rel_l2": 1e-4,
                       "introduced": True},
@@ -55,7 +57,8 @@ def test_failure_details_are_named() -> None:
     out = _render(FAIL_DOC)
     for needle in ("tokenizers", "0.20.0", "model/tokenizer.json", "encoder.layer.3.attention.self.query.weight",
                    "training mode", "input_ids", "101 7 9", "introduces", "encoder.layer.3.attention#0/out/0",
-                   "inherited", "only in A (1): pooler#0/out", "cosine 1", "note: replayed"):
+                   "inherited", "only in A (1): pooler#0/out", "cosine 0.999910", "note: replayed",
+                   "(BertLayer): max abs 0.001, mean abs 2.00e-04", "cosine 0.999990", "mismatch 0.25"):
         assert needle in out, needle
 
 

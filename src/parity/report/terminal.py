@@ -87,6 +87,12 @@ def _layers(r: Mapping[str, Any], c: Any) -> None:
     first, intro = r.get("first_divergent_layer"), r.get("first_introducing_layer")
     summary = f"{len(layers)} compared, {len(bad)} diverged" + (f"; first divergent: {first}" if first else "")
     _heading(c, "Layers (A's execution order)", summary)
+    row = next((x for x in layers if x.get("key") == first), None)
+    if row and isinstance(row.get("metrics"), Mapping):
+        m = row["metrics"]
+        c.print(f"  {_esc(first)} ({_esc(row.get('type'))}): max abs {_num(m.get('max_abs'))}, mean abs "
+                f"{_num(m.get('mean_abs'))}, rel L2 {_num(m.get('rel_l2'))}, cosine {_cos(m.get('cosine'))}, "
+                f"mismatch {_num(m.get('mismatch_frac'))} (atol {_num(row.get('atol'))}, rtol {_num(row.get('rtol'))})")
     if intro:
         c.print(f"  first layer that [bold]introduces[/] the error: [bold]{_esc(intro)}[/] (later layers inherit it)")
     growth = r.get("error_growth") or []
@@ -108,7 +114,7 @@ def _predictions(r: Mapping[str, Any], c: Any) -> None:
     if p.get("argmax_agreement") is not None:
         parts.append(f"argmax agreement {p['argmax_agreement']:.1%}, top-{p.get('k')} overlap {p.get('topk_overlap', 0):.1%}")
     if p.get("cosine") is not None:
-        parts.append(f"cosine {_num(p.get('cosine'))}")
+        parts.append(f"cosine {_cos(p.get('cosine'))}")
     parts.append(f"max abs {_num(p.get('max_abs'))}, rel L2 {_num(p.get('rel_l2'))}")
     _heading(c, "Predictions", f"{p.get('stage')} output {p.get('output') or ''}".rstrip())
     c.print("  " + "; ".join(parts))
@@ -181,6 +187,11 @@ def _num(x: Any) -> str:
     if not math.isfinite(x):
         return str(x)
     return f"{x:.3g}" if 1e-3 <= abs(x) < 1e4 else f"{x:.2e}"
+
+
+def _cos(x: Any) -> str:
+    """Cosine near 1 needs its digits: 0.99999 must not print as 1."""
+    return f"{x:.6f}" if isinstance(x, (int, float)) and not isinstance(x, bool) else "-"
 
 
 def _yes_no(x: Any) -> str:
