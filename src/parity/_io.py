@@ -21,6 +21,18 @@ from parity.errors import ParityError
 _CHUNK = 1 << 20
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _apply_default_mode(path: str | os.PathLike[str], base: int) -> None:
+    # mkstemp/mkdtemp create 0600/0700 for safety while writing; the finished file
+    # gets the mode an ordinary open() would have given it, so others can read it.
+    os.chmod(path, base & ~_umask())
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
     h = hashlib.sha256()
@@ -61,6 +73,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        _apply_default_mode(tmp, 0o666)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -96,6 +109,7 @@ def atomic_dir(final: str | os.PathLike[str], *, overwrite: bool = False) -> Ite
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=parent))
     try:
         yield tmp
+        _apply_default_mode(tmp, 0o777)
         if final.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=parent))
             os.replace(final, old / "x")
