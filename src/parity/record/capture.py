@@ -21,6 +21,7 @@ from parity.record.stats import SAMPLE_SIZE, content_hash, cpu_copy, take_sample
 from parity.record.writer import ShardWriter
 
 _SCALARS = (type(None), bool, int, float, str)
+SUMMARIZE_IN_WRITER = False
 
 
 def hookable(model: Any) -> str | None:
@@ -57,6 +58,8 @@ class LayerCapture:
         self._seen: dict[tuple[Any, ...], tuple[Any, dict[str, Any]]] = {}
         self._handles: list[Any] = []
         self._samples: list[tuple[str, Any]] = []
+        #: full capture: hash and stats on the writer thread (True) or in the hook (False)
+        self.summarize_in_writer = SUMMARIZE_IN_WRITER
         self._stored: dict[tuple[str, str, tuple[int, ...]], str] = {}  # content -> blob, whole record
 
     def __enter__(self) -> LayerCapture:
@@ -145,11 +148,15 @@ class LayerCapture:
 
     def _store_full(self, key: str, t: Any, with_stats: bool = True) -> dict[str, Any]:
         """Hash (and summarise) ``t`` now; copy it to the writer unless the same content
-        (hash, dtype, shape) is already stored anywhere in this record."""
+        (hash, dtype, shape) is already stored anywhere in this record. With
+        ``summarize_in_writer`` the hook only copies and the writer thread does the rest."""
         blob = f"{self.batch}/{key}"
         if t.is_sparse or t.is_quantized:
             return {"stats": None, "hash": None, "blob": None}
         t = t.detach()
+        if self.summarize_in_writer:
+            self.writer.put(blob, cpu_copy(t), summarize=True)
+            return {"blob": blob, "deferred": True}
         digest = content_hash(t)
         summary = {"stats": tensor_stats(t) if with_stats else None, "hash": digest, "blob": blob}
         content = (digest, str(t.dtype), tuple(t.shape))
@@ -178,6 +185,8 @@ class LayerCapture:
             blob = entry.pop("blob", None)
             shard, tensor = self.writer.location(blob) if blob else (None, None)
             entry["shard"], entry["tensor"] = shard, tensor
+            if entry.pop("deferred", False):
+                entry["hash"], entry["stats"] = self.writer.blobs[blob]["hash"], self.writer.blobs[blob]["stats"]
             entry.setdefault("hash", None)
             entry.setdefault("stats", None)
         for call in self.module_inputs:

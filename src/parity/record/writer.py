@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from parity.errors import RecordError
+from parity.record.stats import content_hash, tensor_stats
 
 SHARD_BYTES = 64 << 20
 QUEUE_BYTES = 128 << 20
@@ -68,8 +69,9 @@ def write_safetensors(path: Path, named: list[tuple[str, Any]], metadata: dict[s
 class ShardWriter:
     """Writes tensors into ``directory/NNNNN.safetensors`` from a background thread.
 
-    After :meth:`close`, ``blobs[name]`` is ``{"shard", "tensor"}`` (``tensor`` None when
-    the dtype has no safetensors name and nothing was stored).
+    After :meth:`close`, ``blobs[name]`` is ``{"shard", "tensor"}`` (``tensor`` is the
+    stored name: another name's for a duplicate, None when the dtype has no safetensors
+    name), plus ``hash`` and ``stats`` when the thread summarised it.
     """
 
     def __init__(self, directory: Path, rel_prefix: str, *, shard_bytes: int = SHARD_BYTES,
@@ -87,18 +89,23 @@ class ShardWriter:
         self._error: BaseException | None = None
         self._current: list[tuple[str, Any]] = []
         self._current_bytes = 0
+        self._seen: dict[tuple[str, str, tuple[int, ...]], str] = {}
         self._thread = threading.Thread(target=self._run, name="parity-shard-writer", daemon=True)
         self._thread.start()
 
-    def put(self, name: str, tensor: Any) -> None:
+    def put(self, name: str, tensor: Any, summarize: bool | None = None) -> None:
         """Queue a CPU tensor under a unique ``name`` (the writer owns it from now on).
-        Blocks while the queue holds more than ``queue_bytes``."""
-        self.put_many([(name, tensor)])
 
-    def put_many(self, named: list[tuple[str, Any]]) -> None:
-        """:meth:`put` for several small tensors at once: one hand-over to the thread
-        instead of one per tensor (each wakes the writer and costs a GIL switch)."""
-        items = [(name, t, t.numel() * t.element_size()) for name, t in named]
+        ``summarize`` None: store as is (the caller hashed and de-duplicated it). False:
+        the thread hashes it and stores it once per content (hash, dtype, shape). True:
+        the same plus its stats. Blocks while the queue holds more than ``queue_bytes``.
+        """
+        self.put_many([(name, tensor)], summarize)
+
+    def put_many(self, named: list[tuple[str, Any]], summarize: bool | None = None) -> None:
+        """:meth:`put` for several tensors at once: one hand-over to the thread instead
+        of one per tensor (each wakes the writer and costs a GIL switch)."""
+        items = [(name, t, t.numel() * t.element_size(), summarize) for name, t in named]
         nbytes = sum(item[2] for item in items)
         with self._cond:
             while self._pending > self.queue_bytes and self._error is None:
@@ -138,12 +145,19 @@ class ShardWriter:
             with self._cond:
                 self._cond.notify_all()
 
-    def _store(self, name: str, tensor: Any, nbytes: int) -> None:
-        stored = name if safetensors_dtype(tensor.dtype) is not None else None
-        if stored is not None:
+    def _store(self, name: str, tensor: Any, nbytes: int, summarize: bool | None) -> None:
+        blob: dict[str, Any] = {"shard": None, "tensor": None}
+        if summarize is not None:
+            digest = content_hash(tensor)
+            blob.update(hash=digest, stats=tensor_stats(tensor) if summarize else None)
+            stored = self._seen.setdefault((digest, str(tensor.dtype), tuple(tensor.shape)), name)
+            if stored != name:
+                blob["tensor"] = stored
+        if blob["tensor"] is None and safetensors_dtype(tensor.dtype) is not None:
+            blob["tensor"] = name
             self._current.append((name, tensor))
             self._current_bytes += nbytes
-        self.blobs[name] = {"shard": None, "tensor": stored}
+        self.blobs[name] = blob
         if self._current_bytes >= self.shard_bytes:
             self._flush()
         with self._cond:
@@ -166,4 +180,4 @@ class ShardWriter:
         blob = self.blobs.get(name)
         if blob is None or blob["tensor"] is None:
             return None, None
-        return blob["shard"], blob["tensor"]
+        return self.blobs[blob["tensor"]]["shard"], blob["tensor"]
