@@ -263,7 +263,7 @@ class _Session:
             "inputs": {"source": str(source) if isinstance(source, (str, Path)) else None,
                        "kind": inputs_kind(items), "count": len(items)},
             "capture": self.capture, "batch_size": len(batches[0]), "batches": len(batches),
-            "seed": self.seed, "sample_size": SAMPLE_SIZE, "hash": "sha256",
+            "seed": self.seed, "sample_size": SAMPLE_SIZE, "hash": "mlh32-sha256",
             "layers_captured": self.capture != "outputs" and not self.why_not_hooked,
             "calibrated": calibrated, "calibration": getattr(self, "calibration", None),
             "tolerances": None, "warnings": list(self.warnings),
