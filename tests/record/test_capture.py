@@ -290,3 +290,14 @@ def test_output_that_is_its_own_input_gets_stats_in_full_capture(record_model) -
     rec = record_model(build_tiny_text(), inputs=["one", "two"], capture="full")
     dropout, gelu = _entry(rec, "mlp.2#0/out"), _entry(rec, "mlp.1#0/out")  # eval Dropout returns its input
     assert dropout["tensor"] == gelu["tensor"] and dropout["stats"] == gelu["stats"] is not None
+
+
+def test_bench_stores_a_baseline(record_model) -> None:
+    rec = record_model(build_tiny_text(), inputs=["one", "two", "three"], bench=True)
+    bench = rec.bench
+    assert bench is not None and bench["schema"] == "parity.bench/1" and "model" in bench["stages"]
+
+
+def test_b_side_capture_without_snapshot_is_marked_partial(record_model) -> None:
+    rec = record_model(build_tiny_text(), inputs=["one"])
+    assert rec.env["meta"] == {"partial": True} and "model" in rec.env["runtime"]
