@@ -63,3 +63,9 @@ def test_output_folder_missing_exits_2(run_cli, tmp_path):
     code, _, stderr = run_cli("snapshot", "-o", tmp_path / "missing" / "env.json")
     assert code == 2
     assert "output folder does not exist" in _one_clean_line(stderr)
+
+
+def test_plain_run_says_how_to_save(run_cli):
+    code, stdout, _ = run_cli("snapshot")
+    assert code == 0
+    assert "not saved: add -o FILE" in stdout

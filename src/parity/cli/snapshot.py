@@ -40,8 +40,7 @@ def summary(snap: dict[str, Any], output: Optional[str]) -> str:
         f"  gpu: {_gpu_line(snap['gpu'])}",
         f"  runtime: {_runtime_line(snap.get('runtime'))}",
     ]
-    if output:
-        lines.append(f"wrote {output}")
+    lines.append(f"wrote {output}" if output else "not saved: add -o FILE to write it, or --json to print it")
     return "\n".join(lines)
 
 
