@@ -112,10 +112,10 @@ def resolve_interpreter(python: str | os.PathLike[str]) -> Path:
 
 
 def _module_sources() -> list[tuple[str, str]]:
-    return [
-        ("_parity_collect", Path(_collect.__file__).read_text(encoding="utf-8")),
-        ("_parity_runtime", Path(runtime.__file__).read_text(encoding="utf-8")),
-    ]
+    # inspect.getsource goes through the module's loader: works for a zipped parity too.
+    import inspect
+
+    return [("_parity_collect", inspect.getsource(_collect)), ("_parity_runtime", inspect.getsource(runtime))]
 
 
 def _parse_foreign_output(exe: Path, proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
