@@ -291,3 +291,12 @@ def test_nvml_bindings_are_not_a_cuda_library():
     b["packages"]["nvidia-cublas-cu12"] = _dist("nvidia-cublas-cu12", "12.1.3.1")
     risks = {d.name: d.risk for d in diff(base(), b).items}
     assert risks == {"nvidia-cublas-cu12": "high", "nvidia-ml-py": "low"}
+
+
+def test_gpu_on_one_side_only_is_one_item():
+    b = base()
+    b["gpu"] = {"status": "present", "driver_version": "550.54.15", "cuda_driver_version": "12.4", "count": 1,
+                "devices": [{"name": "NVIDIA H100", "compute_capability": "9.0"}], "source": "nvml"}
+    (item,) = diff(base(), b).items
+    assert (item.category, item.name, item.risk) == ("gpu", "status", "high")
+    assert (item.a, item.b) == ("absent", "present: NVIDIA H100 (driver 550.54.15, CUDA 12.4)")

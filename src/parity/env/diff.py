@@ -240,8 +240,29 @@ def diff_sections(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[Difference
             continue  # not a difference of the environments: see comparability_notes
         if section == "cpu":
             out += diff_cpu_flags((va or {}).get("flags") or [], (vb or {}).get("flags") or [])
+        if section == "gpu" and _gpu_status(va) != _gpu_status(vb):
+            out.append(_difference("gpu", "status", gpu_summary(va), gpu_summary(vb), "changed"))
+            continue  # one item says it all: the driver/device fields exist on one side only
         _walk(section, section, va, vb, out)
     return out
+
+
+def _gpu_status(gpu: Any) -> Any:
+    return gpu.get("status") if isinstance(gpu, Mapping) else None
+
+
+def gpu_summary(gpu: Any) -> str:
+    """``absent`` or ``present: NVIDIA H100 (driver 550.54.15, CUDA 12.4)``."""
+    if not isinstance(gpu, Mapping):
+        return "unknown"
+    names = ", ".join(str(d.get("name")) for d in gpu.get("devices") or [] if isinstance(d, Mapping))
+    details = [f"driver {gpu['driver_version']}" if gpu.get("driver_version") else "",
+               f"CUDA {gpu['cuda_driver_version']}" if gpu.get("cuda_driver_version") else ""]
+    details_text = ", ".join(d for d in details if d)
+    text = str(gpu.get("status"))
+    if names or details_text:
+        text += ": " + " ".join(p for p in (names, f"({details_text})" if details_text else "") if p)
+    return text
 
 
 def comparability_notes(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
