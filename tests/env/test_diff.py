@@ -300,3 +300,12 @@ def test_gpu_on_one_side_only_is_one_item():
     (item,) = diff(base(), b).items
     assert (item.category, item.name, item.risk) == ("gpu", "status", "high")
     assert (item.a, item.b) == ("absent", "present: NVIDIA H100 (driver 550.54.15, CUDA 12.4)")
+
+
+def test_torch_commit_counts_only_when_the_version_is_the_same():
+    b = base()
+    b["torch"]["git_version"] = "def"
+    (item,) = diff(base(), b).items
+    assert (item.category, item.name, item.risk) == ("torch", "git_version", "high")  # same version, other build
+    b["packages"]["torch"]["version"] = "2.4.0+cu118"
+    assert [(d.category, d.name) for d in diff(base(), b).items] == [("package", "torch")]

@@ -127,6 +127,7 @@ def diff(a: SnapshotLike, b: SnapshotLike, requirements: Union[str, os.PathLike[
     items = diff_packages(snap_a["packages"], snap_b["packages"])
     items += diff_env_vars(snap_a.get("env_vars") or {}, snap_b.get("env_vars") or {})
     items += diff_sections(snap_a, snap_b)
+    items = drop_implied(items)
     notes = comparability_notes(snap_a, snap_b)
     req_path = None
     if requirements is not None:
@@ -139,6 +140,14 @@ def diff(a: SnapshotLike, b: SnapshotLike, requirements: Union[str, os.PathLike[
                   for p in reqs.problems]
     items.sort(key=sort_key)
     return EnvDiff(items, source_a, source_b, req_path, notes)
+
+
+def drop_implied(items: list[Difference]) -> list[Difference]:
+    """Leave out what another item already says: another torch release always has
+    another git commit, so ``torch git_version`` only counts when the version is equal."""
+    if any(d.category == "package" and d.name == "torch" and d.change == "changed" for d in items):
+        return [d for d in items if (d.category, d.name) != ("torch", "git_version")]
+    return items
 
 
 def sort_key(item: Difference) -> tuple[int, int, str]:
