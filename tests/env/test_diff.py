@@ -309,3 +309,11 @@ def test_torch_commit_counts_only_when_the_version_is_the_same():
     assert (item.category, item.name, item.risk) == ("torch", "git_version", "high")  # same version, other build
     b["packages"]["torch"]["version"] = "2.4.0+cu118"
     assert [(d.category, d.name) for d in diff(base(), b).items] == [("package", "torch")]
+
+
+def test_release_and_variant_change_together_says_both():
+    b = base()
+    b["packages"]["torch"]["version"] = "2.4.0+cpu"
+    item = next(d for d in diff(base(), b).items if d.name == "torch")
+    assert item.change == "changed"
+    assert "new release and wheel variant (+cu118 -> +cpu)" in item.reason

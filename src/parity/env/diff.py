@@ -206,12 +206,16 @@ def _package_change(name: str, a: Mapping[str, Any], b: Mapping[str, Any], label
     public_a = str(a["version"]).partition("+")[0]
     public_b = str(b["version"]).partition("+")[0]
     local_a, local_b = _local(a), _local(b)
-    if public_a == public_b and local_a != local_b:
-        # Same release, other build (cu118 vs cpu): at least medium whatever the package.
-        risk = item.risk if level_rank(item.risk) <= level_rank("medium") else "medium"
-        reason = f"wheel variant changed (+{local_a or 'none'} -> +{local_b or 'none'}): {item.reason}"
-        return Difference("package", name, label_a, label_b, "variant", risk, reason, item.stages or ("model",))
-    return item
+    if local_a == local_b:
+        return item
+    # Another build (cu118 vs cpu): at least medium whatever the package.
+    risk = item.risk if level_rank(item.risk) <= level_rank("medium") else "medium"
+    variant = f"+{local_a or 'none'} -> +{local_b or 'none'}"
+    if public_a == public_b:
+        reason, change = f"wheel variant changed ({variant}): {item.reason}", "variant"
+    else:
+        reason, change = f"new release and wheel variant ({variant}): {item.reason}", "changed"
+    return Difference("package", name, label_a, label_b, change, risk, reason, item.stages or ("model",))
 
 
 def _local(dist: Mapping[str, Any]) -> Optional[str]:
