@@ -24,8 +24,11 @@ def snap_files(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     return a, b, newer
 
 
-def test_identical_exits_0(run_cli, snap_files):
-    code, stdout, _ = run_cli("diff", snap_files[0], "current")
+def test_identical_exits_0(run_cli, tmp_path):
+    # A fresh file: other tests in this process may have changed env vars since the fixture.
+    path = tmp_path / "now.json"
+    path.write_text(json.dumps(snapshot()))
+    code, stdout, _ = run_cli("diff", path, "current")
     assert code == 0
     assert "identical" in stdout
 

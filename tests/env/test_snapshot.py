@@ -62,15 +62,16 @@ def test_default_snapshot_does_not_import_torch():
     assert out == ["2.13.0+cpu", "False"]
 
 
-def test_two_snapshots_of_one_env_are_identical(snap):
-    again = snapshot()
-    assert again["meta"]["created"] >= snap["meta"]["created"]
-    result = diff(snap, again)
+def test_two_snapshots_of_one_env_are_identical():
+    first, again = snapshot(), snapshot()
+    assert again["meta"]["created"] >= first["meta"]["created"]
+    result = diff(first, again)
     assert result.identical, result.to_json()
 
 
-def test_in_process_and_foreign_snapshots_of_one_env_are_identical(snap):
+def test_in_process_and_foreign_snapshots_of_one_env_are_identical():
     # --python from outside sees exactly what the interpreter sees from inside.
+    snap = snapshot()
     foreign = snapshot(python=sys.executable)
     assert foreign["meta"]["collected_by"] == "subprocess"
     assert foreign["meta"]["pid"] != os.getpid()
