@@ -81,7 +81,8 @@ def test_in_process_and_foreign_snapshots_of_one_env_are_identical():
 
 @pytest.mark.slow
 def test_runtime_shows_blas_threads_and_flags():
-    snap = snapshot(runtime=True)
+    # In a fresh interpreter: other tests in this process may have changed torch's global flags.
+    snap = snapshot(python=sys.executable, runtime=True)
     jsonschema.Draft202012Validator(load_schema()).validate(snap)
     rt = snap["runtime"]
     blas = [lib for lib in rt["threadpool"].values() if lib["user_api"] == "blas"]
@@ -94,6 +95,13 @@ def test_runtime_shows_blas_threads_and_flags():
     assert torch["deterministic_algorithms"] is False
     assert torch["default_dtype"] == "torch.float32"
     assert torch["cudnn_version"] is None
+
+
+@pytest.mark.slow
+def test_runtime_in_process_has_the_same_shape():
+    snap = snapshot(runtime=True)
+    jsonschema.Draft202012Validator(load_schema()).validate(snap)
+    assert snap["runtime"]["torch"]["build"]["blas_info"] == "mkl"
 
 
 @pytest.mark.slow
