@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from export_testing import branch_line, target
+from export_testing import MODELS, branch_line, target
 
 from parity.errors import ExportError
 from parity.export import export
@@ -123,3 +123,20 @@ def test_non_tensor_model_input_is_refused(tmp_path: Path) -> None:
     pipeline = Pipeline(model=torch.nn.Identity(), preprocess=lambda rows: {"text": rows}, example_inputs=["a"])
     with pytest.raises(ExportError, match="'text' is a list"):
         export(pipeline, "torchscript", tmp_path / "x.pt")
+
+
+def test_specialised_batch_is_a_finding_with_the_guarding_line_and_fails_the_check(tmp_path: Path) -> None:
+    result = export(target("shape_branch_model.py"), "export", tmp_path / "r.pt2")
+    (finding,) = [f for f in result.findings if f.code == "specialised-dim"]
+    line = next(i for i, text in enumerate((MODELS / "shape_branch_model.py").read_text().splitlines(), start=1)
+                if "x.shape[0] == 4" in text)
+    assert finding.where == f"{_short(MODELS / 'shape_branch_model.py')}:{line}"
+    assert "specialised to 4" in finding.message
+    other = [c for c in result.check.cases if c.shapes["input"][0] != 4]
+    assert other and all(c.error and not c.ok for c in other) and not result.ok
+
+
+def _short(path: Path) -> str:
+    from parity.export._job import short_path
+
+    return short_path(str(path))

@@ -57,10 +57,8 @@ def user_frame(exc: BaseException) -> str | None:
     """
     hit = None
     for frame in traceback.extract_tb(exc.__traceback__):
-        name = frame.filename.replace(os.sep, "/")
-        if any(part in name for part in ("/torch/", "/parity/", "/onnxscript/", "/onnx/", "<")):
-            continue
-        hit = f"{short_path(frame.filename)}:{frame.lineno}"
+        if not _is_library(frame.filename):
+            hit = f"{short_path(frame.filename)}:{frame.lineno}"
     return hit
 
 
@@ -75,16 +73,47 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
 
 @contextlib.contextmanager
 def quiet_exporter() -> Iterator[None]:
-    """Silence the exporters' stdout prints and log records up to WARNING for the block.
+    """Silence the exporters' stdout prints and log output below ERROR for the block.
 
     torch.export and the ONNX exporter print progress and log internal guesses ("Unable
     to find user code...", missing torchvision ops); a failure is reported by our own
-    error instead, and ``--json`` must own stdout.
+    error instead, and ``--json`` must own stdout. Records still reach loggers (and
+    :func:`guard_locations`' handler); only the printing handlers drop them.
     """
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
+    drop = _BelowError()
+    loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+               if name == "torch" or name.startswith("torch.")]
+    handlers = [h for lg in [*loggers, logging.getLogger()] for h in lg.handlers]
+    for h in handlers:
+        h.addFilter(drop)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield
     finally:
-        logging.disable(previous)
+        for h in handlers:
+            h.removeFilter(drop)
+
+
+class _BelowError(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+
+def user_frame_of_stack() -> str | None:
+    """``file:line`` of the innermost frame of the current stack outside torch and parity."""
+    hit = None
+    for frame in traceback.extract_stack():
+        if not _is_library(frame.filename):
+            hit = f"{short_path(frame.filename)}:{frame.lineno}"
+    return hit
+
+
+#: parity's own source folder (a user project may also be called "parity")
+_PARITY_DIR = str(Path(__file__).resolve().parents[1]).replace(os.sep, "/") + "/"
+
+
+def _is_library(filename: str) -> bool:
+    name = filename.replace(os.sep, "/")
+    if name.startswith(_PARITY_DIR) or name.startswith("<"):
+        return True
+    return any(part in name for part in ("/torch/", "/onnxscript/", "/onnx/", "/logging/", "/contextlib.py"))

@@ -12,7 +12,12 @@ from parity.errors import ExportError, TargetError
 from parity.export._job import ExportJob, first_line, quiet_exporter, user_frame
 from parity.export._model_io import META_KEY
 from parity.export.result import Finding
-from parity.export.torch_export import ALTERNATIVES, dynamic_shapes, specialisation_findings
+from parity.export.torch_export import (
+    ALTERNATIVES,
+    dynamic_shapes,
+    guard_locations,
+    specialisation_findings,
+)
 
 _MISSING_FIX = "pip install 'parity[onnx]' (onnx, onnxscript, onnxruntime), or choose another --format"
 
@@ -30,7 +35,7 @@ def onnx_bytes(job: ExportJob, output_names: list[str]) -> tuple[bytes, list[Fin
 
     require_onnx()
     try:
-        with torch.no_grad(), quiet_exporter():
+        with torch.no_grad(), quiet_exporter(), guard_locations() as guards:
             program = torch.onnx.export(job.wrapper, tuple(job.tensors), input_names=list(job.names),
                                         output_names=output_names, dynamic_shapes=dynamic_shapes(job),
                                         dynamo=True, verbose=False, optimize=True)
@@ -40,7 +45,7 @@ def onnx_bytes(job: ExportJob, output_names: list[str]) -> tuple[bytes, list[Fin
                           + (f" (at {where})" if where else ""), fix=ALTERNATIVES) from exc
     if program is None:  # only with f= given, which we never pass
         raise ExportError("the ONNX exporter returned no program", fix="report this to parity")
-    findings = specialisation_findings(program.exported_program, job) if program.exported_program else []
+    findings = specialisation_findings(program.exported_program, job, guards) if program.exported_program else []
     proto = program.model_proto
     entry = proto.metadata_props.add()
     entry.key, entry.value = META_KEY, job.meta.to_text()

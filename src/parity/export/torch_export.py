@@ -8,11 +8,21 @@ assumed (a dynamic batch starts at 2: torch's 0/1 specialisation).
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
+import re
+from collections.abc import Iterator
 from typing import Any
 
 from parity.errors import ExportError
-from parity.export._job import ExportJob, first_line, quiet_exporter, user_frame
+from parity.export._job import (
+    ExportJob,
+    first_line,
+    quiet_exporter,
+    user_frame,
+    user_frame_of_stack,
+)
 from parity.export._model_io import META_KEY
 from parity.export.result import Finding
 
@@ -39,32 +49,86 @@ def export_program(job: ExportJob, tool: str = "torch.export") -> tuple[Any, lis
     import torch
 
     try:
-        with torch.no_grad(), quiet_exporter():
+        with torch.no_grad(), quiet_exporter(), guard_locations() as guards:
             program = torch.export.export(job.wrapper, tuple(job.tensors),
                                           dynamic_shapes=dynamic_shapes(job), strict=False)
     except Exception as exc:
         where = user_frame(exc)
         raise ExportError(f"{tool} could not capture the model: {first_line(exc)}"
                           + (f" (at {where})" if where else ""), fix=ALTERNATIVES) from exc
-    return program, specialisation_findings(program, job)
+    return program, specialisation_findings(program, job, guards)
 
 
-def specialisation_findings(program: Any, job: ExportJob) -> list[Finding]:
-    """Findings for requested-dynamic dimensions that are fixed or bounded in ``program``."""
+class GuardLog(logging.Handler):
+    """Listens to torch's shape-guard log: which input dim each symbol is, and the model
+    line (``file:line``, from the live stack) that first pinned a symbol to a constant."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.symbols: dict[tuple[int, int], str] = {}
+        self.where: dict[str, str | None] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if (m := _CREATE_SYMBOL.match(message)) is not None:
+            self.symbols[(int(m.group(2)), int(m.group(3)))] = m.group(1)
+        elif (m := _GUARD_CONSTANT.match(message)) is not None and m.group(1) not in self.where:
+            # non-strict export runs the model's Python: its frame is on the stack now
+            self.where[m.group(1)] = user_frame_of_stack()
+
+    def location(self, index: int, dim: int) -> str | None:
+        symbol = self.symbols.get((index, dim))
+        return self.where.get(symbol) if symbol else None
+
+
+_CREATE_SYMBOL = re.compile(r"create_symbol (s\d+) = \d+ for L\['args'\]\[(\d+)\]\.size\(\)\[(\d+)\]")
+_GUARD_CONSTANT = re.compile(r"eval Eq\((s\d+), -?\d+\) \[guard added\]")
+_SHAPES_LOGGER = "torch.fx.experimental.symbolic_shapes"
+
+
+@contextlib.contextmanager
+def guard_locations() -> Iterator[GuardLog]:
+    """Attach a :class:`GuardLog` to torch's symbolic-shapes logger for the block."""
+    logger = logging.getLogger(_SHAPES_LOGGER)
+    handler, level = GuardLog(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def specialisation_findings(program: Any, job: ExportJob, guards: GuardLog | None = None) -> list[Finding]:
+    """Findings for requested-dynamic dimensions that are fixed or bounded in ``program``.
+
+    A fixed dimension names the model line whose shape guard fixed it, when known.
+    """
     import torch
 
     findings: list[Finding] = []
     shapes = _user_input_shapes(program)
-    for name, shape in zip(job.names, shapes):
+    for index, (name, shape) in enumerate(zip(job.names, shapes)):
         for dim, label in job.dims.get(name, {}).items():
-            size = shape[int(dim)]
+            size = _constant(shape[int(dim)])
             if isinstance(size, int):
+                where = guards.location(index, int(dim)) if guards is not None else None
                 findings.append(Finding("warning", "specialised-dim",
                                         f"the {label} dimension (dim {dim}) of input {name!r} was specialised "
-                                        f"to {size}: the artifact accepts only that size"))
+                                        f"to {size}" + (f" by the shape guard at {where}" if where else "")
+                                        + ": the artifact accepts only that size", where))
             elif isinstance(size, torch.SymInt):
                 findings.extend(_range_finding(program, name, dim, label, size))
     return _merge_same(findings)
+
+
+def _constant(size: Any) -> Any:
+    """``size`` as an int when it is a number or a SymInt pinned to one, else unchanged."""
+    expr = getattr(getattr(size, "node", None), "expr", None)
+    if expr is not None and getattr(expr, "is_number", False):
+        return int(expr)
+    return size
 
 
 def _merge_same(findings: list[Finding]) -> list[Finding]:
