@@ -262,3 +262,37 @@ def test_headers_cut_by_the_first_read_are_read_whole(tmp_path):
 def test_nvidia_wheels_are_the_cuda_libraries_only():
     packages = {name: {"version": "1"} for name in ("nvidia-cublas-cu12", "nvidia-cudnn-cu12", "nvidia-ml-py", "numpy")}
     assert _collect.nvidia_wheels(packages) == {"nvidia-cublas-cu12": "1", "nvidia-cudnn-cu12": "1"}
+
+
+SYSCTL_APPLE_M2 = """\
+machdep.cpu.brand_string: Apple M2 Pro
+hw.physicalcpu: 12
+hw.optional.arm.FEAT_BF16: 1
+hw.optional.arm.FEAT_I8MM: 1
+hw.optional.arm.FEAT_DotProd: 1
+hw.optional.arm.FEAT_SME: 0
+hw.optional.neon: 1
+hw.optional.AdvSIMD: 1
+hw.optional.floatingpoint: 1
+"""
+
+SYSCTL_INTEL_MAC = """\
+machdep.cpu.brand_string: Intel(R) Core(TM) i9-9980HK CPU @ 2.40GHz
+machdep.cpu.features: FPU VME SSE3 SSSE3 FMA SSE4.1 SSE4.2 AVX1.0 F16C
+machdep.cpu.leaf7_features: SMEP BMI1 AVX2 BMI2
+hw.physicalcpu: 8
+"""
+
+
+def test_macos_sysctl_gives_linux_spelled_flags():
+    arm = _collect._parse_sysctl(SYSCTL_APPLE_M2)
+    assert arm == {"model": "Apple M2 Pro", "physical_cores": 12,
+                   "flags": ["asimd", "asimddp", "bf16", "i8mm", "neon"]}
+    intel = _collect._parse_sysctl(SYSCTL_INTEL_MAC)
+    assert intel["flags"] == ["avx", "avx2", "bmi2", "f16c", "fma", "sse4_1", "sse4_2", "ssse3"]
+    assert intel["physical_cores"] == 8
+
+
+def test_smep_is_a_security_feature_not_an_isa_extension():
+    info = _collect._parse_cpuinfo("flags\t: avx2 smep smap sme sme2\n")
+    assert info["flags"] == ["avx2", "sme", "sme2"]

@@ -23,7 +23,7 @@ SCHEMA = "parity.snapshot/1"
 #: CPU flags that change which kernels run (x86 names from /proc/cpuinfo, Arm "Features").
 _ISA_FLAG = re.compile(
     r"^(sse4_1|sse4_2|ssse3|avx|avx2|fma|f16c|bmi2|avx512.*|amx.*|avx_vnni.*|avx_ifma|avx_ne_convert"
-    r"|vnni|asimd.*|neon|fphp|sve.*|sme.*|bf16|i8mm|dotprod|asimddp|asimdhp)$"
+    r"|vnni|asimd.*|neon|fphp|sve.*|sme(?!p$).*|bf16|i8mm|dotprod|asimddp|asimdhp)$"
 )
 
 #: Environment variables that can change numerics or speed (prefixes and exact names).
@@ -362,7 +362,10 @@ def _distro():
 
 
 def collect_cpu() -> dict:
-    info = _parse_cpuinfo(_read_text("/proc/cpuinfo") or "")
+    if sys.platform == "darwin":
+        info = _parse_sysctl(_sysctl_text())
+    else:
+        info = _parse_cpuinfo(_read_text("/proc/cpuinfo") or "")
     affinity = None
     if hasattr(os, "sched_getaffinity"):
         try:
@@ -398,6 +401,45 @@ def _parse_cpuinfo(text: str) -> dict:
         elif key == "core id":
             cores.add((physical_id, value))
     return {"model": model, "flags": sorted(flags), "physical_cores": len(cores) or None}
+
+
+_SYSCTL_KEYS = ("machdep.cpu.brand_string", "machdep.cpu.features", "machdep.cpu.leaf7_features",
+                "hw.physicalcpu", "hw.optional")
+#: macOS names -> the Linux spelling used in snapshots, so a Mac and a Linux box compare.
+_MAC_FLAG = {"avx1.0": "avx", "sse4.1": "sse4_1", "sse4.2": "sse4_2", "advsimd": "asimd",
+             "feat_bf16": "bf16", "feat_i8mm": "i8mm", "feat_dotprod": "asimddp", "feat_fp16": "fphp",
+             "feat_sme": "sme", "feat_sme2": "sme2", "neon": "neon", "avx512f": "avx512f"}
+
+
+def _sysctl_text() -> str:
+    """``sysctl`` output for the CPU keys (macOS has no /proc/cpuinfo)."""
+    import subprocess  # only here: costs an import on every other platform
+
+    try:
+        return subprocess.run(["sysctl", *_SYSCTL_KEYS], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _parse_sysctl(text: str) -> dict:
+    """Model, physical cores and ISA flags from ``sysctl`` lines (``key: value``)."""
+    model, physical = None, None
+    flags: set = set()
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if not sep:
+            continue
+        if key == "machdep.cpu.brand_string":
+            model = value
+        elif key == "hw.physicalcpu" and value.isdigit():
+            physical = int(value)
+        elif key in ("machdep.cpu.features", "machdep.cpu.leaf7_features"):
+            flags.update(_MAC_FLAG.get(f.lower(), f.lower()) for f in value.split())
+        elif key.startswith("hw.optional.") and value == "1":
+            name = key.rsplit(".", 1)[1].lower()
+            flags.add(_MAC_FLAG.get(name, name))
+    return {"model": model, "flags": sorted(f for f in flags if _ISA_FLAG.match(f)), "physical_cores": physical}
 
 
 def _cgroup_cpu_quota():

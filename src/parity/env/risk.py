@@ -149,6 +149,7 @@ RISK_TABLE: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("runtime:torch.default_dtype", "high", "default dtype changed", (_PRE, _MODEL, _POST)),
     ("runtime:torch.autocast*", "high", "autocast changes the dtype of model math", (_MODEL,)),
     ("runtime:torch.cuda*", "high", "CUDA availability or devices changed", (_MODEL,)),
+    ("runtime:torch.mps_available", "high", "Apple GPU (MPS) available on one side only", (_MODEL,)),
     ("runtime:torch.mkldnn*", "high", "oneDNN kernels on one side only", (_MODEL,)),
     ("runtime:torch.*", "medium", "torch runtime state changed", (_MODEL,)),
     # model-level state a record adds under runtime.model (parity.record.runtime)

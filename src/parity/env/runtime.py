@@ -75,6 +75,7 @@ def _torch_state(torch) -> dict:
         "default_dtype": _safe(lambda: str(torch.get_default_dtype())),
         "autocast": _autocast(torch),
         "cuda_available": _safe(torch.cuda.is_available, False),
+        "mps_available": _safe(lambda: bool(torch.backends.mps.is_available()), False),
         "cuda_devices": _cuda_devices(torch),
     }
     return state
