@@ -2,7 +2,7 @@
 
 ``snapshot()`` measures this interpreter in-process; ``snapshot_from_python(path)``
 measures another one by piping the stdlib-only collector sources into
-``path -I -c BOOTSTRAP`` (nothing is installed there, nothing is written there).
+``path -E -c BOOTSTRAP`` (nothing is installed there, nothing is written there).
 ``load_snapshot(spec)`` turns what a user typed (a file, a record directory or
 ``"current"``) into a checked snapshot dict.
 """
@@ -13,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,7 @@ def snapshot(python: str | os.PathLike[str] | None = None, runtime: bool = False
 
 
 def _runtime_in_process() -> dict[str, Any]:
+    # A function of its own: inside snapshot() the ``runtime`` flag shadows the module.
     return runtime.collect_runtime()
 
 
@@ -82,11 +84,15 @@ def snapshot_from_python(python: str | os.PathLike[str], runtime: bool = False) 
     """
     exe = resolve_interpreter(python)
     payload = json.dumps({"modules": _module_sources(), "runtime": runtime, "marker": _MARKER})
+    # -E: this shell's PYTHONPATH/PYTHONHOME are not the measured service's. Not -I: its
+    # -s would hide user site-packages, which that interpreter does see. The empty cwd
+    # keeps the '' entry of -c from importing stray files.
     try:
-        proc = subprocess.run(
-            [str(exe), "-I", "-c", _BOOTSTRAP], input=payload, capture_output=True,
-            text=True, timeout=FOREIGN_TIMEOUT, cwd=exe.parent,
-        )
+        with tempfile.TemporaryDirectory(prefix="parity-snapshot-") as empty:
+            proc = subprocess.run(
+                [str(exe), "-E", "-c", _BOOTSTRAP], input=payload, capture_output=True,
+                text=True, timeout=FOREIGN_TIMEOUT, cwd=empty,
+            )
     except subprocess.TimeoutExpired:
         raise SnapshotError(f"{exe}: took more than {FOREIGN_TIMEOUT:.0f} s to snapshot", fix="retry without --runtime") from None
     except OSError as exc:
