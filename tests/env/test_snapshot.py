@@ -39,6 +39,8 @@ def test_snapshot_shows_cpu_flags_python_and_platform(snap):
     assert snap["python"]["version"] == ".".join(map(str, sys.version_info[:3]))
     assert snap["python"]["is_venv"] is True
     assert snap["platform"]["glibc"]
+    assert snap["platform"]["distro"]["id"]  # from /etc/os-release
+    assert snap["platform"]["release"]
     assert snap["gpu"]["status"] in ("present", "absent", "unknown")
 
 
@@ -95,6 +97,12 @@ def test_runtime_shows_blas_threads_and_flags():
     assert torch["deterministic_algorithms"] is False
     assert torch["default_dtype"] == "torch.float32"
     assert torch["cudnn_version"] is None
+    assert torch["grad_enabled"] is True
+    assert torch["autocast"]["cpu"]["enabled"] is False
+    assert torch["cudnn_benchmark"] is False
+    assert torch["cuda_matmul_allow_tf32"] is False
+    assert torch["num_interop_threads"] >= 1
+    assert torch["parallel_backend"]
 
 
 @pytest.mark.slow
