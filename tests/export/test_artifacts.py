@@ -57,6 +57,20 @@ def test_recording_an_artifact_gives_a_readable_record(tmp_path: Path) -> None:
     assert rec.manifest["target"]
 
 
+def test_artifact_is_verified_against_eager_and_benchmarked(tmp_path: Path) -> None:
+    from parity.bench import bench
+    from parity.compare.verify import verify
+    from parity.record import record
+
+    artifact = tmp_path / "tiny.pt2"
+    export(target("tiny_model.py"), "export", artifact, check=False)
+    record(target("tiny_model.py"), out=tmp_path / "eager-rec", capture="outputs", snapshot_env=False)
+    result = verify(tmp_path / "eager-rec", str(artifact))
+    assert result.to_json()["verdict"].startswith("PASS"), result.to_json()["reason"]
+    timing = bench(str(artifact), min_time=0.05, min_iters=3)
+    assert timing.items == 3 and timing.to_json()["model"]["kind"] == "export"
+
+
 def test_artifact_from_another_tool_loads_with_positional_outputs(tmp_path: Path) -> None:
     path = tmp_path / "plain.pt"
     torch.jit.save(torch.jit.trace(torch.nn.Linear(3, 2).eval(), torch.ones(1, 3)), str(path))

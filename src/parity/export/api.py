@@ -218,7 +218,7 @@ def _check(job: ExportJob, format: str, out_path: Path, batches: list[Any],
                           for label, tensors in cases], tolerance=tol)
     if format == "torchscript":
         prefix = "model." if job.method == "trace" else ""
-        scripted = artifact.runner
+        scripted = artifact.artifact.runner
         result.submodules = submodule_checks(job.model, scripted, prefix, batches[0], tol)
     return result
 

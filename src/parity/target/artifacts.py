@@ -10,7 +10,7 @@ load too: inputs are then passed positionally and outputs are named by position.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,53 @@ class ArtifactModel:
     def __repr__(self) -> str:
         return f"ArtifactModel({self.format}, {self.path})"
 
+    def named_weights(self, kind: str, remove_duplicate: bool = True) -> Iterator[tuple[str, Any]]:
+        """The artifact's parameters or buffers (``kind``) under the eager model's names.
+
+        TorchScript and torch.export keep every weight with its module path; parity's
+        export wrapper adds ``model.``, removed here so records of eager and artifact
+        match. ONNX and AOTInductor expose no named weights: nothing is yielded.
+        """
+        method = getattr(self.runner, f"named_{kind}", None)
+        if method is None or self.format not in ("torchscript", "export"):
+            return
+        wrapped = self.meta is not None and self.meta.method != "script"
+        for name, tensor in method(remove_duplicate=remove_duplicate):
+            yield (name.removeprefix("model.") if wrapped else name), tensor
+
+
+def as_module(artifact: ArtifactModel) -> Any:
+    """``artifact`` as a ``torch.nn.Module`` whose weights carry the eager names.
+
+    Records hash a model's parameters only when it is a Module, and the bench counts
+    them: with this, an artifact's record matches its eager model's weight by weight.
+    The artifact is kept out of the module tree, so hooks see one root module.
+    """
+    import torch
+
+    class ArtifactModule(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.__dict__["artifact"] = artifact  # not a submodule: TorchScript refuses hooks
+
+        def forward(self, *args: Any, **kwargs: Any) -> Any:
+            return artifact(*args, **kwargs)
+
+        def named_parameters(self, prefix: str = "", recurse: bool = True,
+                             remove_duplicate: bool = True) -> Iterator[tuple[str, Any]]:
+            for name, t in artifact.named_weights("parameters", remove_duplicate):
+                yield prefix + name, t
+
+        def named_buffers(self, prefix: str = "", recurse: bool = True,
+                          remove_duplicate: bool = True) -> Iterator[tuple[str, Any]]:
+            for name, t in artifact.named_weights("buffers", remove_duplicate):
+                yield prefix + name, t
+
+        def extra_repr(self) -> str:
+            return f"{artifact.format}, {artifact.path}"
+
+    return ArtifactModule().eval()
+
 
 def load_artifact(path: str | os.PathLike[str]) -> Pipeline:
     """A Pipeline around the artifact at ``path``; format chosen by suffix (and contents).
@@ -90,7 +137,7 @@ def load_artifact(path: str | os.PathLike[str]) -> Pipeline:
         raise TargetError(f"{p}: no such file", fix="pass the path of an exported model file")
     run, meta_text, fmt = _open(p, suffix)
     meta = ArtifactMeta.from_text(meta_text, str(p)) if meta_text else None
-    model = ArtifactModel(run, meta, fmt, str(p))
+    model = as_module(ArtifactModel(run, meta, fmt, str(p)))
     examples = _example_rows(meta)
     return Pipeline(model=model, preprocess=collate, postprocess=None, assets=[str(p)],
                     example_inputs=examples, batch_size=max(1, len(examples or [])) if examples else 8,
