@@ -196,9 +196,11 @@ def others(model: nn.Module, x: dict[str, Any], reps: int, root: Path) -> dict[s
     notes = {}
     try:
         import torchlens
+        from torchlens.options import CaptureOptions
 
         def tl() -> int:
-            trace = torchlens.trace(model, input_kwargs=x)
+            # Unwrap torch afterwards, or every later forward (ours, plain) pays its wrappers.
+            trace = torchlens.trace(model, input_kwargs=x, capture=CaptureOptions(unwrap_when_done=True))
             del trace
             return 0
 
