@@ -301,3 +301,9 @@ def test_bench_stores_a_baseline(record_model) -> None:
 def test_b_side_capture_without_snapshot_is_marked_partial(record_model) -> None:
     rec = record_model(build_tiny_text(), inputs=["one"])
     assert rec.env["meta"] == {"partial": True} and "model" in rec.env["runtime"]
+
+
+def test_calibrate_without_layers_says_so(tmp_path: Path) -> None:
+    result = record(build_tiny_text(), inputs=("one", "two"), out=tmp_path / "r", capture="outputs",
+                    calibrate=True, snapshot_env=False)
+    assert any("--calibrate skipped" in w for w in result.warnings)

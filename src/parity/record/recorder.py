@@ -74,6 +74,8 @@ def record(target: str | LoadedTarget | Pipeline, inputs: str | Path | list[Any]
         raise RecordError("no output directory given", fix="pass -o DIR")
     start = time.perf_counter()
     loaded = _as_loaded(target)
+    if isinstance(inputs, tuple):
+        inputs = list(inputs)
     items = inputs if isinstance(inputs, list) else load_inputs(inputs, loaded.pipeline)
     if not items:
         raise RecordError("no inputs to record", fix="pass a non-empty --inputs file")
@@ -204,8 +206,8 @@ class _Session:
         """Add each layer entry's ``noise_floor`` (max abs error across thread counts)."""
         import torch
 
-        if self.why_not_hooked:
-            self.warnings.append("--calibrate skipped: layers are not captured for this model")
+        if self.why_not_hooked or self.capture == "outputs":
+            self.warnings.append("--calibrate skipped: no layers are captured (noise floors are per layer)")
             return
 
         def run_batch(i: int) -> None:
