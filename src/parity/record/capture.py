@@ -157,15 +157,17 @@ class LayerCapture:
         if self.summarize_in_writer:
             self.writer.put(blob, cpu_copy(t), summarize=True)
             return {"blob": blob, "deferred": True}
-        digest = content_hash(t)
-        summary = {"stats": tensor_stats(t) if with_stats else None, "hash": digest, "blob": blob}
+        # On an accelerator, one transfer now serves the hash, the stats and the writer.
+        host = t if t.device.type == "cpu" else cpu_copy(t)
+        digest = content_hash(host)
+        summary = {"stats": tensor_stats(host) if with_stats else None, "hash": digest, "blob": blob}
         content = (digest, str(t.dtype), tuple(t.shape))
         if content in self._stored:
             summary["blob"] = self._stored[content]
             return summary
         self._stored[content] = blob
         # A private CPU copy now: later in-place ops (ReLU(inplace=True)) cannot reach it.
-        self.writer.put(blob, cpu_copy(t))
+        self.writer.put(blob, cpu_copy(t) if host is t else host)
         return summary
 
     def _store_input(self, key: str, where: str, path: str, t: Any) -> str | None:
