@@ -307,3 +307,21 @@ def test_calibrate_without_layers_says_so(tmp_path: Path) -> None:
     result = record(build_tiny_text(), inputs=("one", "two"), out=tmp_path / "r", capture="outputs",
                     calibrate=True, snapshot_env=False)
     assert any("--calibrate skipped" in w for w in result.warnings)
+
+
+def test_full_record_streams_into_size_bounded_shards(record_model) -> None:
+    torch.manual_seed(0)
+    images = [torch.randn(3, 32, 32) for _ in range(6)]
+    rec = record_model(SmallConvNet().eval(), inputs=images, capture="full", shard_bytes=256 << 10)
+    shards = sorted(f for f in rec.manifest["files"] if f.startswith("activations/"))
+    largest = max(4 * _numel(e["shape"]) for e in rec.layers if e["shape"])
+    assert len(shards) > 3
+    assert all(rec.manifest["files"][f]["size"] <= (256 << 10) + largest + 65536 for f in shards)
+    assert {e["shard"] for e in rec.layers if e["shard"]} <= set(shards)
+
+
+def _numel(shape: list[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
