@@ -6,8 +6,9 @@ Each model is exported with ``parity.export`` (parity check on), then eager and 
 artifact are timed in the same process, interleaved: each round runs ``--calls`` model
 calls of every variant in a rotated order, so drift on a shared machine hits all alike.
 Ratios are median artifact time / median eager time per batch over all calls, with a
-95% bootstrap CI (``parity.bench.stats``). Load time and peak RSS come from one fresh
-interpreter per variant (load, then 20 calls). Prints a Markdown table for BENCHMARKS.md.
+95% bootstrap CI (``parity.bench.stats``). Load time and peak RSS (VmHWM) come from one
+fresh interpreter per variant (load, then 20 calls). ``--threads`` sets torch's and
+onnxruntime's intra-op threads alike. Prints a Markdown table for BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ SUFFIX = {"torchscript": ".pt", "export": ".pt2", "onnx": ".onnx", "aoti": ".pt2
 _CHILD = r"""
 import json, resource, sys, time
 import torch
+torch.set_num_threads(int(sys.argv[5]))
 start = time.perf_counter()
 if sys.argv[1] == "eager":
     sys.path.insert(0, sys.argv[3])
@@ -45,7 +47,10 @@ x = x["input"] if set(x) == {"input"} else x  # a lone tensor was saved under "i
 with torch.no_grad():
     for _ in range(20):
         pipeline.call_model(x)
-print(json.dumps({"load_seconds": load, "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")]
+peak = int(hwm[0].split()[1]) * 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"load_seconds": load, "peak_rss_bytes": peak}))
 """
 
 
@@ -103,8 +108,9 @@ def _call(fn: Any, x: Any) -> Any:
     return fn(**x) if isinstance(x, dict) else fn(x)
 
 
-def fresh_process_figures(kind: str, target: str, batch_file: Path) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-c", _CHILD, kind, target, str(Path(__file__).parent), str(batch_file)],
+def fresh_process_figures(kind: str, target: str, batch_file: Path, threads: int) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-c", _CHILD, kind, target, str(Path(__file__).parent), str(batch_file),
+                           str(threads)],
                           capture_output=True, text=True, check=True)
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
@@ -133,7 +139,7 @@ def run_model(name: str, formats: list[str], rounds: int, calls: int, tmp: Path)
     for variant, row in rows.items():
         ratio, low, high = bootstrap_median_ratio(samples[variant], samples["eager"])
         kind, target = ("eager", name) if variant == "eager" else ("artifact", row["path"])
-        fresh = fresh_process_figures(kind, target, batch_file)
+        fresh = fresh_process_figures(kind, target, batch_file, torch.get_num_threads())
         p50 = statistics.median(samples[variant])
         out_rows.append({"model": name, "variant": variant, "batch": _batch_len(batch), "p50_ms": p50 * 1e3,
                          "p99_ms": quantile(samples[variant], 0.99) * 1e3,
@@ -168,8 +174,13 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=5)
     parser.add_argument("--models", default="minilm,convnet")
     parser.add_argument("--formats", default="torchscript,export,onnx,aoti")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch (and onnxruntime) intra-op threads [default: torch's]")
     args = parser.parse_args()
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)  # before any artifact loads: onnxruntime copies it
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="parity-export-bench-") as tmp:

@@ -59,7 +59,13 @@ def load_onnx(path: str) -> tuple[Any, str]:
     except ImportError:
         raise TargetError(f"{path}: loading an ONNX artifact needs onnxruntime, not installed here",
                           fix="pip install 'parity[onnx]'") from None
-    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    import torch
+
+    options = onnxruntime.SessionOptions()
+    # Same intra-op thread count as torch, so eager and ONNX are compared like for like
+    # (onnxruntime fixes its pool when the session is created).
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = onnxruntime.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map.get(META_KEY, "")
     return session, meta
 

@@ -27,7 +27,12 @@ import json, sys
 from parity.bench import bench
 spec, inputs, batch = sys.argv[1], sys.argv[2] or None, int(sys.argv[3])
 r = bench(spec, inputs, batch_size=batch, min_time={min_time}, min_iters={min_iters})
-sys.stdout.write(json.dumps(r.to_json()))
+doc = r.to_json()
+# VmHWM is this process's own peak; ru_maxrss is carried over from the parent across exec
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")] if sys.platform == "linux" else []
+if hwm:
+    doc["peak_rss_bytes"] = int(hwm[0].split()[1]) * 1024
+sys.stdout.write(json.dumps(doc))
 """
 
 
