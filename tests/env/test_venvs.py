@@ -139,3 +139,10 @@ def test_three_way_with_requirements(snapshots, tmp_path):
     assert by_name["tokenizers"]["declared_allows"] is True        # loose range allowed the drift
     assert by_name["torchvision"]["declared_allows"] is False      # the pin was not honoured in B
     assert by_name["leftpad"]["declared_status"] == "absent"       # unpinned extra
+
+
+def test_venv_folders_can_be_diffed_directly(venvs):
+    proc = parity("diff", *venvs, "--json")
+    assert proc.returncode == 1, proc.stderr
+    names = [d["name"] for d in json.loads(proc.stdout)["items"]]
+    assert names == ["tokenizers", "torchvision", "scipy", "leftpad"]

@@ -18,7 +18,7 @@ _MAX_CELL = 48
               help="Also show what this requirements file declared for each package, and whether it allowed the drift.")
 @json_option
 def command(a: str, b: str, requirements: Optional[str], as_json: bool) -> int:
-    """Compare environments A and B (snapshot files, record directories, or `current`).
+    """Compare environments A and B (snapshot files, record directories, venv folders, or `current`).
 
     Exit 0 when identical, 1 when they differ, 2 when an input cannot be read.
     """

@@ -161,11 +161,14 @@ def _last_line(text: str | None) -> str:
 
 def load_snapshot(spec: str | os.PathLike[str]) -> dict[str, Any]:
     """A checked snapshot from ``spec``: ``"current"`` (this interpreter, no runtime),
-    a snapshot JSON file, a bench result JSON (its ``env``), or a record directory
-    (its ``env.json``). Raises :class:`SnapshotError` naming ``spec`` otherwise."""
+    a snapshot JSON file, a bench result JSON (its ``env``), a record directory (its
+    ``env.json``), or a virtual environment folder (``pyvenv.cfg``; snapshotted from
+    outside, as ``--python`` does). Raises :class:`SnapshotError` naming ``spec`` otherwise."""
     if str(spec) == "current":
         return snapshot()
     path = Path(spec)
+    if path.is_dir() and (path / "pyvenv.cfg").is_file() and not (path / "env.json").exists():
+        return snapshot(python=path)
     if path.is_dir():
         return check_snapshot(_env_of_record(path), str(path / "env.json"))
     data = read_json(path, "a snapshot", fix=_FIX_SNAPSHOT)
