@@ -54,11 +54,6 @@ def pipeline_file(folder: Path, model_dir: Path, change: str = "", name: str = "
 def golden(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> dict[str, Path]:
     """A's records of MiniLM at every capture level (threads pinned to 1, see the threads test)."""
     root = tmp_path_factory.mktemp("golden")
-    # A and B share this process: threadpoolctl sets KMP_DUPLICATE_LIB_OK on first use,
-    # which would show as an environment difference between the two snapshots.
-    from parity.env import snapshot
-
-    snapshot(runtime=True)
     target = pipeline_file(root, minilm_dir)
     before = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -296,3 +296,14 @@ def test_macos_sysctl_gives_linux_spelled_flags():
 def test_smep_is_a_security_feature_not_an_isa_extension():
     info = _collect._parse_cpuinfo("flags\t: avx2 smep smap sme sme2\n")
     assert info["flags"] == ["avx2", "sme", "sme2"]
+
+
+def test_variable_threadpoolctl_sets_on_import_is_not_the_users(monkeypatch):
+    # threadpoolctl does os.environ.setdefault("KMP_DUPLICATE_LIB_OK", "True") on import;
+    # a snapshot taken before that import and one taken after must not differ.
+    import threadpoolctl  # noqa: F401
+
+    from parity.env._collect import collect_env_vars
+
+    assert "KMP_DUPLICATE_LIB_OK" not in collect_env_vars({"KMP_DUPLICATE_LIB_OK": "True"})
+    assert collect_env_vars({"KMP_DUPLICATE_LIB_OK": "FALSE"}) == {"KMP_DUPLICATE_LIB_OK": "FALSE"}

@@ -132,11 +132,6 @@ def _prepare(out: Path) -> None:
 
 
 def _record_reference(out: Path, say: Progress) -> Path:
-    # A and B run in this one process here. threadpoolctl sets KMP_DUPLICATE_LIB_OK
-    # when first imported (by the runtime collector, after A's environment variables
-    # were read), so import it first or B's snapshot shows a variable A's lacks.
-    import threadpoolctl  # noqa: F401
-
     from parity.record import record
 
     save_tokenizers(out / "assets")

@@ -519,6 +519,13 @@ def _as_str(value) -> str:
 # --- environment variables -----------------------------------------------------------------
 
 
+#: variables a library sets on import with os.environ.setdefault: (module, value).
+#: Seen with that value while the module is imported, they describe parity's own
+#: process (threadpoolctl is parity's dependency), not the user's environment, and
+#: would make a snapshot taken before the import differ from one taken after.
+_SET_ON_IMPORT = {"KMP_DUPLICATE_LIB_OK": ("threadpoolctl", "True")}
+
+
 def collect_env_vars(environ) -> dict:
     """Numerics-relevant variables, values kept; names that look secret are dropped,
     credentials inside URLs are masked, and HF/torch cache folders (paths that differ
@@ -527,12 +534,19 @@ def collect_env_vars(environ) -> dict:
     for name in sorted(environ):
         if not (name.startswith(_ENV_PREFIXES) or name in _ENV_NAMES):
             continue
+        if _set_on_import(name, environ[name]):
+            continue
         if _SECRET.search(name):
             continue
         if name.startswith(_LOCAL_PATH_PREFIXES) and _LOCAL_PATH_NAME.search(name):
             continue
         out[name] = redact_url(environ[name])
     return out
+
+
+def _set_on_import(name: str, value: str) -> bool:
+    module, default = _SET_ON_IMPORT.get(name, (None, None))
+    return module is not None and value == default and module in sys.modules
 
 
 def redact_url(value: str) -> str:
