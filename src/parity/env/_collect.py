@@ -67,6 +67,7 @@ def collect() -> dict:
         "nvidia_wheels": nvidia_wheels(packages),
         "gpu": collect_gpu(),
         "env_vars": collect_env_vars(os.environ),
+        "package_sources": collect_package_sources(os.environ),
         "runtime": None,
     }
     snap["meta"] = {
@@ -553,6 +554,252 @@ def redact_url(value: str) -> str:
     """``https://user:pw@host/x?token=t`` -> ``https://***@host/x?token=***``."""
     value = _URL_USERINFO.sub(lambda m: m.group("scheme") + "***@", value)
     return _URL_SECRET_PARAM.sub(lambda m: m.group("key") + "***", value)
+
+
+# --- package sources: where pip and uv fetch packages from --------------------------------
+#
+# A +cpu / +cu121 wheel came from an index nobody wrote down. pip and uv find that index
+# in environment variables and config files; both are read here as text (configparser,
+# tomllib), in each tool's order of precedence, and every value keeps the file or
+# variable it came from. No network, no subprocess: ``pip config list`` would import pip
+# (slow) and uv may not be installed.
+
+#: The pip options that decide where packages come from: name -> kind.
+_PIP_OPTIONS = (("index-url", "url"), ("extra-index-url", "list"), ("find-links", "list"),
+                ("no-index", "bool"), ("trusted-host", "list"))
+_TRUE = ("1", "true", "yes", "y", "on", "t")
+_FALSE = ("0", "false", "no", "n", "off", "f")
+
+
+def collect_package_sources(environ, home=None, prefix=None, etc="/etc") -> dict:
+    """pip's and uv's effective index configuration.
+
+    ``environ``: the variables to read (``os.environ`` normally); ``home``: the user's home
+    folder (default ``~``); ``prefix``: the interpreter prefix whose ``pip.conf`` counts
+    (default ``sys.prefix``); ``etc``: the system configuration folder. Tests pass
+    made-up ones. Each value is ``{"value", "source"}`` (source: the variable, or the
+    file and section); ``files`` lists the files read, ``errors`` what could not be.
+    """
+    home = home if home is not None else os.path.expanduser("~")
+    prefix = prefix if prefix is not None else sys.prefix
+    return {"pip": collect_pip_sources(environ, home, prefix, etc), "uv": collect_uv_sources(environ, home, etc)}
+
+
+def _source_entry(value, source: str) -> dict:
+    if isinstance(value, str):
+        value = redact_url(value)
+    return {"value": value, "source": source}
+
+
+def _empty_sources() -> dict:
+    return {"index_url": None, "extra_index_urls": [], "find_links": [], "no_index": None,
+            "trusted_hosts": [], "files": [], "errors": []}
+
+
+def _as_bool(text: str):
+    low = text.strip().lower()
+    return True if low in _TRUE else False if low in _FALSE else None
+
+
+# pip ----------------------------------------------------------------------------------------
+
+
+def pip_config_files(environ, home: str, prefix: str, etc: str = "/etc") -> list:
+    """The pip.conf files pip reads, lowest precedence first (pip's own order: global,
+    user, site, then ``PIP_CONFIG_FILE``). ``PIP_CONFIG_FILE=/dev/null`` turns them all off;
+    an existing ``PIP_CONFIG_FILE`` replaces the user files."""
+    env_file = environ.get("PIP_CONFIG_FILE")
+    if env_file == os.devnull:
+        return []
+    xdg_dirs = [d for d in (environ.get("XDG_CONFIG_DIRS") or os.path.join(etc, "xdg")).split(os.pathsep) if d]
+    files = [os.path.join(d, "pip", "pip.conf") for d in xdg_dirs] + [os.path.join(etc, "pip.conf")]
+    if not (env_file and os.path.exists(env_file)):
+        user_config = environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+        files += [os.path.join(home, ".pip", "pip.conf"), os.path.join(user_config, "pip", "pip.conf")]
+        if sys.platform == "darwin":
+            files.append(os.path.join(home, "Library", "Application Support", "pip", "pip.conf"))
+    files.append(os.path.join(prefix, "pip.conf"))
+    if env_file:
+        files.append(env_file)
+    return files
+
+
+def collect_pip_sources(environ, home: str, prefix: str, etc: str = "/etc") -> dict:
+    """Where ``pip install`` fetches from: ``PIP_*`` variables over ``[install]`` over
+    ``[global]`` (pip's rule: a command's section beats ``[global]`` in any file), and
+    a later file over an earlier one for the same section and key."""
+    out = _empty_sources()
+    merged: dict = {}  # (section, key) -> (raw value, "file [section]")
+    for path in pip_config_files(environ, home, prefix, etc):
+        sections = _read_pip_conf(path, out)
+        for section in ("global", "download", "install"):
+            for key, value in sections.get(section, {}).items():
+                merged[(section, key)] = (value, f"{path} [{section}]")
+    for key, kind in _PIP_OPTIONS:
+        raw = _pip_env_value(environ, key)
+        if raw is None:
+            raw = merged.get(("install", key)) or merged.get(("global", key))
+        if raw is not None:
+            _set_option(out, key, kind, raw[0], raw[1])
+    return out
+
+
+def _pip_env_value(environ, key: str):
+    name = "PIP_" + key.upper().replace("-", "_")
+    value = environ.get(name)
+    return (value, name) if value and value.strip() else None
+
+
+def _read_pip_conf(path: str, out: dict) -> dict:
+    """``{section: {normalised key: value}}`` of one pip.conf; {} when absent. A file pip
+    would reject is recorded under ``errors``, not raised."""
+    text = _read_text(path)
+    if text is None:
+        return {}
+    out["files"].append(path)
+    import configparser  # only when a file exists: most machines have none
+
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read_string(text, source=path)
+    except configparser.Error as exc:
+        out["errors"].append(f"{path}: not a valid pip configuration file ({str(exc).splitlines()[0]})")
+        return {}
+    # pip accepts index_url and --index-url for index-url
+    return {s: {k.lower().lstrip("-").replace("_", "-"): v for k, v in parser.items(s)} for s in parser.sections()}
+
+
+def _set_option(out: dict, key: str, kind: str, raw: str, source: str) -> None:
+    field = {"index-url": "index_url", "extra-index-url": "extra_index_urls", "find-links": "find_links",
+             "no-index": "no_index", "trusted-host": "trusted_hosts"}[key]
+    if kind == "bool":
+        value = _as_bool(raw)
+        if value is None:
+            out["errors"].append(f"{source}: {key}={raw!r} is not a boolean")
+        else:
+            out[field] = _source_entry(value, source)
+    elif kind == "list":
+        out[field] = [_source_entry(v, source) for v in raw.split()]
+    else:
+        out[field] = _source_entry(raw.strip(), source)
+
+
+# uv -----------------------------------------------------------------------------------------
+
+
+def uv_config_files(environ, home: str, etc: str = "/etc") -> list:
+    """The uv.toml files uv reads, highest precedence first: ``UV_CONFIG_FILE`` alone when
+    set, none with ``UV_NO_CONFIG``, else the user file then the first system file found."""
+    if _as_bool(environ.get("UV_NO_CONFIG") or "0"):
+        return []
+    if environ.get("UV_CONFIG_FILE"):
+        return [environ["UV_CONFIG_FILE"]]
+    user_config = environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    xdg_dirs = [d for d in (environ.get("XDG_CONFIG_DIRS") or os.path.join(etc, "xdg")).split(os.pathsep) if d]
+    system = [os.path.join(d, "uv", "uv.toml") for d in xdg_dirs] + [os.path.join(etc, "uv", "uv.toml")]
+    first_system = next((p for p in system if os.path.isfile(p)), None)
+    return [os.path.join(user_config, "uv", "uv.toml")] + ([first_system] if first_system else [])
+
+
+def collect_uv_sources(environ, home: str, etc: str = "/etc") -> dict:
+    """Where ``uv pip install`` fetches from. Scalars: ``UV_*`` variable over the user's
+    uv.toml over the system's; lists (indexes, find-links) are concatenated in that
+    order, as uv combines them. In a uv.toml, ``[pip]`` keys beat top-level ones."""
+    out = _empty_sources()
+    layers = [("env", _uv_env_layer(environ))]
+    for path in uv_config_files(environ, home, etc):
+        layers.append((path, _read_uv_toml(path, out)))
+    for _, layer in layers:
+        if out["index_url"] is None and layer.get("index_url"):
+            out["index_url"] = layer["index_url"]
+        if out["no_index"] is None and layer.get("no_index"):
+            out["no_index"] = layer["no_index"]
+        for field in ("extra_index_urls", "find_links", "trusted_hosts"):
+            out[field] += layer.get(field, [])
+    return out
+
+
+def _uv_env_layer(environ) -> dict:
+    layer: dict = {"extra_index_urls": [], "find_links": [], "trusted_hosts": []}
+    for name in ("UV_DEFAULT_INDEX", "UV_INDEX_URL"):  # UV_INDEX_URL is the deprecated spelling
+        if environ.get(name, "").strip():
+            layer["index_url"] = _source_entry(environ[name].strip(), name)
+            break
+    for name in ("UV_INDEX", "UV_EXTRA_INDEX_URL"):
+        layer["extra_index_urls"] += [_uv_index_entry(v, name) for v in environ.get(name, "").split()]
+    layer["find_links"] = [_source_entry(v.strip(), "UV_FIND_LINKS")
+                           for v in environ.get("UV_FIND_LINKS", "").split(",") if v.strip()]
+    layer["trusted_hosts"] = [_source_entry(v, "UV_INSECURE_HOST") for v in environ.get("UV_INSECURE_HOST", "").split()]
+    no_index = _as_bool(environ.get("UV_NO_INDEX", ""))
+    if no_index:
+        layer["no_index"] = _source_entry(True, "UV_NO_INDEX")
+    return layer
+
+
+def _uv_index_entry(text: str, source: str) -> dict:
+    """``name=https://...`` (a named index, UV_INDEX syntax) or a bare URL."""
+    name, sep, url = text.partition("=")
+    if sep and "://" not in name and "/" not in name:
+        entry = _source_entry(url, source)
+        entry["name"] = name
+        return entry
+    return _source_entry(text, source)
+
+
+def _read_uv_toml(path: str, out: dict) -> dict:
+    """The index settings of one uv.toml as a layer; {} when absent or unreadable."""
+    text = _read_text(path)
+    if text is None:
+        return {}
+    out["files"].append(path)
+    try:
+        data = _parse_toml(text)
+    except ImportError:
+        out["errors"].append(f"{path}: not read: this Python has no TOML parser (tomllib is 3.11+, tomli absent)")
+        return {}
+    except ValueError as exc:  # tomllib.TOMLDecodeError is a ValueError
+        out["errors"].append(f"{path}: not valid TOML ({exc})")
+        return {}
+    return _uv_toml_layer(data, path)
+
+
+def _parse_toml(text: str) -> dict:
+    try:
+        import tomllib  # Python 3.11+
+    except ImportError:
+        import tomli as tomllib  # type: ignore[no-redef]  # the backport, where the interpreter has it
+    return tomllib.loads(text)
+
+
+def _uv_toml_layer(data: dict, path: str) -> dict:
+    pip_table = data["pip"] if isinstance(data.get("pip"), dict) else {}
+    layer: dict = {"extra_index_urls": [], "find_links": [], "trusted_hosts": []}
+
+    def get(key):  # [pip] beats the top level for `uv pip` commands
+        return (pip_table.get(key), path + " [pip]") if key in pip_table else (data.get(key), path)
+
+    for entry in data.get("index") or []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+            continue
+        item = _source_entry(entry["url"], path + " [[index]]")
+        if entry.get("name"):
+            item["name"] = str(entry["name"])
+        if entry.get("default") is True:
+            layer["index_url"] = item
+        else:
+            layer["extra_index_urls"].append(item)
+    value, source = get("index-url")
+    if isinstance(value, str) and "index_url" not in layer:
+        layer["index_url"] = _source_entry(value, source)
+    for key, field in (("extra-index-url", "extra_index_urls"), ("find-links", "find_links"),
+                       ("allow-insecure-host", "trusted_hosts")):
+        value, source = get(key)
+        if isinstance(value, list):
+            layer[field] += [_source_entry(v, source) for v in value if isinstance(v, str)]
+    value, source = get("no-index")
+    if value is True:
+        layer["no_index"] = _source_entry(True, source)
+    return layer
 
 
 if __name__ == "__main__":  # pragma: no cover - handy for debugging a foreign interpreter

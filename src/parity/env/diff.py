@@ -21,7 +21,7 @@ from typing import Any, Optional, Union
 from parity.env.risk import level_rank, risk_for
 
 #: Sections that never count: volatile facts, or facts another section already covers.
-IGNORED_SECTIONS = frozenset({"schema", "meta", "nvidia_wheels", "packages", "env_vars"})
+IGNORED_SECTIONS = frozenset({"schema", "meta", "nvidia_wheels", "packages", "env_vars", "package_sources"})
 #: Dotted paths (per section) that are machine-local or duplicate another item.
 IGNORED_PATHS = frozenset({
     "python.executable", "python.prefix", "python.base_prefix",
@@ -39,7 +39,10 @@ ATOMIC_PATHS = frozenset({"platform.distro"})
 PLACEMENT_PATHS = frozenset({"runtime.model.parameters", "runtime.model.buffers"})
 
 #: Order of categories inside one risk level: what the code is, then what runs it.
-CATEGORY_ORDER = ("package", "torch", "runtime", "gpu", "cpu", "platform", "python", "env_var")
+CATEGORY_ORDER = ("package", "torch", "runtime", "gpu", "cpu", "platform", "python", "env_var", "package_source")
+#: The settings of ``package_sources.<tool>`` compared by value (where each came from,
+#: a file path or a variable name, is machine-local and does not count).
+SOURCE_SETTINGS = ("index_url", "extra_index_urls", "find_links", "no_index", "trusted_hosts")
 
 SnapshotLike = Union[Mapping[str, Any], str, "os.PathLike[str]"]
 
@@ -127,6 +130,7 @@ def diff(a: SnapshotLike, b: SnapshotLike, requirements: Union[str, os.PathLike[
     items = diff_packages(snap_a["packages"], snap_b["packages"])
     items += diff_env_vars(snap_a.get("env_vars") or {}, snap_b.get("env_vars") or {})
     items += diff_sections(snap_a, snap_b)
+    items += diff_package_sources(snap_a.get("package_sources"), snap_b.get("package_sources"))
     items = drop_implied(items)
     notes = comparability_notes(snap_a, snap_b)
     req_path = None
@@ -237,6 +241,37 @@ def diff_env_vars(a: Mapping[str, str], b: Mapping[str, str]) -> list[Difference
     return out
 
 
+# --- package sources (pip/uv index configuration) -------------------------------------------
+
+
+def diff_package_sources(a: Any, b: Any) -> list[Difference]:
+    """One item per pip/uv setting whose value differs (``pip.extra_index_urls``...).
+
+    A snapshot written before ``package_sources`` existed has none: nothing is compared
+    then (:func:`comparability_notes` says so)."""
+    if not isinstance(a, Mapping) or not isinstance(b, Mapping):
+        return []
+    out = []
+    for tool in sorted(set(a) | set(b)):
+        tool_a, tool_b = a.get(tool) or {}, b.get(tool) or {}
+        for setting in SOURCE_SETTINGS:
+            value_a, value_b = source_values(tool_a.get(setting)), source_values(tool_b.get(setting))
+            if value_a != value_b:
+                change = "added" if value_a in (None, []) else "removed" if value_b in (None, []) else "changed"
+                out.append(_difference("package_source", f"{tool}.{setting}", value_a, value_b, change))
+    return out
+
+
+def source_values(setting: Any) -> Any:
+    """The values of one recorded setting without where they came from: a list of values
+    for list settings, the value (or None) for the others."""
+    if isinstance(setting, list):
+        return [entry.get("value") for entry in setting if isinstance(entry, Mapping)]
+    if isinstance(setting, Mapping):
+        return setting.get("value")
+    return None
+
+
 # --- every other section, as a tree -----------------------------------------------------------
 
 
@@ -286,6 +321,12 @@ def comparability_notes(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]
         notes.append(
             f"runtime state (BLAS, threads, precision flags) was collected for {side} only: "
             "snapshot both sides with --runtime to compare it"
+        )
+    if (a.get("package_sources") is None) != (b.get("package_sources") is None):
+        side = "A" if a.get("package_sources") is not None else "B"
+        notes.append(
+            f"pip/uv index configuration (package_sources) was recorded for {side} only: "
+            "the other snapshot predates it; take it again to compare where packages come from"
         )
     return notes
 

@@ -6,8 +6,12 @@ it. The lock says what the snapshot knows and admits what it does not:
 - every distribution pinned with ``==``, local label (``+cpu``) included;
 - a distribution installed from a URL or VCS (PEP 610 ``direct_url.json``) locked to
   that URL with its commit or file hash;
-- a ``+label`` build installed from an index: the snapshot cannot know which index
-  served it, so a comment next to the pin says so (never an invented host);
+- the index options the snapshot recorded (``package_sources``: pip's and uv's
+  configuration where it was taken) at the top, each with the file or variable it came
+  from; a URL whose credentials were masked becomes a comment saying how to supply them;
+- a ``+label`` build installed from an index: unless those options include an extra
+  index or find-links that could serve it, the snapshot cannot know which index served
+  it, so a comment next to the pin says so (never an invented host);
 - editable installs and local directories reported as not lockable;
 - a header naming the Python and platform the lock is valid for;
 - with ``hashes=True``, ``--hash`` lines for the files pip downloads for the pins
@@ -78,9 +82,45 @@ class LockEntry:
         }
 
 
+@dataclass(frozen=True)
+class SourceOption:
+    """One index option recorded in the snapshot, as the lock writes it.
+
+    ``option``: ``--index-url``, ``--extra-index-url``, ``--find-links``, ``--no-index``
+    or ``--trusted-host``; ``value`` None for ``--no-index``; ``source``: the variable or
+    ``file [section]`` it came from; ``tool``: pip or uv. ``masked``: the snapshot hid
+    credentials in the URL (``***``), so the lock writes a comment, never the line.
+    """
+
+    option: str
+    value: Optional[str]
+    source: str
+    tool: str
+
+    @property
+    def masked(self) -> bool:
+        return "***" in (self.value or "")
+
+    @property
+    def line(self) -> str:
+        return self.option if self.value is None else f"{self.option} {self.value}"
+
+    @property
+    def can_serve_variants(self) -> bool:
+        """An extra index or find-links: where a +label build can come from (the main
+        index is usually the default one or its mirror, which never has local versions)."""
+        return self.option in ("--extra-index-url", "--find-links")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"option": self.option, "value": self.value, "source": self.source,
+                "tool": self.tool, "masked": self.masked}  # fmt: skip
+
+
 @dataclass
 class LockResult:
-    """The lock text and, per distribution, what went into it."""
+    """The lock text and, per distribution, what went into it. ``sources``: the index
+    options taken from the snapshot's ``package_sources`` (None: the snapshot predates
+    that section)."""
 
     text: str
     entries: list[LockEntry]
@@ -88,6 +128,7 @@ class LockResult:
     hashes: bool = False
     warnings: list[str] = field(default_factory=list)
     written_to: Optional[Path] = None
+    sources: Optional[list[SourceOption]] = None
 
     @property
     def locked(self) -> list[LockEntry]:
@@ -108,6 +149,7 @@ class LockResult:
             "not_lockable": [e.name for e in self.not_lockable],
             "tooling": [e.name for e in self.entries if e.status == "tooling"],
             "warnings": list(self.warnings),
+            "sources": None if self.sources is None else [s.to_json() for s in self.sources],
             "text": self.text,
         }
 
@@ -194,7 +236,8 @@ def lock(
     (default: pip download through the user's configuration) for ``--hash`` lines.
     """
     snap, source = _load(snapshot)
-    entries = [_entry(name, info) for name, info in sorted(_packages(snap).items())]
+    options = source_options(snap)
+    entries = [_with_variant_note(_entry(name, info), options) for name, info in sorted(_packages(snap).items())]
     warnings = [
         f"{e.name} {e.version}: not lockable ({e.notes[0]})"
         for e in entries
@@ -204,8 +247,10 @@ def lock(
         entries, more = _with_hashes(entries, hash_source or PipDownloadHashes(), snap)
         warnings += more
     valid_for = describe_target(snap)
-    text = render_lock(entries, snap, source, valid_for, hashes)
-    result = LockResult(text, entries, valid_for, hashes, warnings)
+    text = render_lock(entries, snap, source, valid_for, hashes, options)
+    warnings += [f"{o.option} from {o.source}: credentials were masked in the snapshot; supply them before installing"
+                 for o in options or [] if o.masked]  # fmt: skip
+    result = LockResult(text, entries, valid_for, hashes, warnings, sources=options)
     if out is not None:
         result.written_to = atomic_write_text(out, text)
     return result
@@ -229,6 +274,92 @@ def _packages(snap: Mapping[str, Any]) -> Mapping[str, Any]:
             fix="take a new one with parity snapshot -o FILE",
         )
     return packages
+
+
+# --- index options recorded in the snapshot ----------------------------------------------------
+
+#: package_sources setting -> pip requirements-file option.
+_OPTION_OF = (("index_url", "--index-url"), ("extra_index_urls", "--extra-index-url"),
+              ("find_links", "--find-links"), ("no_index", "--no-index"), ("trusted_hosts", "--trusted-host"))  # fmt: skip
+#: what a +label note says when the snapshot cannot tell where the build came from
+_UNKNOWN_INDEX = "not on the default index and the snapshot does not record which index or find-links served it"
+
+
+def source_options(snap: Mapping[str, Any]) -> Optional[list[SourceOption]]:
+    """The index options of the snapshot's ``package_sources``: pip's first, then what uv
+    adds (a second main index is dropped: a requirements file has one ``--index-url``).
+    None when the snapshot has no ``package_sources`` (taken before it was recorded)."""
+    sources = snap.get("package_sources")
+    if not isinstance(sources, Mapping):
+        return None
+    out: list[SourceOption] = []
+    for tool in ("pip", "uv"):
+        settings = sources.get(tool)
+        if isinstance(settings, Mapping):
+            out += [o for o in _tool_options(tool, settings) if not _already(o, out)]
+    return out
+
+
+def _tool_options(tool: str, settings: Mapping[str, Any]) -> list[SourceOption]:
+    out = []
+    for key, option in _OPTION_OF:
+        value = settings.get(key)
+        for entry in value if isinstance(value, list) else [value]:
+            if not isinstance(entry, Mapping) or entry.get("value") in (None, False, ""):
+                continue
+            text = None if option == "--no-index" else str(entry["value"])
+            out.append(SourceOption(option, text, str(entry.get("source") or "?"), tool))
+    return out
+
+
+def _already(option: SourceOption, chosen: Sequence[SourceOption]) -> bool:
+    if option.option in ("--index-url", "--no-index"):
+        return any(o.option == option.option for o in chosen)
+    return any((o.option, o.value) == (option.option, option.value) for o in chosen)
+
+
+def _with_variant_note(entry: LockEntry, options: Optional[Sequence[SourceOption]]) -> LockEntry:
+    """Say where a +label pin can come from: the recorded extra index / find-links lines,
+    or, when there are none, that the snapshot cannot know."""
+    if entry.status != "pinned" or "+" not in entry.version:
+        return entry
+    label = entry.version.split("+", 1)[1]
+    serving = [o for o in options or [] if o.can_serve_variants]
+    if not serving:
+        note = f"+{label} build: {_UNKNOWN_INDEX}; add that --extra-index-url or --find-links line above"
+    elif all(o.masked for o in serving):
+        note = (f"+{label} build: served by one of the recorded indexes above, whose credentials "
+                "were masked in the snapshot: supply them before installing")  # fmt: skip
+    else:
+        note = (f"+{label} build: not on the default index; pip finds it through the "
+                "--extra-index-url/--find-links lines above, recorded where the snapshot was taken")  # fmt: skip
+    return LockEntry(entry.name, entry.version, entry.status, entry.requirement, (note, *entry.notes), entry.hashes)
+
+
+def render_sources(options: Optional[Sequence[SourceOption]], variants: bool) -> list[str]:
+    """The option lines at the top of the lock, each after a comment naming its origin.
+
+    A masked URL becomes a comment telling the user to supply the credentials (through
+    the variable pip reads for that option) instead of a line pip would fail on."""
+    if options is None:
+        if not variants:
+            return []
+        return ["# Builds with a +label (e.g. +cpu, +cu121) need the index or find-links that served them;",
+                "# the snapshot does not record it: add it here or in your pip configuration.", ""]  # fmt: skip
+    if not options:
+        note = ["# The snapshot records no pip/uv index configuration: pip's default index served everything."]
+        if variants:
+            note.append("# Yet +label builds are pinned: add the --extra-index-url or --find-links line that served them.")
+        return [*note, ""]
+    lines = ["# Package sources recorded in the snapshot (pip/uv configuration where it was taken):"]
+    for o in options:
+        if o.masked:
+            variable = "PIP_" + o.option.lstrip("-").upper().replace("-", "_")
+            lines += [f"# {o.line}  (from {o.source}, {o.tool}): credentials were masked in the snapshot;",
+                      f"#   supply them yourself, e.g. {variable}=<the URL with user and token>, or a netrc/keyring entry"]  # fmt: skip
+        else:
+            lines += [f"# from {o.source} ({o.tool})", o.line]
+    return [*lines, ""]
 
 
 def _entry(name: str, info: Any) -> LockEntry:
@@ -257,11 +388,7 @@ def _entry(name: str, info: Any) -> LockEntry:
         )
     if direct is not None and direct.get("url"):
         return _direct_entry(name, version, direct)
-    notes: tuple[str, ...] = ()
-    if "+" in version:
-        label = version.split("+", 1)[1]
-        notes = (f"+{label} build: not on the default index and the snapshot does not record which index or find-links served it; "
-                 f"add that --extra-index-url or --find-links line above",)  # fmt: skip
+    notes: tuple[str, ...] = ()  # a +label pin gets its note from _with_variant_note
     installer = str(info.get("installer") or "").strip().lower()
     if installer == "conda":
         notes += ("installed by conda: a pip index may not have this build (or this name)",)
@@ -398,7 +525,12 @@ def describe_target(snap: Mapping[str, Any]) -> str:
 
 
 def render_lock(
-    entries: Sequence[LockEntry], snap: Mapping[str, Any], source: str, valid_for: str, hashes: bool
+    entries: Sequence[LockEntry],
+    snap: Mapping[str, Any],
+    source: str,
+    valid_for: str,
+    hashes: bool,
+    options: Optional[Sequence[SourceOption]] = None,
 ) -> str:
     """The requirements-file text: header comments, then one block per distribution."""
     from parity.env.doctor import marker_environment
@@ -412,14 +544,10 @@ def render_lock(
         f'#   python_version == "{env["python_version"]}" and sys_platform == "{env["sys_platform"]}" and platform_machine == "{env["platform_machine"]}"',
         f"# {pinned} of {len(entries)} distributions locked; installer tooling and not lockable ones are comments.",
     ]
-    if any("+" in e.version and e.status == "pinned" for e in entries):
-        lines.append(
-            "# Builds with a +label (e.g. +cpu, +cu121) need the index or find-links that served them;"
-        )
-        lines.append("# the snapshot does not record it: add it here or in your pip configuration.")
     if hashes:
         lines.append("# Hashes: install with pip install --require-hashes -r THIS_FILE")
     lines.append("")
+    lines += render_sources(options, any("+" in e.version and e.status == "pinned" for e in entries))
     for e in entries:
         lines += _render_entry(e, hashes)
     return "\n".join(lines) + "\n"

@@ -193,6 +193,8 @@ RISK_TABLE: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("env_var:LD_LIBRARY_PATH", "medium", "other shared libraries may be loaded", (_PRE, _MODEL, _POST)),
     ("env_var:PYTHONHASHSEED", "low", "hash seed changed (set/dict iteration order)", (_PRE, _POST)),
     ("env_var:*", "low", "environment variable changed", ()),
+    # --- pip/uv index configuration (snapshot section package_sources) ---------------------
+    ("package_source:*", "medium", "where pip/uv fetch packages from changed", ()),
     # --- anything else ---------------------------------------------------------------------
     ("*", "low", "environment detail changed", ()),
 )
