@@ -404,7 +404,7 @@ def _line_findings(reqs: RequirementsFile, snap: Optional[Mapping[str, Any]]) ->
     for req in reqs.requirements + reqs.constraints:
         pinned_elsewhere = _pinned_elsewhere(reqs, req)
         out += _version_findings(req, snap, pinned_elsewhere, has_index_source)
-        out += _variant_findings(req, has_index_source)
+        out += _variant_findings(req, has_index_source, snap)
         out += _source_findings(req)
         if hash_mode and not req.constraint:
             out += _hash_mode_findings(req)
@@ -496,7 +496,9 @@ def _has_index_source(reqs: RequirementsFile) -> bool:
     return bool(sources)
 
 
-def _variant_findings(req: RequirementLine, has_index_source: bool) -> list[Finding]:
+def _variant_findings(
+    req: RequirementLine, has_index_source: bool, snap: Optional[Mapping[str, Any]] = None
+) -> list[Finding]:
     pin = req.pin
     if req.kind != "index" or pin is None or "+" not in pin or has_index_source:
         return []
@@ -504,9 +506,26 @@ def _variant_findings(req: RequirementLine, has_index_source: bool) -> list[Find
     return [
         _finding("PD020", req.location,
                  f"{req.name}=={pin} is a +{label} build: the default index never serves local versions and the file names no index or find-links",
-                 f"add the --extra-index-url (or --find-links) line of the index that served the +{label} build; parity does not guess hosts",
-                 req.name)
+                 variant_index_fix(label, snap), req.name)
     ]  # fmt: skip
+
+
+def variant_index_fix(label: str, snap: Optional[Mapping[str, Any]]) -> str:
+    """The fix for a +label pin with no index line: the exact option lines of the
+    snapshot's pip/uv configuration (``package_sources``) when it recorded any that can
+    serve local builds, else what to add by hand (parity does not guess hosts)."""
+    from parity.env.lock import source_options
+
+    options = source_options(snap) if snap is not None else None
+    serving = [o for o in options or [] if o.can_serve_variants]
+    if not serving:
+        where = ("; the snapshot's pip/uv configuration names none either" if options is not None else "")
+        return f"add the --extra-index-url (or --find-links) line of the index that served the +{label} build{where}; parity does not guess hosts"  # fmt: skip
+    lines = "; ".join(f"{o.line} (from {o.source})" for o in serving)
+    fix = f"add the line(s) the snapshot's pip/uv configuration used: {lines}"
+    if any(o.masked for o in serving):
+        fix += "; credentials were masked (***) in the snapshot: supply them through PIP_EXTRA_INDEX_URL or a netrc, not in the file"
+    return fix
 
 
 def _source_findings(req: RequirementLine) -> list[Finding]:
