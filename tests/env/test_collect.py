@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -307,3 +308,142 @@ def test_variable_threadpoolctl_sets_on_import_is_not_the_users(monkeypatch):
 
     assert "KMP_DUPLICATE_LIB_OK" not in collect_env_vars({"KMP_DUPLICATE_LIB_OK": "True"})
     assert collect_env_vars({"KMP_DUPLICATE_LIB_OK": "FALSE"}) == {"KMP_DUPLICATE_LIB_OK": "FALSE"}
+
+
+# --- package sources: pip's and uv's index configuration -----------------------------------------------
+
+INDEX = "https://index.example.invalid/simple"
+EXTRA = "https://extra.example.invalid/whl/cpu"
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _pip(tmp_path: Path, environ: dict) -> dict:
+    return _collect.collect_pip_sources(environ, str(tmp_path / "home"), str(tmp_path / "prefix"), str(tmp_path / "etc"))
+
+
+def _uv(tmp_path: Path, environ: dict) -> dict:
+    return _collect.collect_uv_sources(environ, str(tmp_path / "home"), str(tmp_path / "etc"))
+
+
+def _values(entries) -> list:
+    return [(e["value"], e["source"]) for e in entries]
+
+
+def test_pip_files_are_read_in_pips_precedence_order_and_each_value_names_its_file(tmp_path):
+    etc = _write(tmp_path / "etc" / "pip.conf", f"[global]\nindex-url = file:///etc-index\nfind-links = /etc/wheels\n")
+    user = _write(tmp_path / "home" / ".config" / "pip" / "pip.conf", f"[global]\nindex-url = {INDEX}\n")
+    site = _write(tmp_path / "prefix" / "pip.conf", f"[global]\nextra-index-url =\n  {EXTRA}\n  file:///srv/more\n")
+    got = _pip(tmp_path, {})
+    assert got["files"] == [str(etc), str(user), str(site)]
+    assert got["index_url"] == {"value": INDEX, "source": f"{user} [global]"}  # user beats global
+    assert _values(got["extra_index_urls"]) == [(EXTRA, f"{site} [global]"), ("file:///srv/more", f"{site} [global]")]
+    assert _values(got["find_links"]) == [("/etc/wheels", f"{etc} [global]")]
+    assert got["no_index"] is None and got["trusted_hosts"] == [] and got["errors"] == []
+
+
+def test_pip_install_section_beats_global_and_variables_beat_files(tmp_path):
+    # pip's rule: a command's own section wins over [global] whatever file holds it
+    etc = _write(tmp_path / "etc" / "pip.conf", "[install]\nindex_url = file:///from-install\ntrusted-host = a.example.invalid\n")
+    _write(tmp_path / "home" / ".pip" / "pip.conf", f"[global]\nindex-url = {INDEX}\nno-index = yes\n[freeze]\nfind-links = /ignored\n")
+    got = _pip(tmp_path, {"PIP_EXTRA_INDEX_URL": f"{EXTRA} file:///x", "PIP_NO_INDEX": "0"})
+    assert got["index_url"] == {"value": "file:///from-install", "source": f"{etc} [install]"}
+    assert _values(got["extra_index_urls"]) == [(EXTRA, "PIP_EXTRA_INDEX_URL"), ("file:///x", "PIP_EXTRA_INDEX_URL")]
+    assert got["no_index"] == {"value": False, "source": "PIP_NO_INDEX"}
+    assert _values(got["trusted_hosts"]) == [("a.example.invalid", f"{etc} [install]")]
+    assert got["find_links"] == []  # [freeze] is not read for pip install
+
+
+def test_pip_config_file_variable_replaces_user_files_and_devnull_turns_all_files_off(tmp_path):
+    _write(tmp_path / "home" / ".config" / "pip" / "pip.conf", f"[global]\nindex-url = {INDEX}\n")
+    site = _write(tmp_path / "prefix" / "pip.conf", "[global]\nfind-links = /site\n")
+    mine = _write(tmp_path / "mine.conf", "[global]\nfind-links = /mine\n")
+    got = _pip(tmp_path, {"PIP_CONFIG_FILE": str(mine)})
+    assert got["files"] == [str(site), str(mine)] and got["index_url"] is None
+    assert _values(got["find_links"]) == [("/mine", f"{mine} [global]")]  # PIP_CONFIG_FILE beats site
+    off = _pip(tmp_path, {"PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": "/a /b"})
+    assert off["files"] == [] and _values(off["find_links"]) == [("/a", "PIP_FIND_LINKS"), ("/b", "PIP_FIND_LINKS")]
+
+
+def test_credentials_in_index_urls_are_masked(tmp_path):
+    _write(tmp_path / "prefix" / "pip.conf", "[global]\nindex-url = https://alice:s3cret@index.example.invalid/simple\n")
+    got = _pip(tmp_path, {"PIP_EXTRA_INDEX_URL": "https://index.example.invalid/simple?token=abc"})
+    text = json.dumps(got)
+    assert "s3cret" not in text and "abc" not in text and "alice" not in text
+    assert got["index_url"]["value"] == "https://***@index.example.invalid/simple"
+    uv = _uv(tmp_path, {"UV_INDEX": "corp=https://bob:pw@uv.example.invalid/simple"})
+    assert uv["extra_index_urls"] == [{"value": "https://***@uv.example.invalid/simple", "source": "UV_INDEX", "name": "corp"}]
+
+
+def test_a_broken_pip_conf_is_recorded_not_raised(tmp_path):
+    bad = _write(tmp_path / "prefix" / "pip.conf", "index-url = no section header\n")
+    _write(tmp_path / "etc" / "pip.conf", "[global]\nno-index = maybe\n")
+    got = _pip(tmp_path, {})
+    assert any(e.startswith(f"{bad}: not a valid pip configuration file") for e in got["errors"])
+    assert any("no-index='maybe' is not a boolean" in e for e in got["errors"])
+    assert got["no_index"] is None and got["index_url"] is None
+
+
+def test_uv_variables_beat_user_file_which_beats_system_file_and_lists_concatenate(tmp_path):
+    system = _write(tmp_path / "etc" / "uv" / "uv.toml", 'index-url = "file:///system"\nfind-links = ["/system/wheels"]\n')
+    user = _write(tmp_path / "home" / ".config" / "uv" / "uv.toml",
+                  f'extra-index-url = ["{EXTRA}"]\n[pip]\nindex-url = "{INDEX}"\n'
+                  '[[index]]\nname = "cpu"\nurl = "file:///cpu"\n')  # fmt: skip
+    got = _uv(tmp_path, {"UV_FIND_LINKS": "/a,/b", "UV_INDEX": "file:///env", "UV_NO_INDEX": "1"})
+    assert got["files"] == [str(user), str(system)]
+    assert got["index_url"] == {"value": INDEX, "source": f"{user} [pip]"}  # [pip] beats the system's top level
+    assert _values(got["extra_index_urls"]) == [("file:///env", "UV_INDEX"), ("file:///cpu", f"{user} [[index]]"),
+                                               (EXTRA, str(user))]  # fmt: skip
+    assert got["extra_index_urls"][1]["name"] == "cpu"
+    assert _values(got["find_links"]) == [("/a", "UV_FIND_LINKS"), ("/b", "UV_FIND_LINKS"), ("/system/wheels", str(system))]
+    assert got["no_index"] == {"value": True, "source": "UV_NO_INDEX"}
+    assert _uv(tmp_path, {"UV_DEFAULT_INDEX": "file:///default"})["index_url"] == {"value": "file:///default", "source": "UV_DEFAULT_INDEX"}
+
+
+def test_uv_default_index_table_and_config_file_variables(tmp_path):
+    mine = _write(tmp_path / "mine.toml", '[[index]]\nurl = "file:///mine"\ndefault = true\n')
+    _write(tmp_path / "home" / ".config" / "uv" / "uv.toml", f'index-url = "{INDEX}"\n')
+    got = _uv(tmp_path, {"UV_CONFIG_FILE": str(mine)})
+    assert got["files"] == [str(mine)]  # UV_CONFIG_FILE alone: no discovery
+    assert got["index_url"] == {"value": "file:///mine", "source": f"{mine} [[index]]"}
+    assert _uv(tmp_path, {"UV_NO_CONFIG": "1"})["files"] == []
+
+
+def test_uv_toml_that_is_not_toml_or_cannot_be_parsed_is_an_error_entry(tmp_path, monkeypatch):
+    bad = _write(tmp_path / "home" / ".config" / "uv" / "uv.toml", "index-url = [unclosed\n")
+    got = _uv(tmp_path, {})
+    assert got["index_url"] is None and got["errors"][0].startswith(f"{bad}: not valid TOML")
+    _write(bad, f'index-url = "{INDEX}"\n')
+    # an interpreter older than 3.11 without tomli: recorded, not raised
+    monkeypatch.setitem(sys.modules, "tomllib", None)
+    monkeypatch.setitem(sys.modules, "tomli", None)
+    got = _uv(tmp_path, {})
+    assert got["index_url"] is None and "no TOML parser" in got["errors"][0]
+
+
+def test_collect_records_package_sources_and_stays_python_37_syntax():
+    snap = _collect.collect()
+    assert set(snap["package_sources"]) == {"pip", "uv"}
+    source = Path(_collect.__file__).read_text(encoding="utf-8")
+    ast.parse(source, feature_version=(3, 7))  # the foreign interpreter may be old
+
+
+@pytest.mark.slow
+def test_foreign_venvs_own_pip_conf_is_seen_through_snapshot_python(run_cli, tmp_path, monkeypatch):
+    import subprocess
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    _write(venv / "pip.conf", f"[install]\nextra-index-url = {EXTRA}\nfind-links = file:///srv/wheelhouse\n")
+    for name in [n for n in os.environ if n.startswith(("PIP_", "UV_"))]:
+        monkeypatch.delenv(name)
+    code, _, err = run_cli("snapshot", "--python", venv / "bin" / "python", "-o", tmp_path / "s.json")
+    assert code == 0, err
+    pip = json.loads((tmp_path / "s.json").read_text())["package_sources"]["pip"]
+    assert str(venv / "pip.conf") in pip["files"]
+    assert _values(pip["extra_index_urls"]) == [(EXTRA, f"{venv / 'pip.conf'} [install]")]
+    assert _values(pip["find_links"]) == [("file:///srv/wheelhouse", f"{venv / 'pip.conf'} [install]")]

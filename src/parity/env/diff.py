@@ -127,6 +127,8 @@ def diff(a: SnapshotLike, b: SnapshotLike, requirements: Union[str, os.PathLike[
     """
     snap_a, source_a = _as_snapshot(a, "A")
     snap_b, source_b = _as_snapshot(b, "B")
+    check_package_sources(snap_a, source_a or "environment A")
+    check_package_sources(snap_b, source_b or "environment B")
     items = diff_packages(snap_a["packages"], snap_b["packages"])
     items += diff_env_vars(snap_a.get("env_vars") or {}, snap_b.get("env_vars") or {})
     items += diff_sections(snap_a, snap_b)
@@ -253,13 +255,39 @@ def diff_package_sources(a: Any, b: Any) -> list[Difference]:
         return []
     out = []
     for tool in sorted(set(a) | set(b)):
-        tool_a, tool_b = a.get(tool) or {}, b.get(tool) or {}
+        tool_a, tool_b = a.get(tool, {}), b.get(tool, {})
         for setting in SOURCE_SETTINGS:
             value_a, value_b = source_values(tool_a.get(setting)), source_values(tool_b.get(setting))
             if value_a != value_b:
                 change = "added" if value_a in (None, []) else "removed" if value_b in (None, []) else "changed"
                 out.append(_difference("package_source", f"{tool}.{setting}", value_a, value_b, change))
     return out
+
+
+def check_package_sources(snap: Mapping[str, Any], source: str) -> None:
+    """Refuse a ``package_sources`` section this parity cannot read (hand-edited or
+    damaged); an absent one is fine (older snapshots)."""
+    sections = snap.get("package_sources")
+    problem = None if sections is None else _package_sources_problem(sections)
+    if problem:
+        from parity.errors import SnapshotError
+
+        raise SnapshotError(f"{source}: package_sources {problem}",
+                            fix="take the snapshot again with parity snapshot -o FILE")  # fmt: skip
+
+
+def _package_sources_problem(sections: Any) -> Optional[str]:
+    if not isinstance(sections, Mapping):
+        return "is not an object"
+    for tool, settings in sections.items():
+        if not isinstance(settings, Mapping):
+            return f"{tool!r} is not an object"
+        for setting in SOURCE_SETTINGS:
+            value = settings.get(setting)
+            entries = value if isinstance(value, list) else [] if value is None else [value]
+            if any(not isinstance(e, Mapping) or "value" not in e for e in entries):
+                return f"{tool}.{setting} holds an entry that is not {{\"value\", \"source\"}}"
+    return None
 
 
 def source_values(setting: Any) -> Any:

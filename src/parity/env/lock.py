@@ -39,6 +39,7 @@ from packaging.utils import (
 )
 
 from parity._io import atomic_write_text, sha256_file
+from parity.env.diff import check_package_sources
 from parity.errors import ParityError, SnapshotError
 
 SnapshotSpec = Union[Mapping[str, Any], str, "os.PathLike[str]"]
@@ -236,6 +237,7 @@ def lock(
     (default: pip download through the user's configuration) for ``--hash`` lines.
     """
     snap, source = _load(snapshot)
+    check_package_sources(snap, source)
     options = source_options(snap)
     entries = [_with_variant_note(_entry(name, info), options) for name, info in sorted(_packages(snap).items())]
     warnings = [
