@@ -335,7 +335,7 @@ def _values(entries) -> list:
 
 
 def test_pip_files_are_read_in_pips_precedence_order_and_each_value_names_its_file(tmp_path):
-    etc = _write(tmp_path / "etc" / "pip.conf", f"[global]\nindex-url = file:///etc-index\nfind-links = /etc/wheels\n")
+    etc = _write(tmp_path / "etc" / "pip.conf", "[global]\nindex-url = file:///etc-index\nfind-links = /etc/wheels\n")
     user = _write(tmp_path / "home" / ".config" / "pip" / "pip.conf", f"[global]\nindex-url = {INDEX}\n")
     site = _write(tmp_path / "prefix" / "pip.conf", f"[global]\nextra-index-url =\n  {EXTRA}\n  file:///srv/more\n")
     got = _pip(tmp_path, {})
