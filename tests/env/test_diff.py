@@ -317,3 +317,69 @@ def test_release_and_variant_change_together_says_both():
     item = next(d for d in diff(base(), b).items if d.name == "torch")
     assert item.change == "changed"
     assert "new release and wheel variant (+cu118 -> +cpu)" in item.reason
+
+
+# --- package sources: where pip/uv fetch packages from ------------------------------------------------------
+
+
+def _sources(extra: list[tuple[str, str]], index: Any = None) -> dict[str, Any]:
+    def tool(entries: list[tuple[str, str]], main: Any) -> dict[str, Any]:
+        return {"index_url": main, "extra_index_urls": [{"value": v, "source": s} for v, s in entries],
+                "find_links": [], "no_index": None, "trusted_hosts": [], "files": [], "errors": []}
+    return {"pip": tool(extra, index), "uv": tool([], None)}
+
+
+CPU_INDEX = "https://index.example.invalid/whl/cpu"
+
+
+def test_identical_package_sources_give_nothing_even_from_other_files():
+    a, b = base(), base()
+    a["package_sources"] = _sources([(CPU_INDEX, "/home/alice/.config/pip/pip.conf [global]")])
+    b["package_sources"] = _sources([(CPU_INDEX, "PIP_EXTRA_INDEX_URL")])
+    b["package_sources"]["pip"]["files"] = ["/etc/pip.conf"]  # which files exist is machine-local
+    assert diff(a, b).identical
+
+
+def test_changed_index_configuration_is_a_medium_package_source_item():
+    a, b = base(), base()
+    a["package_sources"] = _sources([(CPU_INDEX, "PIP_EXTRA_INDEX_URL")])
+    b["package_sources"] = _sources([], index={"value": "file:///mirror", "source": "/etc/pip.conf [global]"})
+    b["packages"]["leftpad"]["version"] = "1.1"  # a low-risk item, to check the ordering
+    items = diff(a, b).items
+    by_name = {(d.category, d.name): d for d in items}
+    extra = by_name[("package_source", "pip.extra_index_urls")]
+    assert (extra.a, extra.b, extra.change, extra.risk) == ([CPU_INDEX], [], "removed", "medium")
+    assert extra.reason == "where pip/uv fetch packages from changed"
+    main = by_name[("package_source", "pip.index_url")]
+    assert (main.a, main.b, main.change) == (None, "file:///mirror", "added")
+    assert set(by_name) == {("package_source", "pip.extra_index_urls"), ("package_source", "pip.index_url"),
+                            ("package", "leftpad")}  # fmt: skip
+    assert [d.risk for d in items] == ["medium", "medium", "low"]  # through the risk table, ranked
+
+
+def test_package_sources_on_one_side_only_is_a_note_not_a_difference():
+    b = base()
+    b["package_sources"] = _sources([(CPU_INDEX, "PIP_EXTRA_INDEX_URL")])
+    result = diff(base(), b)
+    assert result.identical
+    assert any("package_sources" in n and "for B only" in n for n in result.notes)
+
+
+@pytest.mark.parametrize("bad", ["oops", {"pip": []}, {"pip": {"extra_index_urls": ["x"]}}])
+def test_malformed_package_sources_is_refused(bad):
+    b = base()
+    b["package_sources"] = bad
+    with pytest.raises(ParityError, match="environment B: package_sources"):
+        diff(base(), b)
+
+
+def test_cli_diff_with_malformed_package_sources_exits_2_in_one_line(run_cli, tmp_path):
+    import json
+
+    good, bad = base(), base()
+    bad["package_sources"] = {"pip": "not an object"}
+    (tmp_path / "a.json").write_text(json.dumps(good))
+    (tmp_path / "b.json").write_text(json.dumps(bad))
+    code, out, err = run_cli("diff", tmp_path / "a.json", tmp_path / "b.json")
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "b.json: package_sources" in err and "Traceback" not in err
