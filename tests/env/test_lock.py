@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Optional
 
 import pytest
 
@@ -317,3 +318,108 @@ def test_conda_installed_package_gets_a_note():
         lines[lines.index("numpy==1.26.4") - 1]
         == "# installed by conda: a pip index may not have this build (or this name)"
     )
+
+
+# --- index options recorded in the snapshot (package_sources) ----------------------------------------------
+
+CPU_INDEX = "https://index.example.invalid/whl/cpu"
+
+
+def _with_sources(pip: dict, uv: Optional[dict] = None) -> dict:
+    def tool(settings: dict) -> dict:
+        return {"index_url": None, "extra_index_urls": [], "find_links": [], "no_index": None,
+                "trusted_hosts": [], "files": [], "errors": [], **settings}  # fmt: skip
+
+    snap = _snapshot()
+    snap["package_sources"] = {"pip": tool(pip), "uv": tool(uv or {})}
+    return snap
+
+
+def _entry(value: Any, source: str) -> dict:
+    return {"value": value, "source": source}
+
+
+def test_recorded_index_options_go_at_the_top_each_after_its_origin():
+    snap = _with_sources(
+        {"extra_index_urls": [_entry(CPU_INDEX, "PIP_EXTRA_INDEX_URL")],
+         "find_links": [_entry("file:///srv/wheels", "/etc/pip.conf [install]")]},
+        {"index_url": _entry("file:///uv-mirror", "/root/.config/uv/uv.toml [pip]"),
+         "extra_index_urls": [_entry(CPU_INDEX, "UV_INDEX")]},  # the same URL once only
+    )  # fmt: skip
+    result = lock(snap)
+    lines = result.text.splitlines()
+    first_pin = lines.index("filelock==3.13.1")
+    options = [ln for ln in lines[:first_pin] if ln.startswith("--")]
+    assert options == [f"--extra-index-url {CPU_INDEX}", "--find-links file:///srv/wheels", "--index-url file:///uv-mirror"]
+    assert lines[lines.index(options[0]) - 1] == "# from PIP_EXTRA_INDEX_URL (pip)"
+    assert lines[lines.index(options[1]) - 1] == "# from /etc/pip.conf [install] (pip)"
+    assert lines[lines.index(options[2]) - 1] == "# from /root/.config/uv/uv.toml [pip] (uv)"
+    note = lines[lines.index("torch==2.1.0+cu118") - 1]
+    assert "+cu118 build" in note and "lines above" in note and "does not record" not in note
+    assert [s["option"] for s in result.to_json()["sources"]] == ["--extra-index-url", "--find-links", "--index-url"]
+
+
+def test_masked_credentials_become_a_comment_saying_how_to_supply_them():
+    masked = "https://***@index.example.invalid/whl/cu118"
+    result = lock(_with_sources({"extra_index_urls": [_entry(masked, "/root/.pip/pip.conf [global]")]}))
+    assert not [ln for ln in result.text.splitlines() if ln.startswith("--")]  # no line with *** in it
+    comment = [ln for ln in result.text.splitlines() if masked in ln]
+    assert comment and comment[0].startswith("# --extra-index-url") and "masked" in comment[0]
+    assert "PIP_EXTRA_INDEX_URL=" in result.text
+    note = result.text.splitlines()[result.text.splitlines().index("torch==2.1.0+cu118") - 1]
+    assert "credentials" in note and "supply them" in note
+    assert any("masked" in w for w in result.warnings)
+
+
+def test_sources_that_cannot_serve_a_variant_keep_the_cannot_know_note():
+    snap = _with_sources({"index_url": _entry("file:///mirror/simple", "PIP_INDEX_URL")})
+    lines = lock(snap).text.splitlines()
+    assert "--index-url file:///mirror/simple" in lines  # still written: it is where pip looked
+    note = lines[lines.index("torch==2.1.0+cu118") - 1]
+    assert "does not record which index" in note and "://" not in note
+    empty = lock(_with_sources({})).text
+    assert "records no pip/uv index configuration" in empty and "add the --extra-index-url" in empty
+
+
+def test_no_index_and_trusted_host_are_written_too():
+    snap = _with_sources({"no_index": _entry(True, "PIP_NO_INDEX"), "find_links": [_entry("/srv/wheels", "PIP_FIND_LINKS")],
+                          "trusted_hosts": [_entry("index.example.invalid", "/etc/pip.conf [global]")]})  # fmt: skip
+    options = [ln for ln in lock(snap).text.splitlines() if ln.startswith("--")]
+    assert options == ["--find-links /srv/wheels", "--no-index", "--trusted-host index.example.invalid"]
+
+
+def test_lock_with_recorded_sources_parses_and_the_doctor_has_nothing_left(tmp_path):
+    out = tmp_path / "lock.txt"
+    snap = _with_sources({"extra_index_urls": [_entry(CPU_INDEX, "PIP_EXTRA_INDEX_URL")]})
+    lock(snap, out=out)
+    assert parse_requirements(out).problems == []
+    assert parse_requirements(out).option_values("--extra-index-url") == [CPU_INDEX]
+    assert doctor(out, snapshot=snap).findings == []  # the +cu118 pin now has its index line
+
+
+def test_cli_malformed_package_sources_exits_2_and_writes_nothing(run_cli, tmp_path):
+    snap = _snapshot()
+    snap["package_sources"] = {"pip": {"find_links": "/srv/wheels"}}
+    (tmp_path / "snap.json").write_text(json.dumps(snap))
+    code, stdout, err = run_cli("lock", tmp_path / "snap.json", "-o", tmp_path / "lock.txt")
+    assert code == 2 and stdout == ""
+    assert "snap.json: package_sources pip.find_links" in err and "fix:" in err and "Traceback" not in err
+    assert not (tmp_path / "lock.txt").exists()
+
+
+@pytest.mark.slow
+def test_round_trip_installs_from_the_lock_alone_with_its_recorded_sources(run_cli, built_env):
+    """The snapshot recorded PIP_NO_INDEX and PIP_FIND_LINKS: the lock carries them, so
+    a pip with no configuration at all rebuilds the environment, +cpu build included."""
+    tmp_path, wheels, env = built_env
+    assert run_cli("snapshot", "--python", tmp_path / "a" / "bin" / "python", "-o", tmp_path / "a.json")[0] == 0
+    assert run_cli("lock", tmp_path / "a.json", "-o", tmp_path / "lock.txt")[0] == 0
+    text = (tmp_path / "lock.txt").read_text()
+    assert f"--find-links {wheels}" in text.splitlines() and "--no-index" in text.splitlines()
+    bare = {k: v for k, v in env.items() if not k.startswith("PIP_")}
+    bare["PIP_CONFIG_FILE"] = os.devnull  # no index configured anywhere but in the lock
+    python_b = _venv(tmp_path / "b")
+    _pip_install(python_b, bare, "-r", str(tmp_path / "lock.txt"))
+    assert run_cli("snapshot", "--python", python_b, "-o", tmp_path / "b.json")[0] == 0
+    _, out, _ = run_cli("diff", tmp_path / "a.json", tmp_path / "b.json", "--json")
+    assert [i for i in json.loads(out)["items"] if i["category"] in ("package", "package_source")] == []
