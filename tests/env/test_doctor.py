@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -500,3 +501,48 @@ def test_wheel_url_version_disagreeing_with_the_snapshot(tmp_path):
     assert [(f.code, f.location.line) for f in report.findings if f.code != "PD012"] == [
         ("PD050", 1)
     ]
+
+
+# --- PD020's fix from the snapshot's recorded package sources ------------------------------------------------
+
+CPU_INDEX = "https://index.example.invalid/whl/cu118"
+
+
+def _snapshot_with_sources(pip: dict) -> dict:
+    snap = json.loads(SNAPSHOT.read_text())
+    empty: dict[str, Any] = {"index_url": None, "extra_index_urls": [], "find_links": [], "no_index": None,
+             "trusted_hosts": [], "files": [], "errors": []}  # fmt: skip
+    snap["package_sources"] = {"pip": {**empty, **pip}, "uv": dict(empty)}
+    return snap
+
+
+def _pd020_fixes(snap) -> list[str]:
+    report = doctor(FINDINGS / "pd020_local_label.txt", snapshot=snap)
+    return [f.fix for f in report.findings if f.code == "PD020"]
+
+
+def test_pd020_fix_is_the_exact_option_lines_the_snapshot_recorded():
+    snap = _snapshot_with_sources({
+        "extra_index_urls": [{"value": CPU_INDEX, "source": "PIP_EXTRA_INDEX_URL"}],
+        "find_links": [{"value": "file:///srv/wheels", "source": "/etc/pip.conf [install]"}],
+        "index_url": {"value": "file:///mirror", "source": "PIP_INDEX_URL"},  # a main index serves no +label
+    })
+    fixes = _pd020_fixes(snap)
+    assert len(fixes) == 2
+    for fix in fixes:
+        assert f"--extra-index-url {CPU_INDEX} (from PIP_EXTRA_INDEX_URL)" in fix
+        assert "--find-links file:///srv/wheels (from /etc/pip.conf [install])" in fix
+        assert "--index-url" not in fix
+
+
+def test_pd020_fix_with_masked_credentials_says_to_supply_them_outside_the_file():
+    masked = "https://***@index.example.invalid/whl/cu118"
+    (fix, _) = _pd020_fixes(_snapshot_with_sources({"extra_index_urls": [{"value": masked, "source": "/root/.pip/pip.conf [global]"}]}))
+    assert masked in fix and "PIP_EXTRA_INDEX_URL" in fix and "masked" in fix
+
+
+def test_pd020_fix_without_a_serving_source_says_parity_does_not_guess():
+    (fix, _) = _pd020_fixes(_snapshot_with_sources({"index_url": {"value": "file:///mirror", "source": "PIP_INDEX_URL"}}))
+    assert "names none either" in fix and "does not guess hosts" in fix and "file:///mirror" not in fix
+    (old, _) = _pd020_fixes(json.loads(SNAPSHOT.read_text()))  # a snapshot from before package_sources
+    assert "does not guess hosts" in old and "names none" not in old
