@@ -31,7 +31,8 @@ def export(target: Any, format: str, out: str | os.PathLike[str], *, method: str
     ``--inputs`` file, a list of raw inputs, or None for ``Pipeline.example_inputs``;
     the first batch (``Pipeline.batch_size`` items) is the export example. ``method``
     applies to torchscript only. Batch (and token sequence) dimensions are dynamic
-    unless ``static``. ``atol``/``rtol`` None: the compare engine's per-dtype defaults.
+    unless ``static``. ``atol``/``rtol`` None: the compare engine's per-dtype defaults
+    (x10 for float outputs of onnx and aoti, which run their own kernels).
     The artifact is written atomically even when the check fails (``result.ok`` false).
     """
     out_path = _validate(format, out, method)
@@ -42,7 +43,7 @@ def export(target: Any, format: str, out: str | os.PathLike[str], *, method: str
     data, findings = _to_bytes(job, format)
     export_seconds = time.perf_counter() - started
     atomic_write_bytes(out_path, data)
-    findings = _pre_findings(pipeline, job, batches[0]) + findings
+    findings = _pre_findings(job, batches[0]) + findings
     result = ExportResult(
         target=spec, format=format, out=str(out_path), method=method if format == "torchscript" else None,
         static=static, size_bytes=len(data), export_seconds=export_seconds, input_names=list(job.names),
@@ -187,7 +188,7 @@ def _to_bytes(job: ExportJob, format: str) -> tuple[bytes, list[Finding]]:
     return onnx_bytes(job, list(job.meta.output_names))
 
 
-def _pre_findings(pipeline: Any, job: ExportJob, example: Any) -> list[Finding]:
+def _pre_findings(job: ExportJob, example: Any) -> list[Finding]:
     """Facts about the export plan itself (static shapes, batch of 1 widened)."""
     findings = []
     if not job.dims:
