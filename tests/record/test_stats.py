@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -55,3 +56,45 @@ def test_content_hash_sees_every_byte_and_layout() -> None:
 ])
 def test_strip_wrapper_prefix(key: str, stripped: str) -> None:
     assert strip_wrapper_prefix(key) == stripped
+
+
+def _unchunked_hash(t: torch.Tensor) -> str:
+    """The documented algorithm in one go, to pin the chunked implementation to it."""
+    import hashlib
+
+    from parity.record.stats import _BLOCK, _hash_keys
+
+    data = t.reshape(-1).contiguous().view(torch.uint8).numpy()
+    main = (data.size // (4 * _BLOCK)) * 4 * _BLOCK
+    digest = hashlib.sha256(b"parity-mlh32")
+    if main:
+        words = data[:main].view("<u4").reshape(-1, _BLOCK)
+        digest.update(np.einsum("ij,j->i", words, _hash_keys()).astype("<u4").tobytes())
+    digest.update(data[main:].tobytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("t", [
+    torch.randn(3_000_001),                      # several 1 MiB chunks and a tail
+    torch.randn(700_001).half(),                 # 2-byte elements
+    torch.arange(2**20),                         # int64, exact chunk multiple
+    torch.randn(5, 7),                           # smaller than one hash block
+], ids=["f32", "f16", "i64", "tiny"])
+def test_one_pass_summary_matches_separate_stats_and_hash(t: torch.Tensor) -> None:
+    from parity.record.stats import summarize
+
+    stats, digest = summarize(t)
+    expected = tensor_stats(t)
+    assert digest == _unchunked_hash(t) == content_hash(t)
+    assert stats is not None and expected is not None
+    for name, value in expected.items():
+        assert stats[name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
+
+
+def test_one_pass_summary_finds_nan_in_a_late_chunk() -> None:
+    from parity.record.stats import summarize
+
+    t = torch.randn(2_000_000)
+    t[1_900_000] = float("nan")
+    stats, _ = summarize(t)
+    assert stats is not None and stats["nan"] == 1 and stats["max"] == pytest.approx(float(t.nan_to_num(-9).max()))

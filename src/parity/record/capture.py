@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 from parity.record.flatten import flatten, structure
-from parity.record.stats import SAMPLE_SIZE, content_hash, cpu_copy, take_sample, tensor_stats
+from parity.record.stats import SAMPLE_SIZE, cpu_copy, summarize, take_sample, tensor_stats
 from parity.record.writer import ShardWriter
 
 _SCALARS = (type(None), bool, int, float, str)
@@ -139,7 +139,8 @@ class LayerCapture:
             return {"stats": None, "hash": None, "blob": None}
         # Samples are tiny: handed to the writer per batch, not per tensor.
         self._samples.append((blob, take_sample(t.reshape(-1), self.seed, self.sample_size)))
-        return {"stats": tensor_stats(t), "hash": content_hash(t), "blob": blob}
+        stats, digest = summarize(t)
+        return {"stats": stats, "hash": digest, "blob": blob}
 
     def _flush_samples(self) -> None:
         if self._samples:
@@ -159,8 +160,8 @@ class LayerCapture:
             return {"blob": blob, "deferred": True}
         # On an accelerator, one transfer now serves the hash, the stats and the writer.
         host = t if t.device.type == "cpu" else cpu_copy(t)
-        digest = content_hash(host)
-        summary = {"stats": tensor_stats(host) if with_stats else None, "hash": digest, "blob": blob}
+        stats, digest = summarize(host, with_stats)
+        summary = {"stats": stats, "hash": digest, "blob": blob}
         content = (digest, str(t.dtype), tuple(t.shape))
         if content in self._stored:
             summary["blob"] = self._stored[content]

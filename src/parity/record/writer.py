@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from parity.errors import RecordError
-from parity.record.stats import content_hash, tensor_stats
+from parity.record.stats import summarize as summarize_tensor
 
 SHARD_BYTES = 64 << 20
 QUEUE_BYTES = 128 << 20
@@ -148,8 +148,8 @@ class ShardWriter:
     def _store(self, name: str, tensor: Any, nbytes: int, summarize: bool | None) -> None:
         blob: dict[str, Any] = {"shard": None, "tensor": None}
         if summarize is not None:
-            digest = content_hash(tensor)
-            blob.update(hash=digest, stats=tensor_stats(tensor) if summarize else None)
+            stats, digest = summarize_tensor(tensor, summarize)
+            blob.update(hash=digest, stats=stats)
             stored = self._seen.setdefault((digest, str(tensor.dtype), tuple(tensor.shape)), name)
             if stored != name:
                 blob["tensor"] = stored
