@@ -447,3 +447,30 @@ def test_foreign_venvs_own_pip_conf_is_seen_through_snapshot_python(run_cli, tmp
     assert str(venv / "pip.conf") in pip["files"]
     assert _values(pip["extra_index_urls"]) == [(EXTRA, f"{venv / 'pip.conf'} [install]")]
     assert _values(pip["find_links"]) == [("file:///srv/wheelhouse", f"{venv / 'pip.conf'} [install]")]
+
+
+def test_snapshot_cli_with_a_binary_pip_config_file_still_works_and_names_it(run_cli, tmp_path, monkeypatch):
+    # a broken configuration is a fact about the machine, not a reason to fail the snapshot
+    bad = tmp_path / "pip.conf"
+    bad.write_bytes(b"\x00\xff\xfe binary \x00")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(bad))
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "file:///srv/extra")
+    code, _, err = run_cli("snapshot", "-o", tmp_path / "s.json")
+    assert code == 0, err
+    pip = json.loads((tmp_path / "s.json").read_text())["package_sources"]["pip"]
+    assert any(e.startswith(f"{bad}: not a valid pip configuration file") for e in pip["errors"])
+    assert pip["extra_index_urls"] == [{"value": "file:///srv/extra", "source": "PIP_EXTRA_INDEX_URL"}]
+
+
+def test_schema_accepts_package_sources_and_snapshots_without_them():
+    import jsonschema
+
+    from parity.env.snapshot import load_schema, snapshot
+
+    snap = snapshot()
+    jsonschema.validate(snap, load_schema())
+    del snap["package_sources"]  # a snapshot written before the section existed
+    jsonschema.validate(snap, load_schema())
+    snap["package_sources"] = {"pip": {"index_url": "not an entry"}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(snap, load_schema())
