@@ -474,3 +474,11 @@ def test_schema_accepts_package_sources_and_snapshots_without_them():
     snap["package_sources"] = {"pip": {"index_url": "not an entry"}}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(snap, load_schema())
+
+
+def test_pip_download_section_is_recorded_apart_from_what_pip_install_uses(tmp_path):
+    conf = _write(tmp_path / "prefix" / "pip.conf", f"[global]\nindex-url = {INDEX}\n[download]\nindex-url = file:///dl\n")
+    got = _pip(tmp_path, {})
+    assert got["index_url"] == {"value": INDEX, "source": f"{conf} [global]"}  # pip install ignores [download]
+    assert got["for_download"] == {"index_url": {"value": "file:///dl", "source": f"{conf} [download]"}}
+    assert _pip(tmp_path, {"PIP_INDEX_URL": "file:///env"})["for_download"] == {}  # the variable wins for both

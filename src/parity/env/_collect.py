@@ -627,7 +627,11 @@ def pip_config_files(environ, home: str, prefix: str, etc: str = "/etc") -> list
 def collect_pip_sources(environ, home: str, prefix: str, etc: str = "/etc") -> dict:
     """Where ``pip install`` fetches from: ``PIP_*`` variables over ``[install]`` over
     ``[global]`` (pip's rule: a command's section beats ``[global]`` in any file), and
-    a later file over an earlier one for the same section and key."""
+    a later file over an earlier one for the same section and key.
+
+    ``for_download`` holds the settings ``pip download`` (what ``parity lock --hashes``
+    runs) sees otherwise, through a ``[download]`` section; {} when they are the same.
+    """
     out = _empty_sources()
     merged: dict = {}  # (section, key) -> (raw value, "file [section]")
     for path in pip_config_files(environ, home, prefix, etc):
@@ -635,10 +639,21 @@ def collect_pip_sources(environ, home: str, prefix: str, etc: str = "/etc") -> d
         for section in ("global", "download", "install"):
             for key, value in sections.get(section, {}).items():
                 merged[(section, key)] = (value, f"{path} [{section}]")
+    _pip_command_view(environ, merged, "install", out)
+    download = _pip_command_view(environ, merged, "download", _empty_sources())
+    out["for_download"] = {f: download[f] for f in _SOURCE_FIELDS if download[f] != out[f]}
+    return out
+
+
+_SOURCE_FIELDS = ("index_url", "extra_index_urls", "find_links", "no_index", "trusted_hosts")
+
+
+def _pip_command_view(environ, merged: dict, command: str, out: dict) -> dict:
+    """Fill ``out`` with what ``pip <command>`` uses: variable, else ``[command]``, else ``[global]``."""
     for key, kind in _PIP_OPTIONS:
         raw = _pip_env_value(environ, key)
         if raw is None:
-            raw = merged.get(("install", key)) or merged.get(("global", key))
+            raw = merged.get((command, key)) or merged.get(("global", key))
         if raw is not None:
             _set_option(out, key, kind, raw[0], raw[1])
     return out
