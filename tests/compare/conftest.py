@@ -41,6 +41,7 @@ def write_record(
     files: dict[str, str] | None = None,
     params: dict[str, str] | None = None,
     runtime: dict[str, Any] | None = None,
+    env: dict[str, Any] | None = None,
 ) -> Path:
     """A complete record at ``root``: ``layers`` per batch (key -> tensor) in execution order."""
     batches = layers if isinstance(layers, list) else [layers]
@@ -59,7 +60,7 @@ def write_record(
     save_file({k: v.clone().contiguous() for k, v in (stages or {}).items()} or {"0/model/out": torch.zeros(1)},
               str(root / "stages.safetensors"))
     atomic_write_json(root / "layers.json", entries if capture != "outputs" else [])
-    env = {"schema": "parity.snapshot/1", "packages": {k: {"name": k, "version": v} for k, v in (packages or {}).items()},
+    env = env or {"schema": "parity.snapshot/1", "packages": {k: {"name": k, "version": v} for k, v in (packages or {}).items()},
            "runtime": runtime or {}}
     atomic_write_json(root / "env.json", env)
     atomic_write_json(root / "assets.json", {"files": {k: {"sha256": v, "size": 1} for k, v in (files or {}).items()},

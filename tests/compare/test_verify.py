@@ -104,6 +104,18 @@ def test_environment_drift_inside_tolerance_is_pass_with_warnings(make_record: M
     assert [(i["name"], i["a"], i["b"]) for i in r.env_diff["items"]] == [("numpy", "1.26.4", "2.1.0")]
 
 
+def test_other_package_index_is_listed_but_no_warning(make_record: Make) -> None:
+    # Where pip fetches from matters to a rebuild, not to the model that runs: listed, no warning.
+    from parity.env import snapshot
+
+    env_a = snapshot()
+    env_b = json.loads(json.dumps(env_a))
+    env_b["package_sources"]["pip"]["index_url"] = {"value": "file:///mirror/simple", "source": "PIP_INDEX_URL"}
+    r = compare(make_record("a", _layers(), env=env_a), make_record("b", _layers(), env=env_b))
+    assert [i["category"] for i in r.env_diff["items"]] == ["package_source"]
+    assert r.verdict == PASS, r.reason
+
+
 def test_changed_asset_file_is_named_across_different_locations(make_record: Make) -> None:
     files_a = {"/research/model/tokenizer_config.json": "aa", "/research/model/model.safetensors": "cc"}
     files_b = {"/srv/copy/model/tokenizer_config.json": "bb", "/srv/copy/model/model.safetensors": "cc"}

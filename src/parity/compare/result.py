@@ -115,11 +115,16 @@ def _stage_noun(r: VerifyResult) -> str:
     return "model inputs (e.g. token ids)" if r.first_divergent_stage in ("inputs", "preprocess") else "outputs"
 
 
+_NOT_DRIFT = ("runtime", "package_source")
+
+
 def _warnings(r: VerifyResult) -> list[str]:
     out: list[str] = []
     # Runtime items are judged as runtime findings; low-risk items (an unrelated env var)
+    # and where pip/uv fetch from (it matters to a rebuild, not to the running model)
     # stay listed in the report without turning a PASS into a warning.
-    drift = [i for i in r.env_diff.get("items", []) if i.get("category") != "runtime" and i.get("risk") != "low"]
+    drift = [i for i in r.env_diff.get("items", [])
+             if i.get("category") not in _NOT_DRIFT and i.get("risk") != "low"]
     if drift:
         top = drift[0]
         out.append(f"The environment differs in {len(drift)} place(s), e.g. {top.get('name')} "
