@@ -100,3 +100,14 @@ def test_inputs_the_preprocess_cannot_take_exit_2(run_cli, tmp_path: Path) -> No
                            "--inputs", inputs)
     assert code == 2 and "preprocess failed" in _one_line_error(err)
     assert not (tmp_path / "b.pt").exists()
+
+
+def test_tensor_inputs_file_feeds_the_model_directly(run_cli, tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.randn(5, 4)}, str(tmp_path / "rows.safetensors"))
+    code, out, _ = run_cli("export", target("tiny_model.py"), "--format", "torchscript", "-o", tmp_path / "t.pt",
+                           "--inputs", tmp_path / "rows.safetensors", "--json")
+    doc = json.loads(out)
+    assert code == 0 and [c["shapes"]["input"] for c in doc["check"]["cases"]][:2] == [[3, 4], [2, 4]]
