@@ -176,3 +176,19 @@ def test_hf_directory(minilm_dir: Path) -> None:
     assert {"config.json", "vocab.txt", "tokenizer.json"} <= names and "model.safetensors" not in names
     batch = loaded.pipeline.preprocess(["hello world", "a longer second sentence here"])
     assert isinstance(batch, dict) and batch["input_ids"].shape[0] == 2
+
+
+def test_real_torchscript_file_records_its_stages(tmp_path: Path) -> None:
+    from models import LoopNet
+    from parity.record import read_record, record
+
+    torch.manual_seed(0)
+    path = tmp_path / "loop.pt"
+    torch.jit.save(torch.jit.trace(LoopNet().eval(), torch.randn(2, 8)), str(path))
+    loaded = load_target(str(path))
+    assert loaded.kind == "torchscript"
+    record(loaded, inputs=[torch.randn(8) for _ in range(3)], out=tmp_path / "rec", batch_size=2,
+           snapshot_env=False)
+    rec = read_record(tmp_path / "rec")
+    assert rec.tensor("stages.safetensors", "0/model").shape == (2, 8)
+    assert "loop.pt" in rec.assets["files"] and rec.manifest["target_kind"] == "torchscript"
