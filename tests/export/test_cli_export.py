@@ -111,3 +111,13 @@ def test_tensor_inputs_file_feeds_the_model_directly(run_cli, tmp_path: Path) ->
                            "--inputs", tmp_path / "rows.safetensors", "--json")
     doc = json.loads(out)
     assert code == 0 and [c["shapes"]["input"] for c in doc["check"]["cases"]][:2] == [[3, 4], [2, 4]]
+
+
+def test_script_failure_exits_2_and_suggests_trace(run_cli, tmp_path: Path) -> None:
+    code, _, err = run_cli("export", target("unscriptable_model.py"), "--format", "torchscript", "--method", "script",
+                           "-o", tmp_path / "k.pt")
+    line = _one_line_error(err)
+    assert code == 2 and "torch.jit.script could not convert the model" in line and "--method trace" in line
+    assert list(tmp_path.iterdir()) == []
+    code, _, _ = run_cli("export", target("unscriptable_model.py"), "--format", "torchscript", "-o", tmp_path / "k.pt")
+    assert code == 0
