@@ -118,6 +118,7 @@ def test_script_failure_exits_2_and_suggests_trace(run_cli, tmp_path: Path) -> N
                            "-o", tmp_path / "k.pt")
     line = _one_line_error(err)
     assert code == 2 and "torch.jit.script could not convert the model" in line and "--method trace" in line
+    assert "unscriptable_model.py:" in line
     assert list(tmp_path.iterdir()) == []
     code, _, _ = run_cli("export", target("unscriptable_model.py"), "--format", "torchscript", "-o", tmp_path / "k.pt")
     assert code == 0

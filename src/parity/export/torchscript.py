@@ -69,8 +69,16 @@ def _script(job: ExportJob) -> Any:
 
 
 def _failure(tool: str, exc: BaseException) -> str:
-    where = user_frame(exc)
+    where = user_frame(exc) or _compiler_location(str(exc))
     return f"{tool} could not convert the model: {first_line(exc)}" + (f" (at {where})" if where else "")
+
+
+def _compiler_location(message: str) -> str | None:
+    """``file:line`` from a TorchScript compiler error (it quotes the source it rejected)."""
+    import re
+
+    hits = re.findall(r'File "([^"]+)", line (\d+)', message)
+    return f"{short_path(hits[-1][0])}:{hits[-1][1]}" if hits else None
 
 
 def tracer_findings(caught: list[warnings.WarningMessage]) -> list[Finding]:
