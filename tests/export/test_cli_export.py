@@ -67,6 +67,8 @@ def test_no_check_flag_skips_the_check(run_cli, tmp_path: Path) -> None:
         (["--format", "torchscript", "-o", "{tmp}/missing/model.pt"], "folder {tmp}/missing does not exist"),
         (["--format", "torchscript", "-o", "{tmp}/m.pt", "--inputs", "{tmp}/nope.jsonl"], "nope.jsonl: no such file"),
         (["--format", "torchscript", "-o", "{tmp}/m.pt", "--inputs", "{tmp}/bad.csv"], "bad.csv: unknown inputs"),
+        (["--format", "torchscript", "-o", "{tmp}/m.pt", "--atol", "-1"], "--atol -1.0: must be a finite number >= 0"),
+        (["--format", "torchscript", "-o", "{tmp}/m.pt", "--rtol", "nan"], "--rtol nan: must be a finite number >= 0"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(run_cli, tmp_path: Path, args: list[str], needle: str) -> None:
@@ -122,3 +124,11 @@ def test_script_failure_exits_2_and_suggests_trace(run_cli, tmp_path: Path) -> N
     assert list(tmp_path.iterdir()) == []
     code, _, _ = run_cli("export", target("unscriptable_model.py"), "--format", "torchscript", "-o", tmp_path / "k.pt")
     assert code == 0
+
+
+def test_explicit_tolerances_are_used_and_reported(run_cli, tmp_path: Path) -> None:
+    code, out, _ = run_cli("export", target("tiny_model.py"), "--format", "export", "-o", tmp_path / "t.pt2",
+                           "--atol", "0.5", "--rtol", "0.25", "--json")
+    check = json.loads(out)["check"]
+    assert code == 0 and check["tolerance"]["basis"] == "given"
+    assert {(o["atol"], o["rtol"]) for c in check["cases"] for o in c["outputs"]} == {(0.5, 0.25)}

@@ -36,6 +36,7 @@ def export(target: Any, format: str, out: str | os.PathLike[str], *, method: str
     The artifact is written atomically even when the check fails (``result.ok`` false).
     """
     out_path = _validate(format, out, method)
+    _validate_tolerances(atol, rtol)
     spec, pipeline = _resolve(target)
     batches = _model_batches(pipeline, inputs)
     job = _job(pipeline, spec, format, method, static, batches[0])
@@ -85,6 +86,14 @@ def _require_tools(format: str) -> None:
         from parity.export.onnx import require_onnx
 
         require_onnx()
+
+
+def _validate_tolerances(atol: float | None, rtol: float | None) -> None:
+    import math
+
+    for flag, value in (("--atol", atol), ("--rtol", rtol)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ExportError(f"{flag} {value}: must be a finite number >= 0", fix=f"pass e.g. {flag} 1e-4")
 
 
 def _resolve(target: Any) -> tuple[str | None, Any]:
