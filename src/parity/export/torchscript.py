@@ -113,5 +113,7 @@ def load_torchscript(path: str) -> tuple[Any, str]:
     import torch
 
     extra = {META_KEY: ""}
-    module = torch.jit.load(path, map_location="cpu", _extra_files=extra)
+    # Keep the devices it was saved on where CUDA exists; a CPU-only box gets it on CPU.
+    where = None if torch.cuda.is_available() else "cpu"
+    module = torch.jit.load(path, map_location=where, _extra_files=extra)
     return module.eval(), extra[META_KEY]
