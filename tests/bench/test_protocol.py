@@ -151,3 +151,24 @@ def test_a_failing_stage_is_a_user_error_naming_the_stage(tiny_pipeline):
     tiny_pipeline.postprocess = lambda out: out.reshape(7, 7)
     with pytest.raises(BenchError, match="postprocess stage failed: RuntimeError"):
         bench(tiny_pipeline, **FAST)
+
+
+def test_peak_rss_is_this_process_not_a_parent_carried_over(tmp_path):
+    # ru_maxrss is inherited across exec: a child of a process that once held 300 MB
+    # would report 300 MB. VmHWM is the child's own peak.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from parity.bench.protocol import _peak_rss_bytes; print(_peak_rss_bytes())"
+    )
+    parent = (
+        "import subprocess, sys; big = bytearray(300 * 2**20); big[::4096] = b'x' * len(big[::4096]);"
+        f"sys.exit(subprocess.run([sys.executable, '-c', {code!r}]).returncode)"
+    )
+    if not sys.platform.startswith("linux"):
+        import pytest
+
+        pytest.skip("VmHWM is Linux-only")
+    out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, check=True).stdout
+    assert int(out.strip()) < 200 * 2**20

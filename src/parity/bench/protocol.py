@@ -437,12 +437,29 @@ def _model_identity(pipeline: Any, kind: str) -> dict[str, Any]:
 
 def _peak_rss_bytes() -> int | None:
     """Peak resident memory of this process so far (includes model load), or None."""
+    hwm = _vm_hwm_bytes()
+    if hwm is not None:
+        return hwm
     try:
         import resource
     except ImportError:  # Windows
         return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)  # Linux reports KiB
+
+
+def _vm_hwm_bytes() -> int | None:
+    # Linux: VmHWM is this process's own peak. ru_maxrss survives exec, so a bench run
+    # in a child of a large process (bisect trials, export --bench) would report the
+    # parent's peak instead of its own.
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def _now() -> str:
