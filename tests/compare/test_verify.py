@@ -39,7 +39,7 @@ def test_json_has_the_documented_shape(make_record: Make) -> None:
     assert set(layer) >= {"key", "module", "type", "shape", "dtype", "status", "metrics", "atol", "rtol",
                           "noise_floor", "introduced"}
     assert set(layer["metrics"]) >= {"max_abs", "mean_abs", "rel_l2", "cosine", "mismatch_frac"}
-    assert set(doc["assets"]) == {"files", "params"}
+    assert set(doc["assets"]) == {"files", "params", "weights_compared"}
 
 
 def test_first_divergent_layer_in_execution_order_with_error_growth(make_record: Make) -> None:
@@ -132,6 +132,15 @@ def test_changed_weight_is_named_and_fails(make_record: Make) -> None:
     r = compare(make_record("a", _layers(), params=params_a), make_record("b", _layers(), params=params_b))
     assert [p["name"] for p in r.assets["params"]] == ["enc.1.weight"]
     assert r.verdict == FAIL and "enc.1.weight" in r.reason
+
+
+def test_artifact_without_named_weights_is_not_every_weight_removed(make_record: Make) -> None:
+    # An ONNX or AOTInductor artifact in B exposes no parameters: weights are unknown there.
+    a = make_record("a", _layers(), params={"enc.0.weight": "h1", "enc.1.weight": "h2"})
+    r = compare(a, make_record("b", _layers(), params={}))
+    assert r.assets["params"] == [] and r.assets["weights_compared"] is False
+    assert r.verdict == PASS, r.reason
+    assert any("no named weights" in n for n in r.notes)
 
 
 def test_training_mode_is_a_runtime_error_finding(make_record: Make) -> None:

@@ -66,9 +66,16 @@ def assets_diff(assets_a: Mapping[str, Any], assets_b: Mapping[str, Any]) -> dic
     ``max_abs`` is null: a record holds weight hashes, not the weights.
     """
     files = _file_changes(_mapping(assets_a.get("files")), _mapping(assets_b.get("files")))
-    params = _param_changes({**_mapping(assets_a.get("buffers")), **_mapping(assets_a.get("params"))},
-                            {**_mapping(assets_b.get("buffers")), **_mapping(assets_b.get("params"))})
-    return {"files": files, "params": params}
+    weights_a = {**_mapping(assets_a.get("buffers")), **_mapping(assets_a.get("params"))}
+    weights_b = {**_mapping(assets_b.get("buffers")), **_mapping(assets_b.get("params"))}
+    if bool(weights_a) != bool(weights_b):
+        # An opaque artifact (an ONNX session, an AOTInductor package) exposes no named
+        # weights: nothing can be said about them, which is not "every weight removed".
+        side = "B" if weights_a else "A"
+        return {"files": files, "params": [], "weights_compared": False,
+                "note": f"{side} exposes no named weights (e.g. an ONNX or AOTInductor artifact): "
+                        "weights not compared; stages and layers still are"}
+    return {"files": files, "params": _param_changes(weights_a, weights_b), "weights_compared": True}
 
 
 def _file_changes(fa: Mapping[str, Any], fb: Mapping[str, Any]) -> list[dict[str, Any]]:

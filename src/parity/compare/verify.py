@@ -93,6 +93,8 @@ def _compare_records(
     else:
         result.env_diff = findings.env_diff(rec_a.env, rec_b.env)
     result.assets = findings.assets_diff(rec_a.assets, rec_b.assets)
+    if result.assets.get("note"):
+        result.notes.append(str(result.assets["note"]))
     types = {strip_wrapper_prefix(str(e.get("module"))): str(e.get("type")) for e in rec_b.layers}
     result.runtime = findings.runtime_findings(
         findings.runtime_state(rec_a.env), findings.runtime_state(rec_b.env), types)
