@@ -34,7 +34,7 @@ def with_mean_pooling(pipeline: Any) -> Any:
 
 
 def one_trial(pipeline: Any, min_time: float) -> dict[str, Any]:
-    from parity.bench import bench, compare_bench
+    from parity.benchmark import bench, compare_bench
 
     options = {"batch_size": 8, "min_time": min_time, "min_iters": 10}
     first, second = bench(pipeline, **options), bench(pipeline, **options)

@@ -3,7 +3,7 @@
 For each workload (all-MiniLM-L6-v2 on a batch of 8 sentences, and a small conv net on
 8 images of 3x96x96), the same model is fed the same prepared batch by:
 
-- ``parity.bench`` (its model-stage p50 over per-call samples), and
+- ``parity.benchmark`` (its model-stage p50 over per-call samples), and
 - ``torch.utils.benchmark.Timer.blocked_autorange`` (median of its block means),
 
 in the same process, with the same threads. Rounds are interleaved (each round runs
@@ -16,7 +16,7 @@ neither tool can be checked against the other; ``--clock thread`` then gives bot
 same per-thread CPU-time clock (``time.thread_time``; with one torch/BLAS thread all the
 model's work runs on the calling thread), so the check compares the protocols
 (warm-up, per-call stage split, medians) rather than the scheduler. In that mode the
-parity side runs the protocol core, ``parity.bench.protocol.measure``, with the clock
+parity side runs the protocol core, ``parity.benchmark.protocol.measure``, with the clock
 injected (``bench()`` itself always uses the wall clock).
 
 Usage: ``.venv/bin/python benchmarks/bench_agreement.py [--rounds 7] [--min-time 1.0] [--threads 1]
@@ -90,8 +90,8 @@ def model_input(pipeline: Any, batch_size: int) -> Any:
 
 
 def parity_p50(pipeline: Any, batch_size: int, min_time: float, clock: str) -> float:
-    from parity.bench import bench
-    from parity.bench.protocol import BenchConfig, _fixed_batch, measure
+    from parity.benchmark import bench
+    from parity.benchmark.protocol import BenchConfig, _fixed_batch, measure
 
     if clock == "wall":
         result = bench(pipeline, batch_size=batch_size, min_time=min_time, min_iters=10)

@@ -33,8 +33,8 @@ sys.path.insert(0, str(REPO / "tests" / "bisect"))
 
 from tinywheels import build_wheel, make_good_venv  # noqa: E402
 
-from parity.bisect.search import requirement_lines  # noqa: E402
-from parity.bisect.trials import IndexOptions, TrialBuilder, UvInstaller, find_uv  # noqa: E402
+from parity.bisection.search import requirement_lines  # noqa: E402
+from parity.bisection.trials import IndexOptions, TrialBuilder, UvInstaller, find_uv  # noqa: E402
 
 NAMES = [f"pkg-{i:02d}" for i in range(16)]
 

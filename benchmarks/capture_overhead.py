@@ -43,9 +43,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from parity.record import record
-from parity.record.capture import LayerCapture
-from parity.record.writer import ShardWriter
+from parity.records import record
+from parity.records.capture import LayerCapture
+from parity.records.writer import ShardWriter
 from parity.target import Pipeline
 
 MB = 1 << 20

@@ -40,7 +40,7 @@ def pairs(n: int) -> dict[str, tuple[Any, Any]]:
 def measure(a: Any, b: Any, reps: int) -> dict[str, Any]:
     import numpy as np
 
-    from parity.compare.metrics import compare_tensors
+    from parity.comparison.metrics import compare_tensors
 
     an, bn = a.numpy(), b.numpy()
     ours, theirs = [], []

@@ -2,11 +2,11 @@
 
     .venv/bin/python benchmarks/export_side_by_side.py [--rounds 15] [--calls 5] [--formats torchscript,export,onnx,aoti]
 
-Each model is exported with ``parity.export`` (parity check on), then eager and every
+Each model is exported with ``parity.exporters`` (parity check on), then eager and every
 artifact are timed in the same process, interleaved: each round runs ``--calls`` model
 calls of every variant in a rotated order, so drift on a shared machine hits all alike.
 Ratios are median artifact time / median eager time per batch over all calls, with a
-95% bootstrap CI (``parity.bench.stats``). Load time and peak RSS (VmHWM) come from one
+95% bootstrap CI (``parity.benchmark.stats``). Load time and peak RSS (VmHWM) come from one
 fresh interpreter per variant (load, then 20 calls). ``--threads`` sets torch's and
 onnxruntime's intra-op threads alike. Prints a Markdown table for BENCHMARKS.md.
 """
@@ -118,8 +118,8 @@ def fresh_process_figures(kind: str, target: str, batch_file: Path, threads: int
 def run_model(name: str, formats: list[str], rounds: int, calls: int, tmp: Path) -> list[dict[str, Any]]:
     import torch
 
-    from parity.bench.stats import bootstrap_median_ratio, quantile
-    from parity.export import export
+    from parity.benchmark.stats import bootstrap_median_ratio, quantile
+    from parity.exporters import export
     from parity.target.artifacts import load_artifact
 
     pipeline = build_pipeline(name)

@@ -12,7 +12,7 @@ import pytest
 _TESTS = Path(__file__).resolve().parent
 # Helper modules beside the tests (models.py, bench_helpers.py, tinywheels.py...) import
 # by bare name under --import-mode=importlib, which leaves sys.path alone.
-sys.path[:0] = [str(_TESTS)] + sorted(str(d) for d in _TESTS.iterdir() if d.is_dir() and not d.name.startswith((".", "_")))
+sys.path[:0] = [str(_TESTS), *sorted(str(d) for d in _TESTS.iterdir() if d.is_dir() and not d.name.startswith((".", "_")))]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

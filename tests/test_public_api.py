@@ -15,12 +15,12 @@ FRONTS = {
     "diff": "parity.env.diff",
     "doctor": "parity.env.doctor",
     "lock": "parity.env.lock",
-    "record": "parity.record.recorder",
-    "verify": "parity.compare.verify",
-    "compare": "parity.compare.verify",
-    "bench": "parity.bench.protocol",
-    "export": "parity.export.api",
-    "bisect": "parity.bisect.search",
+    "record": "parity.records.recorder",
+    "verify": "parity.comparison.verify",
+    "compare": "parity.comparison.verify",
+    "bench": "parity.benchmark.protocol",
+    "export": "parity.exporters.api",
+    "bisect": "parity.bisection.search",
 }
 #: keyword-only hooks for tests (fakes) that the fronts do not expose
 HIDDEN = {"index_probe", "hash_source", "progress"}

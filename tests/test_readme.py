@@ -111,3 +111,24 @@ def test_walkthrough_runs_verbatim(tmp_path, parity_on_path, minilm_dir):
     page = (tmp_path / "report.html").read_text()
     assert "PASS: the model on B behaves like the reference on A." in page
     assert "data-layers-total='" in page and "data-layers-total='0'" not in page
+
+
+@pytest.mark.slow
+def test_record_reference_commands_run_from_the_repository_root(parity_on_path, tmp_path):
+    (block,) = code_blocks(section("## parity record (reference)"), "bash")
+    # Run in a copy of the part of the tree the commands use, so nothing lands in the repo.
+    work = tmp_path / "repo"
+    (work / "tests").mkdir(parents=True)
+    (work / "tests" / "models.py").write_text((REPO / "tests" / "models.py").read_text())
+    proc = run(block, work, parity_on_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (work / "golden" / "manifest.json").is_file()
+    assert (work / "golden" / "activations").is_dir()  # --capture full
+
+
+@pytest.mark.slow
+def test_bisect_commands_run(parity_on_path, tmp_path):
+    (block,) = code_blocks(section("## Bisect"), "bash")
+    proc = run(block, tmp_path, parity_on_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "nothing to bisect" in (proc.stdout + proc.stderr).lower() or "no difference" in (proc.stdout + proc.stderr).lower()

@@ -14,14 +14,14 @@ from parity.errors import ParityError
 from parity.target.pipeline import Pipeline
 
 if TYPE_CHECKING:
-    from parity.bench.protocol import BenchResult
-    from parity.bisect.search import BisectResult
-    from parity.compare.verify import VerifyResult
+    from parity.benchmark.protocol import BenchResult
+    from parity.bisection.search import BisectResult
+    from parity.comparison.verify import VerifyResult
     from parity.env.diff import EnvDiff
     from parity.env.doctor import DoctorReport
     from parity.env.lock import LockResult
-    from parity.export.api import ExportResult
-    from parity.record.recorder import RecordResult
+    from parity.exporters.api import ExportResult
+    from parity.records.recorder import RecordResult
 
 __all__ = [
     "ParityError",
@@ -96,9 +96,9 @@ def record(
 ) -> RecordResult:
     """Record ``target`` on ``inputs`` into the directory ``out`` (written atomically).
 
-    See :func:`parity.record.recorder.record`.
+    See :func:`parity.records.recorder.record`.
     """
-    from parity.record.recorder import record as impl
+    from parity.records.recorder import record as impl
 
     return impl(
         target,
@@ -126,9 +126,9 @@ def verify(
 ) -> VerifyResult:
     """Re-run ``target`` (default: the one A recorded) here and check it against A's record.
 
-    See :func:`parity.compare.verify.verify`.
+    See :func:`parity.comparison.verify.verify`.
     """
-    from parity.compare.verify import verify as impl
+    from parity.comparison.verify import verify as impl
 
     return impl(
         record_dir, target, atol=atol, rtol=rtol, max_slowdown=max_slowdown, overrides=overrides
@@ -140,9 +140,9 @@ def compare(
 ) -> VerifyResult:
     """Compare record B against reference record A. Raises RecordError for a bad record.
 
-    See :func:`parity.compare.verify.compare`.
+    See :func:`parity.comparison.verify.compare`.
     """
-    from parity.compare.verify import compare as impl
+    from parity.comparison.verify import compare as impl
 
     return impl(dir_a, dir_b, atol=atol, rtol=rtol, overrides=overrides)
 
@@ -159,9 +159,9 @@ def bench(
 ) -> BenchResult:
     """Benchmark ``target`` stage by stage and return the raw samples with their environment.
 
-    See :func:`parity.bench.protocol.bench`.
+    See :func:`parity.benchmark.protocol.bench`.
     """
-    from parity.bench.protocol import bench as impl
+    from parity.benchmark.protocol import bench as impl
 
     return impl(
         target,
@@ -189,9 +189,9 @@ def export(
 ) -> ExportResult:
     """Export ``target`` to ``out`` in ``format`` and check it against eager.
 
-    See :func:`parity.export.api.export`.
+    See :func:`parity.exporters.api.export`.
     """
-    from parity.export.api import export as impl
+    from parity.exporters.api import export as impl
 
     return impl(
         target,
@@ -223,9 +223,9 @@ def bisect(
 ) -> BisectResult:
     """Find the package change(s) between ``good`` and ``bad`` that break the oracle.
 
-    See :func:`parity.bisect.search.bisect`.
+    See :func:`parity.bisection.search.bisect`.
     """
-    from parity.bisect.search import bisect as impl
+    from parity.bisection.search import bisect as impl
 
     return impl(
         good,

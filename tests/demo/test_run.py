@@ -11,7 +11,7 @@ import pytest
 
 from parity.demo import run as demo_run
 from parity.demo.scenarios import DROPOUT_MODULE, PERTURBED_PARAM, SCENARIOS
-from parity.record import read_record
+from parity.records import read_record
 
 EXPECTED = {"other-threads": "PASS", "tokenizer-setting": "FAIL", "perturbed-weight": "FAIL", "dropout-left-on": "FAIL"}
 

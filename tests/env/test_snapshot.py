@@ -248,7 +248,7 @@ def test_collectors_run_in_other_python_versions_or_say_which_is_needed(python):
 
 def _fake_record(folder: Path, snap: dict) -> Path:
     from parity._io import atomic_dir
-    from parity.record.format import finalize_manifest
+    from parity.records.format import finalize_manifest
 
     with atomic_dir(folder) as tmp:
         (tmp / "env.json").write_text(json.dumps(snap))

@@ -180,7 +180,7 @@ def test_hf_directory(minilm_dir: Path) -> None:
 
 def test_real_torchscript_file_records_its_stages(tmp_path: Path) -> None:
     from models import LoopNet
-    from parity.record import read_record, record
+    from parity.records import read_record, record
 
     torch.manual_seed(0)
     path = tmp_path / "loop.pt"

@@ -31,7 +31,7 @@ def command(target: str, inputs: str | None, output: str | None, batch_size: int
     Exit 1 when a stage is significantly slower than the baseline by more than
     --max-slowdown percent.
     """
-    from parity.bench.compare import bench_against
+    from parity.benchmark.compare import bench_against
 
     _check_output_folder(output)
     result, comparison = bench_against(
@@ -58,7 +58,7 @@ def _render(doc: dict, comparison: dict | None, as_json: bool) -> None:
     if as_json:
         emit_json({**doc, "comparison": comparison} if comparison is not None else doc)
         return
-    from parity.bench.render import bench_renderable, comparison_renderable
+    from parity.benchmark.render import bench_renderable, comparison_renderable
 
     out = console()
     out.print(bench_renderable(doc))

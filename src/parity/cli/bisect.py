@@ -36,7 +36,7 @@ def command(good: str, bad: str, oracle: str | None, runs: int, narrow: bool, fi
     judge" (never blamed). Exit 1 when a culprit is found, 0 when the sides do not
     differ, 2 when the bisect could not conclude.
     """
-    from parity.bisect import IndexOptions, bisect
+    from parity.bisection import IndexOptions, bisect
 
     index = IndexOptions(tuple(find_links), index_url, tuple(extra_index_urls), no_index)
     with _Progress() as progress:

@@ -20,7 +20,7 @@ def command(dir_a: Path, dir_b: Path, html: Path | None, as_json: bool) -> int:
 
     Exit 0 PASS or PASS-with-warnings, 1 FAIL, 2 could not compare.
     """
-    from parity.compare import compare
+    from parity.comparison import compare
 
     return render_result(compare(dir_a, dir_b), as_json, html)
 

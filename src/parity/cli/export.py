@@ -32,7 +32,7 @@ def command(target: str, fmt: str, output: str, method: str, static: bool, input
 
     Exit 1 when the parity check fails, 2 when the model cannot be exported.
     """
-    from parity.export import export
+    from parity.exporters import export
 
     result = export(target, fmt, output, method=method, static=static, inputs=inputs, check=not no_check,
                     bench=with_bench, atol=atol, rtol=rtol)

@@ -27,7 +27,7 @@ def command(target: str, inputs: str | None, output: str, capture: str, batch_si
     TARGET is path/file.py:build, package.module:build, a .pt/.ts/.pt2/.onnx file or a
     local Hugging Face model directory.
     """
-    from parity.record import record
+    from parity.records import record
 
     result = record(target, inputs=inputs, out=output, capture=capture, batch_size=batch_size,
                     calibrate=calibrate, bench=bench, seed=seed, overwrite=overwrite)

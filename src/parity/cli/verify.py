@@ -25,7 +25,7 @@ def command(record_dir: Path, target: str | None, html: Path | None, as_json: bo
 
     Exit 0 PASS or PASS-with-warnings, 1 FAIL, 2 could not verify.
     """
-    from parity.compare import verify
+    from parity.comparison import verify
 
     if max_slowdown is not None and max_slowdown < 0:
         raise click.BadParameter(f"{max_slowdown}: must be >= 0 (a percentage, e.g. 10)", param_hint="--max-slowdown")

@@ -132,7 +132,7 @@ def _prepare(out: Path) -> None:
 
 
 def _record_reference(out: Path, say: Progress) -> Path:
-    from parity.record import record
+    from parity.records import record
 
     save_tokenizers(out / "assets")
     (out / "targets").mkdir()
@@ -144,7 +144,7 @@ def _record_reference(out: Path, say: Progress) -> Path:
 
 
 def _run_scenario(out: Path, reference: Path, scenario: Scenario, say: Progress) -> ScenarioResult:
-    from parity.compare import verify
+    from parity.comparison import verify
     from parity.report.html import render_html
 
     target = write_target_file(out / "targets" / f"{scenario.name}.py", scenario.build, scenario.tokenizer,

@@ -152,7 +152,7 @@ RISK_TABLE: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("runtime:torch.mps_available", "high", "Apple GPU (MPS) available on one side only", (_MODEL,)),
     ("runtime:torch.mkldnn*", "high", "oneDNN kernels on one side only", (_MODEL,)),
     ("runtime:torch.*", "medium", "torch runtime state changed", (_MODEL,)),
-    # model-level state a record adds under runtime.model (parity.record.runtime)
+    # model-level state a record adds under runtime.model (parity.records.runtime)
     ("runtime:model.training_modules", "high", "submodules in training mode (dropout, batch-norm statistics)", (_MODEL,)),
     ("runtime:model.parameters", "high", "parameter dtype or device changed", (_MODEL,)),
     ("runtime:model.buffers", "high", "buffer dtype or device changed", (_MODEL,)),

@@ -189,7 +189,7 @@ def _env_of_record(folder: Path) -> Any:
     env.json does not match its manifest; a plain folder holding env.json is read as is."""
     from parity._io import sha256_file
     from parity.errors import RecordError
-    from parity.record.format import ENV, MANIFEST, read_record
+    from parity.records.format import ENV, MANIFEST, read_record
 
     env = folder / ENV
     if not (folder / MANIFEST).is_file():

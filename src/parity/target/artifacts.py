@@ -1,7 +1,7 @@
 """Exported artifacts as TARGETs: TorchScript, torch.export / AOTInductor ``.pt2``, ONNX.
 
 An artifact runs without the model's Python code. The parity metadata stored inside it
-at export (``parity.artifact/1``, see :mod:`parity.export._model_io`) names the inputs in
+at export (``parity.artifact/1``, see :mod:`parity.exporters._model_io`) names the inputs in
 order and the outputs, and carries example inputs, so the Pipeline built here can be
 recorded, verified and benchmarked with no ``--inputs``. Artifacts made by other tools
 load too: inputs are then passed positionally and outputs are named by position.
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from parity.errors import ParityError, TargetError
-from parity.export._model_io import (
+from parity.exporters._model_io import (
     CALL_ARGS,
     CALL_KWARGS,
     CALL_SINGLE,
@@ -149,12 +149,12 @@ def _open(p: Path, suffix: str) -> tuple[Callable[..., Any], str, str]:
     fmt = SUFFIX_FORMATS[suffix]
     try:
         if fmt == "torchscript":
-            from parity.export.torchscript import load_torchscript
+            from parity.exporters.torchscript import load_torchscript
 
             module, meta = load_torchscript(str(p))
             return module, meta, fmt
         if fmt == "onnx":
-            from parity.export.onnx import load_onnx, onnx_runner
+            from parity.exporters.onnx import load_onnx, onnx_runner
 
             session, meta = load_onnx(str(p))
             return onnx_runner(session), meta, fmt
@@ -170,8 +170,8 @@ def _open(p: Path, suffix: str) -> tuple[Callable[..., Any], str, str]:
 def _open_pt2(p: Path) -> tuple[Callable[..., Any], str, str]:
     import zipfile
 
-    from parity.export.aoti import is_aoti_package, load_aoti
-    from parity.export.torch_export import load_exported
+    from parity.exporters.aoti import is_aoti_package, load_aoti
+    from parity.exporters.torch_export import load_exported
 
     if not zipfile.is_zipfile(p):
         raise TargetError(f"{p}: not a .pt2 archive (not a zip file)",

@@ -1,0 +1,211 @@
+"""Oracles: the command whose exit code judges a trial environment.
+
+Exit 0 is GOOD, 1 is BAD, anything else (2, another code, a signal, a timeout) means
+the oracle could not judge, and the search never blames a change on such a run.
+``verify:DIR`` and ``bench:BASELINE`` run parity itself inside the trial; a parity
+crash (a traceback, which Python reports as exit 1) is also "could not judge".
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from parity._io import read_json
+from parity.bisection.ddmin import Verdict
+from parity.bisection.trials import TrialEnv
+from parity.errors import BisectError
+
+#: stderr lines that mean "compiled against something else than what is importable",
+#: which an overlay can cause and a full venv cures.
+_BINARY_MISMATCH = (
+    "undefined symbol",
+    "binary incompatibility",
+    "compiled using NumPy 1.x cannot be run in",
+    "module compiled against ABI version",
+    "numpy.core.multiarray failed to import",
+    "version `GLIBC",
+)
+
+
+@dataclass
+class OracleRun:
+    """One oracle process. ``exit_code`` is negative for a signal, None on timeout."""
+
+    exit_code: int | None
+    verdict: Verdict
+    seconds: float
+    stderr_tail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"exit_code": self.exit_code, "verdict": self.verdict.value,
+                "seconds": round(self.seconds, 4), "stderr_tail": self.stderr_tail}
+
+
+class Oracle:
+    """Base class: runs ``argv(python)`` inside a trial environment."""
+
+    label = "oracle"
+
+    def argv(self, python: Path) -> list[str]:
+        raise NotImplementedError
+
+    def classify(self, exit_code: int | None, stderr: str) -> Verdict:
+        if exit_code == 0:
+            return Verdict.GOOD
+        if exit_code == 1:
+            return Verdict.BAD
+        return Verdict.UNJUDGED
+
+    def check(self, env: TrialEnv) -> None:
+        """Raise BisectError when the command cannot be found in ``env``."""
+        program = self.argv(env.python)[0]
+        if os.sep in program:
+            if not (Path(program).is_file() and os.access(program, os.X_OK)):
+                raise BisectError(f"oracle command {program!r}: no such executable file",
+                                  fix="check the command after --")
+            return
+        if shutil.which(program, path=env.environ()["PATH"]) is None:
+            raise BisectError(f"oracle command {program!r}: not found on PATH",
+                              fix="check the command after -- (or give its full path)")
+
+    def run(self, env: TrialEnv, timeout: float | None = None) -> OracleRun:
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(self.argv(env.python), env=env.environ(), capture_output=True, text=True,
+                                  timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return OracleRun(None, Verdict.UNJUDGED, time.perf_counter() - start, f"timed out after {timeout} s")
+        except OSError as exc:
+            return OracleRun(None, Verdict.UNJUDGED, time.perf_counter() - start, str(exc))
+        seconds = time.perf_counter() - start
+        return OracleRun(proc.returncode, self.classify(proc.returncode, proc.stderr), seconds, _tail(proc.stderr))
+
+    def reproduce(self, env: TrialEnv) -> str:
+        """One shell line that re-runs this oracle in ``env``, from this folder (the
+        command may name files relative to it)."""
+        parts = ["cd", shlex.quote(os.getcwd()), "&&"]
+        for name, value in env.env_prefix().items():
+            if value.endswith(f"{os.pathsep}$PATH"):
+                parts.append(f"{name}={shlex.quote(value[: -len('$PATH')])}\"$PATH\"")
+            else:
+                parts.append(f"{name}={shlex.quote(value)}")
+        return " ".join([*parts, shlex.join(self.argv(env.python))])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label}
+
+
+class CommandOracle(Oracle):
+    """The user's command; ``python`` in it resolves to the trial's interpreter
+    (its folder is first on PATH) and ``$PARITY_BISECT_PYTHON`` names it."""
+
+    def __init__(self, command: Sequence[str]) -> None:
+        if not command:
+            raise BisectError("empty oracle command", fix="give the command after --")
+        self.command = list(command)
+        self.label = shlex.join(self.command)
+
+    def argv(self, python: Path) -> list[str]:
+        return list(self.command)
+
+
+class ParityOracle(Oracle):
+    """``parity verify`` / ``parity bench --against`` run with the trial's interpreter."""
+
+    def __init__(self, args: Sequence[str], label: str) -> None:
+        self.args = list(args)
+        self.label = label
+
+    def argv(self, python: Path) -> list[str]:
+        return [str(python), "-m", "parity", *self.args]
+
+    def classify(self, exit_code: int | None, stderr: str) -> Verdict:
+        # Python turns an uncaught exception into exit 1; for parity that is a crash
+        # (parity cannot run here), not a divergence.
+        if exit_code == 1 and "Traceback (most recent call last)" in stderr:
+            return Verdict.UNJUDGED
+        return super().classify(exit_code, stderr)
+
+
+def verify_oracle(record_dir: str | os.PathLike[str]) -> ParityOracle:
+    path = Path(record_dir)
+    if not (path / "manifest.json").is_file():
+        raise BisectError(f"--oracle verify:{path}: not a record directory (no manifest.json)",
+                          fix="pass a directory written by `parity record`")
+    return ParityOracle(["verify", str(path.resolve())], f"parity verify {path}")
+
+
+def bench_oracle(baseline: str | os.PathLike[str]) -> ParityOracle:
+    """``parity bench TARGET --against BASELINE``; TARGET is the one the baseline
+    measured. BASELINE: a bench JSON file or a record directory holding bench.json."""
+    path = Path(baseline)
+    fix = "pass a file written by `parity bench -o FILE` or a record made with --bench"
+    data = read_json(path / "bench.json" if path.is_dir() else path, "a bench result", fix=fix)
+    target = data.get("target") if isinstance(data, dict) else None
+    if not isinstance(target, str) or not target:
+        raise BisectError(f"--oracle bench:{path}: not a bench result (no \"target\")", fix=fix)
+    return ParityOracle(["bench", target, "--against", str(path.resolve())], f"parity bench {target} --against {path}")
+
+
+def oracle_from_spec(spec: str | None, command: Sequence[str], good_spec: str, bad_spec: str) -> Oracle:
+    """``--oracle verify:DIR | bench:FILE``, or ``-- COMMAND``. With neither: ``parity
+    verify`` on the side that is a record directory, the good side first (a record is
+    the reference, made where the model was right)."""
+    if spec and command:
+        raise BisectError("both --oracle and a command after -- were given", fix="keep one of them")
+    if command:
+        return CommandOracle(command)
+    if spec:
+        kind, _, arg = spec.partition(":")
+        if kind == "verify" and arg:
+            return verify_oracle(arg)
+        if kind == "bench" and arg:
+            return bench_oracle(arg)
+        raise BisectError(f"--oracle {spec}: unknown oracle", fix="use verify:RECORD_DIR, bench:BASELINE.json or -- COMMAND")
+    for side in (good_spec, bad_spec):
+        if (Path(side) / "manifest.json").is_file():
+            return verify_oracle(side)
+    raise BisectError("no oracle: neither --good nor --bad is a record directory",
+                      fix="pass --oracle verify:DIR, --oracle bench:FILE or -- COMMAND")
+
+
+def majority(runs: Sequence[OracleRun], planned: int | None = None) -> Verdict:
+    """GOOD or BAD when more than half of ``planned`` runs (default: those given) say
+    so, else UNJUDGED."""
+    total = planned or len(runs)
+    counts = Counter(run.verdict for run in runs)
+    for verdict in (Verdict.BAD, Verdict.GOOD):
+        if counts[verdict] * 2 > total:
+            return verdict
+    return Verdict.UNJUDGED
+
+
+def decided(runs: Sequence[OracleRun], planned: int) -> bool:
+    """True once more runs cannot change :func:`majority` of ``planned`` runs."""
+    if majority(runs, planned) is not Verdict.UNJUDGED:
+        return True
+    counts = Counter(run.verdict for run in runs)
+    left = planned - len(runs)
+    return all((counts[v] + left) * 2 <= planned for v in (Verdict.BAD, Verdict.GOOD))
+
+
+def binary_mismatch(runs: Sequence[OracleRun]) -> str | None:
+    """The stderr line that shows a binary incompatibility, if any run shows one."""
+    for run in runs:
+        for line in run.stderr_tail.splitlines():
+            if any(marker in line for marker in _BINARY_MISMATCH):
+                return line.strip()[:200]
+    return None
+
+
+def _tail(text: str, lines: int = 8) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])[-2000:]

@@ -1,7 +1,0 @@
-"""parity.export: Python-free artifacts (TorchScript, torch.export, AOTInductor, ONNX),
-checked for parity against eager and benchmarked beside it."""
-
-from parity.export.api import FORMATS, METHODS, export
-from parity.export.result import CaseResult, CheckResult, ExportResult, Finding, SubmoduleCheck
-
-__all__ = ["FORMATS", "METHODS", "CaseResult", "CheckResult", "ExportResult", "Finding", "SubmoduleCheck", "export"]

@@ -1,0 +1,284 @@
+"""``parity.records.record``: run a target on its inputs and write a record directory."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from parity._io import atomic_dir, atomic_write_json
+from parity.errors import ParityError, RecordError, TargetError
+from parity.records import format as fmt
+from parity.records.assets import assets_json
+from parity.records.calibrate import noise_floors, other_thread_count
+from parity.records.capture import LayerCapture, hookable
+from parity.records.flatten import structure
+from parity.records.runtime import model_runtime_state
+from parity.records.stats import SAMPLE_SIZE
+from parity.records.writer import SHARD_BYTES, ShardWriter, write_safetensors
+from parity.target import (
+    LoadedTarget,
+    Pipeline,
+    TensorInputs,
+    iter_batches,
+    load_inputs,
+    load_target,
+    model_input,
+)
+
+
+@dataclass
+class RecordResult:
+    """What :func:`record` wrote. ``warnings`` are one-line notes (e.g. layers not hooked)."""
+
+    path: Path
+    manifest: dict[str, Any]
+    layers: int
+    batches: int
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        files = self.manifest.get("files", {})
+        return {
+            "schema": "parity.record_result/1", "path": str(self.path), "target": self.manifest.get("target"),
+            "capture": self.manifest.get("capture"), "inputs": self.manifest.get("inputs"),
+            "batches": self.batches, "layers": self.layers, "files": len(files),
+            "bytes": sum(int(f["size"]) for f in files.values()), "seconds": self.seconds,
+            "warnings": list(self.warnings),
+        }
+
+
+def record(target: str | LoadedTarget | Pipeline, inputs: str | Path | list[Any] | None = None,
+           out: str | Path | None = None, capture: str = "stats", batch_size: int | None = None,
+           calibrate: bool = False, bench: bool = False, seed: int = 0, *, snapshot_env: bool = True,
+           overwrite: bool = False, shard_bytes: int = SHARD_BYTES) -> RecordResult:
+    """Record ``target`` on ``inputs`` into the directory ``out`` (written atomically).
+
+    ``inputs``: an inputs file, a list of raw inputs (e.g. :func:`load_record_inputs` of
+    another record) or None for the pipeline's example inputs. ``batch_size`` None means
+    ``Pipeline.batch_size``. ``seed`` fixes the sample positions and seeds torch's RNG
+    before each batch so stochastic layers repeat. ``snapshot_env=False`` skips the
+    environment snapshot (env.json then holds only the runtime state), for a cheap
+    capture that is only compared against. Runs under ``torch.no_grad()`` (not
+    inference_mode: its tensors carry no version counter, which in-place detection needs).
+    """
+    if capture not in fmt.CAPTURE_LEVELS:
+        raise RecordError(f"--capture {capture}: unknown level", fix="use outputs, stats or full")
+    if out is None:
+        raise RecordError("no output directory given", fix="pass -o DIR")
+    start = time.perf_counter()
+    loaded = _as_loaded(target)
+    if isinstance(inputs, tuple):
+        inputs = list(inputs)
+    items = inputs if isinstance(inputs, list) else load_inputs(inputs, loaded.pipeline)
+    if not items:
+        raise RecordError("no inputs to record", fix="pass a non-empty --inputs file")
+    batches = list(iter_batches(items, batch_size or loaded.pipeline.batch_size))
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        session = _Session(tmp, loaded, capture, seed, shard_bytes)
+        session.run(batches)
+        if calibrate:
+            session.calibrate(batches)
+        session.write(items, inputs, batches, snapshot_env)
+        if bench:
+            session.write_bench(items, batch_size or loaded.pipeline.batch_size)
+        manifest = fmt.finalize_manifest(tmp, session.manifest_fields(items, inputs, batches, calibrate, start))
+    return RecordResult(path=Path(out), manifest=manifest, layers=len({e["key"] for e in session.entries}),
+                        batches=len(batches), seconds=time.perf_counter() - start, warnings=session.warnings)
+
+
+def _as_loaded(target: str | LoadedTarget | Pipeline) -> LoadedTarget:
+    if isinstance(target, LoadedTarget):
+        return target
+    if isinstance(target, Pipeline):
+        return LoadedTarget(pipeline=target, spec=target.name or "", kind="pipeline", load_seconds=0.0)
+    return load_target(str(target))
+
+
+def inputs_kind(items: list[Any]) -> str:
+    """text | json | tensors | objects (the last cannot be re-read by B)."""
+    import torch
+
+    def is_tensorish(x: Any) -> bool:
+        if isinstance(x, torch.Tensor):
+            return True
+        if isinstance(x, dict):
+            return bool(x) and all(isinstance(v, torch.Tensor) for v in x.values())
+        return isinstance(x, tuple) and bool(x) and all(isinstance(v, torch.Tensor) for v in x)
+
+    if isinstance(items, TensorInputs) or all(is_tensorish(x) for x in items):
+        return "tensors"
+    if all(isinstance(x, str) for x in items):
+        return "text"
+    try:
+        json.dumps(items, allow_nan=False)
+    except (TypeError, ValueError):
+        return "objects"
+    return "json"
+
+
+class _Session:
+    """One record being written into ``root`` (the temporary directory)."""
+
+    def __init__(self, root: Path, loaded: LoadedTarget, capture: str, seed: int, shard_bytes: int) -> None:
+        import torch
+
+        self.root, self.loaded, self.capture, self.seed = root, loaded, capture, seed
+        self.pipeline = loaded.pipeline
+        self.shard_bytes = shard_bytes
+        self.entries: list[dict[str, Any]] = []
+        self.module_inputs: list[dict[str, Any]] = []
+        self.stage_tensors: list[tuple[str, Any]] = []
+        self.stage_meta: list[dict[str, Any]] = []
+        self.warnings: list[str] = []
+        self.why_not_hooked = hookable(self.pipeline.model)
+        # The caller's state, taken before parity switches grad off for the run.
+        self.runtime = model_runtime_state(self.pipeline.model, torch.is_grad_enabled())
+
+    # -- running ---------------------------------------------------------------------------
+    def run(self, batches: list[list[Any]]) -> None:
+        import torch
+
+        layers = self.capture != "outputs" and self.why_not_hooked is None
+        if self.capture != "outputs" and self.why_not_hooked:
+            self.warnings.append(f"layers not captured: {self.why_not_hooked}")
+        writer = ShardWriter(self.root / fmt.ACTIVATIONS, fmt.ACTIVATIONS, shard_bytes=self.shard_bytes) if layers else None
+        hooks = LayerCapture(self.pipeline.model, self.capture, writer, self.seed) if writer else None
+        try:
+            with torch.no_grad(), hooks or contextlib.nullcontext():
+                for index, batch in enumerate(batches):
+                    if hooks:
+                        hooks.begin_batch(index)
+                    self._add_stages(index, batch, self._run_batch(index, batch))
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        if writer is not None:
+            writer.close()
+        if hooks:
+            hooks.resolve()
+            self.entries, self.module_inputs = hooks.entries, hooks.module_inputs
+
+    def _run_batch(self, index: int, batch: list[Any]) -> dict[str, Any]:
+        """Each stage's value for one batch, under torch's RNG seeded with seed + index."""
+        stages: dict[str, Any] = {}
+        with _seeded(self.seed + index):
+            x = self._stage("preprocess", index, model_input, self.pipeline, batch)
+            if isinstance(batch, TensorInputs) or self.pipeline.preprocess is None:
+                stages["inputs"] = x
+            else:
+                stages["preprocess"] = x
+            stages["model"] = self._stage("model", index, self.pipeline.call_model, x)
+            if self.pipeline.postprocess is not None:
+                stages["postprocess"] = self._stage("postprocess", index, self.pipeline.postprocess, stages["model"])
+        return stages
+
+    def _stage(self, stage: str, index: int, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except ParityError:
+            raise
+        except Exception as exc:
+            raise TargetError(f"{self.loaded.spec or 'target'}: {stage} failed on batch {index} "
+                              f"({type(exc).__name__}: {exc})",
+                              fix="check that the inputs are what the target expects") from exc
+
+    def _add_stages(self, index: int, batch: list[Any], values: dict[str, Any]) -> None:
+        meta: dict[str, Any] = {"batch": index, "size": len(batch), "stages": {}}
+        for stage, value in values.items():
+            meta["stages"][stage] = structure(value, partial(self._keep_stage, f"{index}/{stage}"))
+        self.stage_meta.append(meta)
+
+    def _keep_stage(self, prefix: str, path: str, t: Any) -> str:
+        # A copy: postprocess or the caller may change the tensor in place afterwards.
+        name = prefix + path
+        self.stage_tensors.append((name, t.detach().to("cpu", copy=True).contiguous()))
+        return name
+
+    def calibrate(self, batches: list[list[Any]]) -> None:
+        """Add each layer entry's ``noise_floor`` (max abs error across thread counts)."""
+        import torch
+
+        if self.why_not_hooked or self.capture == "outputs":
+            self.warnings.append("--calibrate skipped: no layers are captured (noise floors are per layer)")
+            return
+
+        def run_batch(i: int) -> None:
+            with torch.no_grad(), _seeded(self.seed + i):
+                self.pipeline.call_model(model_input(self.pipeline, batches[i]))
+
+        floors = noise_floors(self.pipeline.model, run_batch, len(batches))
+        for entry in self.entries:
+            entry["noise_floor"] = floors.get((entry["batch"], entry["key"]))
+        self.calibration = {"threads": torch.get_num_threads(),
+                            "other_threads": other_thread_count(torch.get_num_threads())}
+
+    # -- writing ----------------------------------------------------------------------------
+    def write(self, items: list[Any], source: Any, batches: list[list[Any]], snapshot_env: bool) -> None:
+        kind = inputs_kind(items)
+        atomic_write_json(self.root / fmt.INPUTS, {
+            "kind": kind, "direct": isinstance(items, TensorInputs),
+            "source": str(source) if isinstance(source, (str, Path)) else None,
+            "count": len(items), "batch_sizes": [len(b) for b in batches],
+            "items": list(items) if kind in ("text", "json") else None,
+        })
+        write_safetensors(self.root / fmt.STAGES, self.stage_tensors)
+        atomic_write_json(self.root / fmt.STAGES_META, {"batches": self.stage_meta})
+        if self.capture != "outputs" and not self.why_not_hooked:
+            atomic_write_json(self.root / fmt.LAYERS, self.entries)
+        if self.capture == "full" and not self.why_not_hooked:
+            atomic_write_json(self.root / fmt.MODULE_INPUTS, self.module_inputs)
+        atomic_write_json(self.root / fmt.ASSETS, assets_json(self.pipeline.assets, self.pipeline.model))
+        atomic_write_json(self.root / fmt.ENV, self._env(snapshot_env))
+
+    def _env(self, snapshot_env: bool) -> dict[str, Any]:
+        env: dict[str, Any] = {"schema": "parity.snapshot/1", "meta": {"partial": True}, "runtime": {}}
+        if snapshot_env:
+            from parity.env import snapshot
+
+            env = snapshot(runtime=True)
+        if not isinstance(env.get("runtime"), dict):
+            env["runtime"] = {}
+        env["runtime"]["model"] = self.runtime
+        return env
+
+    def write_bench(self, items: list[Any], batch_size: int) -> None:
+        try:
+            from parity.benchmark import bench_for_record
+        except ImportError as exc:
+            raise RecordError("--bench: this parity has no bench support (parity.benchmark.bench_for_record)",
+                              fix="record without --bench, or install a complete parity") from exc
+        atomic_write_json(self.root / fmt.BENCH, bench_for_record(self.pipeline, items, batch_size))
+
+    def manifest_fields(self, items: list[Any], source: Any, batches: list[list[Any]], calibrated: bool,
+                        start: float) -> dict[str, Any]:
+        return {
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "target": self.loaded.spec or None, "target_kind": self.loaded.kind, "name": self.pipeline.name,
+            "inputs": {"source": str(source) if isinstance(source, (str, Path)) else None,
+                       "kind": inputs_kind(items), "count": len(items)},
+            "capture": self.capture, "batch_size": len(batches[0]), "batches": len(batches),
+            "seed": self.seed, "sample_size": SAMPLE_SIZE, "hash": "mlh32-sha256",
+            "layers_captured": self.capture != "outputs" and not self.why_not_hooked,
+            "calibrated": calibrated, "calibration": getattr(self, "calibration", None),
+            "tolerances": None, "warnings": list(self.warnings),
+            "timings": {"load_seconds": self.loaded.load_seconds, "record_seconds": time.perf_counter() - start},
+        }
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Any:
+    """torch's RNG seeded with ``seed`` inside, the caller's RNG state restored after."""
+    import torch
+
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
