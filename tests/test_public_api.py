@@ -56,3 +56,15 @@ def test_front_calls_the_implementation(tmp_path):
     snap = parity.snapshot()
     assert snap["schema"].startswith("parity.snapshot/")
     assert parity.diff(snap, snap).identical
+
+
+def test_fronts_stay_functions_after_every_subpackage_is_imported():
+    # A subpackage named like a front would rebind `parity.<name>` to the module on import.
+    code = (
+        "import importlib, pkgutil, parity\n"
+        "for m in pkgutil.walk_packages(parity.__path__, 'parity.'):\n"
+        "    importlib.import_module(m.name)\n"
+        f"print(sorted(n for n in {sorted(FRONTS)!r} if not callable(getattr(parity, n))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
