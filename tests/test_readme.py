@@ -70,7 +70,10 @@ def parity_on_path(tmp_path: Path) -> dict[str, str]:
     shim = bin_dir / "parity"
     shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m parity "$@"\n')
     shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", HF_HUB_OFFLINE="1")
+    # KMP_DUPLICATE_LIB_OK: what a parent that imported threadpoolctl hands its children;
+    # set here so these tests see it whether they run alone or after the rest of the suite.
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", HF_HUB_OFFLINE="1",
+               KMP_DUPLICATE_LIB_OK="True")
     return env
 
 
@@ -86,7 +89,7 @@ def test_first_command_runs_the_demo(tmp_path, parity_on_path):
     work = tmp_path / "clone"
     work.mkdir()
     proc = run(after_setup, work, parity_on_path)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     for verdict_line in ("PASS               Another thread count", "FAIL               Tokenizer setting changed",
                          "FAIL               One weight tensor changed", "FAIL               Dropout left on"):
         assert verdict_line in proc.stdout

@@ -299,11 +299,10 @@ def test_smep_is_a_security_feature_not_an_isa_extension():
     assert info["flags"] == ["avx2", "sme", "sme2"]
 
 
-def test_variable_threadpoolctl_sets_on_import_is_not_the_users(monkeypatch):
-    # threadpoolctl does os.environ.setdefault("KMP_DUPLICATE_LIB_OK", "True") on import;
-    # a snapshot taken before that import and one taken after must not differ.
-    import threadpoolctl  # noqa: F401
-
+def test_variable_threadpoolctl_sets_on_import_is_not_the_users():
+    # threadpoolctl does os.environ.setdefault("KMP_DUPLICATE_LIB_OK", "True") on import,
+    # and child processes inherit it: snapshots before and after that import, in this
+    # process or a child, must not differ.
     from parity.env._collect import collect_env_vars
 
     assert "KMP_DUPLICATE_LIB_OK" not in collect_env_vars({"KMP_DUPLICATE_LIB_OK": "True"})

@@ -520,11 +520,11 @@ def _as_str(value) -> str:
 # --- environment variables -----------------------------------------------------------------
 
 
-#: variables a library sets on import with os.environ.setdefault: (module, value).
-#: Seen with that value while the module is imported, they describe parity's own
-#: process (threadpoolctl is parity's dependency), not the user's environment, and
-#: would make a snapshot taken before the import differ from one taken after.
-_SET_ON_IMPORT = {"KMP_DUPLICATE_LIB_OK": ("threadpoolctl", "True")}
+#: variables that parity's own dependencies set on import (threadpoolctl does
+#: os.environ.setdefault("KMP_DUPLICATE_LIB_OK", "True")), with that value. Every
+#: process parity records or verifies in has them, and children inherit them, so with
+#: that value they describe parity, not the user's environment; any other value is kept.
+_SET_BY_PARITY_DEPENDENCIES = {"KMP_DUPLICATE_LIB_OK": "True"}
 
 
 def collect_env_vars(environ) -> dict:
@@ -535,7 +535,7 @@ def collect_env_vars(environ) -> dict:
     for name in sorted(environ):
         if not (name.startswith(_ENV_PREFIXES) or name in _ENV_NAMES):
             continue
-        if _set_on_import(name, environ[name]):
+        if _SET_BY_PARITY_DEPENDENCIES.get(name) == environ[name]:
             continue
         if _SECRET.search(name):
             continue
@@ -543,11 +543,6 @@ def collect_env_vars(environ) -> dict:
             continue
         out[name] = redact_url(environ[name])
     return out
-
-
-def _set_on_import(name: str, value: str) -> bool:
-    module, default = _SET_ON_IMPORT.get(name, (None, None))
-    return module is not None and value == default and module in sys.modules
 
 
 def redact_url(value: str) -> str:

@@ -91,7 +91,7 @@ def snapshot_from_python(python: str | os.PathLike[str], runtime: bool = False) 
         with tempfile.TemporaryDirectory(prefix="parity-snapshot-") as empty:
             proc = subprocess.run(
                 [str(exe), "-E", "-c", _BOOTSTRAP], input=payload, capture_output=True,
-                text=True, timeout=FOREIGN_TIMEOUT, cwd=empty, env=_child_environment(),
+                text=True, timeout=FOREIGN_TIMEOUT, cwd=empty,
             )
     except subprocess.TimeoutExpired:
         raise SnapshotError(f"{exe}: took more than {FOREIGN_TIMEOUT:.0f} s to snapshot", fix="retry without --runtime") from None
@@ -100,13 +100,6 @@ def snapshot_from_python(python: str | os.PathLike[str], runtime: bool = False) 
     snap = _parse_foreign_output(exe, proc)
     snap["meta"]["collected_by"] = "subprocess"
     return snap
-
-
-def _child_environment() -> dict[str, str]:
-    """This process's variables minus those a library set on import here (threadpoolctl's
-    KMP_DUPLICATE_LIB_OK): they are parity's, not the measured environment's, and the
-    in-process collector leaves them out too."""
-    return {k: v for k, v in os.environ.items() if not _collect._set_on_import(k, v)}
 
 
 def resolve_interpreter(python: str | os.PathLike[str]) -> Path:
