@@ -179,20 +179,6 @@ def test_planted_postprocess_sleep_is_attributed_to_postprocess(tiny_pipeline):
     assert cmp.attribution is not None  # both runs embed their environment
 
 
-class Matmuls(torch.nn.Module):
-    """A few large matmuls: enough work per call that a second thread helps."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.layers = torch.nn.ModuleList(torch.nn.Linear(512, 512, bias=False) for _ in range(4))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = torch.tanh(layer(x))
-        return x
-
-
 class ThreadScaledWork(torch.nn.Module):
     """Work that scales perfectly with torch's intra-op threads: it advances a virtual
     clock by 8 ms / threads, so the result does not depend on what else the machine is
@@ -225,23 +211,6 @@ def test_one_thread_against_two_is_a_model_slowdown_with_threads_the_top_suspect
 
 
 @pytest.mark.slow
-def test_real_matmuls_one_thread_against_two_blame_the_threads():
-    """Real BLAS work. On an idle machine 1 thread is slower than 2; on a machine whose
-    cores are busy, 2 OpenMP threads can be much *slower* (each waits for the other at
-    every barrier). Either way the model stage changes significantly and the thread
-    difference must be the top suspect for the slower side, so the slower run is
-    compared against the faster one."""
-    pipeline = Pipeline(model=Matmuls().eval(), example_inputs=[torch.randn(512) for _ in range(4)],
-                        batch_size=256, name="matmuls")
-    options = {"min_time": 0.5, "min_iters": 15, "max_warmup": 10}
-    two, one = bench(pipeline, threads=2, **options), bench(pipeline, threads=1, **options)
-    one_vs_two = compare_bench(one, two)
-    if "model" in one_vs_two.slower_stages:
-        _assert_model_slower_and_threads_top_suspect(one_vs_two, 2, 1)
-    else:
-        _assert_model_slower_and_threads_top_suspect(compare_bench(two, one), 1, 2)
-
-
 def test_verify_performance_remeasures_with_the_baseline_config(tiny_pipeline):
     baseline = bench(tiny_pipeline, batch_size=3, threads=1, **QUICK).to_json()
     doc = verify_performance(tiny_pipeline, None, baseline, 0.10)
