@@ -9,31 +9,16 @@ PATH meaning this interpreter's parity.
 
 from __future__ import annotations
 
-import os
 import re
-import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from parity.report.html import MAX_PLOT_POINTS
+from readme_tools import REPO, code_blocks, parity_env, run, section
 
-REPO = Path(__file__).resolve().parents[1]
-README = (REPO / "README.md").read_text(encoding="utf-8")
 DEMO_SETUP = "python3 -m venv .venv && .venv/bin/pip install -q --no-deps -r requirements/demo.lock -e ."
 WALKTHROUGH = ("## Your own model", "## Record on the research box, verify on the production box", "## Reading the report")
-
-
-def section(title: str) -> str:
-    start = README.index(title + "\n")
-    nxt = README.find("\n## ", start + len(title))
-    return README[start: nxt if nxt != -1 else None]
-
-
-def code_blocks(text: str, lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", text, flags=re.DOTALL)
 
 
 def top_commands() -> list[str]:
@@ -64,21 +49,7 @@ def test_reading_the_report_matches_the_renderer():
 
 @pytest.fixture
 def parity_on_path(tmp_path: Path) -> dict[str, str]:
-    """An environment whose ``parity`` (and ``.venv/bin/parity``) is this interpreter's."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    shim = bin_dir / "parity"
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m parity "$@"\n')
-    shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
-    # KMP_DUPLICATE_LIB_OK: what a parent that imported threadpoolctl hands its children;
-    # set here so these tests see it whether they run alone or after the rest of the suite.
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", HF_HUB_OFFLINE="1",
-               KMP_DUPLICATE_LIB_OK="True")
-    return env
-
-
-def run(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return parity_env(tmp_path)
 
 
 @pytest.mark.slow

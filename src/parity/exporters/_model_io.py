@@ -19,6 +19,7 @@ from typing import Any
 
 from parity._version import __version__
 from parity.errors import ExportError, TargetError
+from parity.target.pipeline import call_model
 
 SCHEMA = "parity.artifact/1"
 #: key under which every format stores the metadata document
@@ -146,18 +147,11 @@ def positional_module(model: Any, names: Sequence[str], call: str) -> Any:
             self.model = model
 
         def forward(self, *args: Any) -> tuple[Any, ...]:
-            out = _call(self.model, join_inputs(names, args, call))
+            out = call_model(self.model, join_inputs(names, args, call))
             return tuple(t for _, t in flatten_outputs(out))
 
     return PositionalModel().eval()
 
-
-def _call(model: Any, x: Any) -> Any:
-    if isinstance(x, dict):
-        return model(**x)
-    if isinstance(x, tuple):
-        return model(*x)
-    return model(x)
 
 
 def encode_example(names: Sequence[str], tensors: Sequence[Any]) -> str | None:

@@ -12,8 +12,9 @@ from parity.errors import ExportError, ParityError
 from parity.exporters import _inputs
 from parity.exporters._job import ExportJob
 from parity.exporters._model_io import ArtifactMeta, encode_example, flatten_outputs, split_inputs
-from parity.exporters.check import CheckTolerance, _call, check_case, submodule_checks
+from parity.exporters.check import CheckTolerance, check_case, submodule_checks
 from parity.exporters.result import CheckResult, ExportResult, Finding
+from parity.target.pipeline import call_model
 
 #: format -> suffixes accepted for -o
 FORMATS = {"torchscript": (".pt", ".ts"), "export": (".pt2",), "aoti": (".pt2",), "onnx": (".onnx",)}
@@ -171,7 +172,7 @@ def _outputs(model: Any, names: list[str], tensors: list[Any], call: str) -> tup
 
     with torch.no_grad():
         try:
-            out = _call(model, join_inputs(names, tensors, call))
+            out = call_model(model, join_inputs(names, tensors, call))
         except Exception as exc:
             raise ExportError(f"the model failed on the example inputs: {type(exc).__name__}: {exc}",
                               fix="check the example inputs (or --inputs) against the model") from exc

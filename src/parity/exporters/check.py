@@ -15,6 +15,7 @@ from parity.exporters._inputs import shapes_of
 from parity.exporters._job import first_line
 from parity.exporters._model_io import flatten_outputs, join_inputs
 from parity.exporters.result import CaseResult, OutputCheck, SubmoduleCheck
+from parity.target.pipeline import call_model
 
 #: submodules compared at most (the first ones in execution order)
 MAX_SUBMODULES = 400
@@ -58,7 +59,7 @@ def check_case(label: str, eager: Any, artifact: Any, names: Sequence[str], tens
     result = CaseResult(label, shapes_of(names, tensors))
     with torch.no_grad():
         try:
-            reference = flatten_outputs(_call(eager, join_inputs(names, tensors, call)))
+            reference = flatten_outputs(call_model(eager, join_inputs(names, tensors, call)))
         except Exception as exc:  # a generated shape the model itself does not accept
             result.skipped = f"eager refused these inputs: {type(exc).__name__}: {first_line(exc, 200)}"
             return result
@@ -82,13 +83,6 @@ def compare(reference: Any, other: Any, tol: CheckTolerance) -> Any:
 
     return compare_tensors(reference, other, *tol.for_dtype(str(reference.dtype)))
 
-
-def _call(model: Any, x: Any) -> Any:
-    if isinstance(x, dict):
-        return model(**x)
-    if isinstance(x, tuple):
-        return model(*x)
-    return model(x)
 
 
 def submodule_checks(eager: Any, scripted: Any, prefix: str, example: Any,
@@ -131,7 +125,7 @@ def _capture_calls(eager: Any, example: Any) -> dict[str, tuple[Any, Any, Any]]:
             handles.append(module.register_forward_hook(hook_for(name), with_kwargs=True))
     try:
         with torch.no_grad():
-            _call(eager, example)
+            call_model(eager, example)
     finally:
         for h in handles:
             h.remove()

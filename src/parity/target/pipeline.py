@@ -29,10 +29,15 @@ class Pipeline:
     name: str | None = None
 
     def call_model(self, x: Any) -> Any:
-        """Call the model the way its input is shaped: dict -> ``model(**x)``,
-        tuple/list -> ``model(*x)``, anything else -> ``model(x)``."""
-        if isinstance(x, dict):
-            return self.model(**x)
-        if isinstance(x, (tuple, list)):
-            return self.model(*x)
-        return self.model(x)
+        """Call the model the way its input is shaped (see :func:`call_model`)."""
+        return call_model(self.model, x)
+
+
+def call_model(model: Any, x: Any) -> Any:
+    """Call ``model`` the way its input is shaped: dict -> ``model(**x)``,
+    tuple/list -> ``model(*x)``, anything else -> ``model(x)``."""
+    if isinstance(x, dict):
+        return model(**x)
+    if isinstance(x, (tuple, list)):
+        return model(*x)
+    return model(x)
