@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO / "tests" / "report"))
 from chromium_cdp import Browser, chromium_available  # noqa: E402
 from verify_samples import verify_result  # noqa: E402
 
-from parity.report.html import render_html  # noqa: E402
+from parity.report.html import _plotly_js, render_html  # noqa: E402
 
 LAYERS, REF_LAYERS = 2000, 40
 
@@ -54,9 +54,7 @@ def bench_render(reps: int) -> dict[str, float]:
 
 
 def bench_size(page: str) -> dict[str, float]:
-    from plotly.offline import get_plotlyjs
-
-    size, plotly = len(page.encode()), len(get_plotlyjs().encode())
+    size, plotly = len(page.encode()), len(_plotly_js().encode())
     return {"bytes_2000": size, "plotly_js_bytes": plotly, "ratio": size / plotly}
 
 
@@ -119,11 +117,10 @@ def bench_load(pages: dict[str, Path], reps: int, workdir: Path) -> dict[str, di
 
 def plotly_only_page() -> str:
     """The floor: a page that only runs the inlined plotly.js, then says it is ready."""
-    from plotly.offline import get_plotlyjs
 
     ready = ("document.body.setAttribute('data-plot-ready-ms', performance.now().toFixed(1));"
              "document.body.setAttribute('data-plot-ready', '1');")
-    return f"<!DOCTYPE html><html><body><h1>plotly only</h1><script>{get_plotlyjs()}</script><script>{ready}</script></body></html>"
+    return f"<!DOCTYPE html><html><body><h1>plotly only</h1><script>{_plotly_js()}</script><script>{ready}</script></body></html>"
 
 
 def bench_demo(reps: int) -> dict[str, float]:

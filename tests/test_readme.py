@@ -37,9 +37,9 @@ def test_setup_commands_are_the_ones_ci_runs():
 
 
 def test_demo_lock_has_what_the_demo_imports():
-    """The demo runs from requirements/demo.lock alone: torch, plotly, rich, click, safetensors."""
+    """The demo runs from requirements/demo.lock alone: torch, rich, click, safetensors (plotly.js ships inside parity)."""
     lock = (REPO / "requirements" / "demo.lock").read_text().lower()
-    for name in ("torch==", "plotly==", "rich==", "click==", "safetensors==", "threadpoolctl==", "numpy=="):
+    for name in ("torch==", "rich==", "click==", "safetensors==", "threadpoolctl==", "numpy=="):
         assert f"\n{name}" in lock, name
 
 

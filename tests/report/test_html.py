@@ -7,10 +7,12 @@ import math
 import re
 import sys
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from verify_samples import HOSTILE, HOSTILE_ATTR, token_rows_result, verify_result
 
+import parity.report.html as html_module
 from parity.errors import ParityError
 from parity.report.html import MAX_PLOT_POINTS, IndexEntry, render_html, render_index_html
 
@@ -210,11 +212,16 @@ def test_no_layers_says_why():
     assert "data-layers-plotted='0'" in page and "--capture stats or full" in page
 
 
-def test_missing_plotly_is_a_user_error(monkeypatch):
+def test_report_needs_no_plotly_python_package(monkeypatch):
+    # plotly.js ships inside parity (its basic bundle): the report renders without the
+    # plotly Python package, and inlines exactly the shipped file.
+    monkeypatch.setitem(sys.modules, "plotly", None)
     monkeypatch.setitem(sys.modules, "plotly.offline", None)
-    with pytest.raises(ParityError) as info:
-        render_html(verify_result(5))
-    assert "plotly" in info.value.message and "parity[report]" in (info.value.fix or "")
+    page = render_html(verify_result(5))
+    shipped = (Path(html_module.__file__).parent / html_module.PLOTLY_JS).read_text(encoding="utf-8")
+    assert shipped.startswith("/**\n* plotly.js (basic - minified) v")
+    assert "plotly.js (basic - minified)" in page
+    assert len(shipped) < 1_500_000
 
 
 def test_not_a_result_is_a_user_error():

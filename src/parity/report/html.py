@@ -1,8 +1,9 @@
 """Self-contained HTML report of a verify/compare result (schema ``parity.verify/1``).
 
 The page must open on an air-gapped production box, so everything is inline: the
-style, our script, and plotly.js copied from the installed ``plotly`` package (the
-``parity[report]`` extra). A Content-Security-Policy meta tag forbids the browser to
+style, our script, and plotly.js (its "basic" bundle, shipped in ``report/vendor/``:
+a quarter of the full bundle's size and run time, and all a scatter plot needs).
+A Content-Security-Policy meta tag forbids the browser to
 fetch anything, so a forgotten URL fails loudly instead of phoning home.
 
 Every piece of user content (layer keys, file paths, package names, messages) is
@@ -18,12 +19,14 @@ states how many layers are drawn in ``data-layers-plotted`` on the plot element.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from parity.errors import ParityError
@@ -57,7 +60,7 @@ def render_html(result_json: Mapping[str, Any]) -> str:
     """Render one verify/compare result (``VerifyResult.to_json()``) as an HTML page.
 
     Missing optional parts (no layers, no performance, no env diff) are stated on the
-    page rather than failing. Raises :class:`ParityError` if plotly is not installed.
+    page rather than failing.
     """
     if not isinstance(result_json, Mapping):
         raise ParityError("HTML report: the result is not a JSON object", fix="pass VerifyResult.to_json()")
@@ -126,15 +129,13 @@ def _page(title: str, body: str, scripts: str) -> str:
     )
 
 
+PLOTLY_JS = "vendor/plotly-basic.min.js"
+
+
+@functools.lru_cache(maxsize=1)
 def _plotly_js() -> str:
-    try:
-        from plotly.offline import get_plotlyjs
-    except ImportError as exc:
-        raise ParityError(
-            f"--html: the HTML report needs plotly, which is not installed ({exc})",
-            fix="install the report extra: pip install 'parity[report]' (or pip install plotly)",
-        ) from None
-    return str(get_plotlyjs())
+    """plotly.js's basic bundle (scatter, bar, pie), shipped with parity: see vendor/README.txt."""
+    return (Path(__file__).parent / PLOTLY_JS).read_text(encoding="utf-8")
 
 
 def _neutralise_script(js: str) -> str:
