@@ -16,7 +16,6 @@ import numpy as np
 
 SAMPLE_SIZE = 64
 _BLOCK = 4096  # uint32 words per hashed block
-_CHUNK_BYTES = 1 << 20  # cache-sized piece of a tensor, a whole number of hash blocks
 _MASK = (1 << 64) - 1
 _CANCEL = 1e-6  # var below this fraction of mean^2 is recomputed exactly (cancellation)
 
@@ -55,10 +54,15 @@ def take_sample(flat: Any, seed: int, size: int = SAMPLE_SIZE) -> Any:
 
     array = _numpy_view(flat)
     if array is not None:
-        picked = array[np.asarray(sample_indices(flat.numel(), seed, size), dtype=np.int64)]
+        picked = array[_index_array(flat.numel(), seed, size)]
         return torch.from_numpy(picked.view(np.uint8).copy()).view(flat.dtype)
     idx = _index_tensor(flat.numel(), seed, size, flat.device)
     return flat.index_select(0, idx).cpu()
+
+
+@functools.lru_cache(maxsize=4096)
+def _index_array(numel: int, seed: int, size: int) -> Any:
+    return np.asarray(sample_indices(numel, seed, size), dtype=np.int64)
 
 
 def cpu_copy(t: Any) -> Any:
@@ -110,113 +114,95 @@ def content_hash(t: Any) -> str:
 
     Bytes are read as little-endian uint32 words in blocks of 4096; each block is reduced
     with a fixed multilinear hash mod 2^32 (sum of word * odd key: exact integer
-    arithmetic, so identical on every machine, and one SIMD pass several times faster
-    than sha256 over the data), and sha256 is taken over those block hashes and the
-    remaining tail bytes. A change in any single word always changes the hash; this is
-    for telling tensors apart, not a defence against crafted collisions.
-    """
-    return summarize(t, with_stats=False)[1]
-
-
-def summarize(t: Any, with_stats: bool = True) -> tuple[dict[str, Any] | None, str]:
-    """(stats or None, content hash) of a tensor in one pass over its memory.
-
-    The bytes are walked in 1 MiB chunks; each chunk is hashed and reduced (min, max,
-    sum, sum of squares) while it is in cache, so a tensor is read from memory once
-    instead of five times. Same results as :func:`tensor_stats` and the hash above.
+    arithmetic, so identical on every machine and device, and one SIMD pass several
+    times faster than sha256 over the data), and sha256 is taken over those block
+    hashes and the remaining tail bytes. A change in any single word always changes the
+    hash; this is for telling tensors apart, not a defence against crafted collisions.
     """
     import torch
 
     flat = t.detach().reshape(-1)
-    if flat.device.type != "cpu":
-        flat = flat.cpu()
-    raw = flat.contiguous().view(torch.uint8).numpy() if flat.numel() else np.zeros(0, np.uint8)
-    values_dtype = _stats_dtype(flat) if with_stats else None
-    main = (raw.size // (4 * _BLOCK)) * 4 * _BLOCK
+    if not flat.is_contiguous():
+        flat = flat.contiguous()
+    raw = flat.view(torch.uint8) if flat.numel() else torch.zeros(0, dtype=torch.uint8)
+    main = (raw.numel() // (4 * _BLOCK)) * 4 * _BLOCK
     digest = hashlib.sha256(b"parity-mlh32")
-    hashes, moments = _scan(raw, 0, raw.size, main, values_dtype)
-    for h in hashes:
-        digest.update(h)
-    digest.update(raw[main:].tobytes())
-    if not with_stats:
-        return None, digest.hexdigest()
-    if values_dtype is None:  # bfloat16 and friends: numpy has no such dtype
-        return tensor_stats(flat), digest.hexdigest()
-    return _stats_from_moments(moments, raw, values_dtype, flat), digest.hexdigest()
+    if raw.device.type == "cpu":
+        data = raw.numpy()
+        if main:
+            digest.update(_host_block_hashes(data[:main].view("<u4").reshape(-1, _BLOCK)))
+        digest.update(data[main:].tobytes())
+    else:  # on the device: only the block hashes and the tail cross to the host
+        if main:
+            digest.update(_device_block_hashes(raw[:main]))
+        digest.update(raw[main:].cpu().numpy().tobytes())
+    return digest.hexdigest()
 
 
-def _scan(raw: Any, start: int, stop: int, main: int, values_dtype: Any) -> tuple[list[bytes], list[float]]:
-    """Block hashes and moments of ``raw[start:stop]``, chunk by chunk."""
-    keys = _hash_keys()
-    hashes: list[bytes] = []
-    moments = [math.inf, -math.inf, 0.0, 0.0]
-    for begin in range(start, stop, _CHUNK_BYTES):
-        chunk = raw[begin:min(begin + _CHUNK_BYTES, stop)]
-        hashed = min(chunk.size, max(main - begin, 0))
-        if hashed:
-            words = chunk[:hashed].view("<u4").reshape(-1, _BLOCK)
-            hashes.append(np.einsum("ij,j->i", words, keys).astype("<u4").tobytes())
-        if values_dtype is not None:
-            _combine(moments, list(_numpy_moments(_as_float(chunk.view(values_dtype)))))
-    return hashes, moments
+def _host_block_hashes(words: Any) -> bytes:
+    """Block hashes of a (blocks, 4096) uint32 array, on this thread. (Splitting it over
+    a second thread was measured slower inside a forward: torch's OpenMP workers spin
+    on the other core for milliseconds after each op.)"""
+    return bytes(np.einsum("ij,j->i", words, _hash_keys()).astype("<u4").tobytes())
 
 
-def _combine(total: list[float], part: list[float]) -> None:
-    total[0] = min(total[0], part[0])
-    total[1] = max(total[1], part[1])
-    total[2] += part[2]
-    total[3] += part[3]
+def _device_block_hashes(raw: Any) -> bytes:
+    """The block hashes of ``content_hash`` computed with torch integer ops on
+    ``raw``'s device: int32 products and sums wrap mod 2^32 exactly like the uint32
+    arithmetic on the host (two's complement), so the bytes are the same."""
+    import torch
+
+    words = raw.view(torch.int32).reshape(-1, _BLOCK)
+    keys = _device_keys(str(raw.device))
+    blocks = (words * keys).sum(dim=1, dtype=torch.int32)
+    return bytes(blocks.cpu().numpy().astype("<i4").tobytes())
 
 
-def _stats_dtype(flat: Any) -> Any:
-    """The numpy dtype to read the raw bytes as for stats, or None (no numpy twin)."""
-    if flat.numel() == 0 or flat.is_complex() or flat.dtype not in _numpy_dtypes():
-        return None
-    return flat[:1].numpy().dtype
+@functools.lru_cache(maxsize=8)
+def _device_keys(device: str) -> Any:
+    import torch
+
+    return torch.from_numpy(_hash_keys().view("<i4").copy()).to(device)
 
 
-def _as_float(values: Any) -> Any:
-    if values.dtype in (np.float32, np.float64):
-        return values
-    return values.astype(np.float64 if values.dtype.kind in "iub" else np.float32)
-
-
-def _stats_from_moments(moments: list[float], raw: Any, values_dtype: Any, flat: Any) -> dict[str, Any] | None:
-    if flat.numel() == 0:
-        return None
-    values = raw.view(values_dtype)
-    if not all(math.isfinite(v) for v in moments):
-        return _with_nonfinite(_as_float(values))
-    return _finish((moments[0], moments[1], moments[2], moments[3]), values.size,
-                   lambda: float(np.var(_as_float(values), dtype=np.float64)))
+def summarize(t: Any, with_stats: bool = True) -> tuple[dict[str, Any] | None, str]:
+    """(stats or None, content hash) of a tensor: :func:`tensor_stats` and
+    :func:`content_hash` of the same values, on the tensor's own device (a CUDA tensor
+    is not copied to the host for either). The hash goes first: a fresh layer output
+    often is not in cache (large kernels write around it), and the hash's one pass
+    brings it in for the reductions that follow (measured 10-20% faster than the
+    other order inside a forward)."""
+    flat = t.detach().reshape(-1)
+    if not flat.is_contiguous():
+        flat = flat.contiguous()
+    digest = content_hash(flat)
+    return (tensor_stats(flat) if with_stats else None), digest
 
 
 def tensor_stats(t: Any) -> dict[str, Any] | None:
     """{min,max,mean,std,l2,nan,inf} of a real tensor (std is the population std,
-    min..l2 over finite elements only), None for empty/complex/unsupported tensors."""
+    min..l2 over finite elements only), None for empty/complex/unsupported tensors.
+
+    Four torch reductions (aminmax, sum, dot), vectorised and on torch's own intra-op
+    threads and device, read back in one transfer; float32 accumulates in float32,
+    integers and bool in float64, float16/bfloat16 in float32."""
+    import torch
+
     if t.numel() == 0 or t.is_complex() or t.is_sparse or t.is_quantized:
         return None
     flat = t.detach().reshape(-1)
-    array = _numpy_view(flat)
-    if array is None:
-        return _torch_stats(flat)
-    if array.dtype not in (np.float32, np.float64):
-        array = array.astype(np.float64 if array.dtype.kind in "iub" else np.float32)
-    moments = _numpy_moments(array)
+    if not flat.is_floating_point():
+        flat = flat.double()
+    elif flat.dtype not in (torch.float32, torch.float64):
+        flat = flat.float()
+    mn, mx = torch.aminmax(flat)
+    moments = torch.stack([mn, mx, flat.sum(), torch.dot(flat, flat)]).tolist()
     if not all(math.isfinite(v) for v in moments):
-        return _with_nonfinite(array)
-    return _finish(moments, array.size, lambda: float(np.var(array, dtype=np.float64)))
+        return _with_nonfinite(flat.double().cpu().numpy())
+    return _finish(moments, flat.numel(), lambda: float(flat.double().var(correction=0)))
 
 
-def _numpy_moments(a: Any) -> tuple[float, float, float, float]:
-    """min, max, sum, sum of squares: four SIMD passes at memory speed (the fastest
-    numpy spelling of each, measured: einsum for the sum, BLAS dot for the squares),
-    accumulated in the tensor's own precision (float32 for float32)."""
-    return float(a.min()), float(a.max()), float(np.einsum("i->", a)), float(np.dot(a, a))
-
-
-def _finish(moments: tuple[float, float, float, float], n: int, exact_var: Any,
-            nan: int = 0, inf: int = 0) -> dict[str, Any]:
+def _finish(moments: list[float], n: int, exact_var: Any, nan: int = 0, inf: int = 0) -> dict[str, Any]:
     mn, mx, s, sq = moments
     mean = s / n
     var = max(sq / n - mean * mean, 0.0)
@@ -228,21 +214,82 @@ def _finish(moments: tuple[float, float, float, float], n: int, exact_var: Any,
 def _with_nonfinite(values: Any) -> dict[str, Any]:
     """Stats of the finite elements (in float64) plus NaN and Inf counts."""
     nan, inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
-    finite = values[np.isfinite(values)].astype(np.float64)
+    finite = values[np.isfinite(values)]
     if finite.size == 0:
         return {"min": None, "max": None, "mean": None, "std": None, "l2": None, "nan": nan, "inf": inf}
-    return _finish(_numpy_moments(finite), finite.size, lambda: float(np.var(finite)), nan, inf)
+    moments = [float(finite.min()), float(finite.max()), float(finite.sum()), float(np.dot(finite, finite))]
+    return _finish(moments, finite.size, lambda: float(np.var(finite)), nan, inf)
 
 
-def _torch_stats(flat: Any) -> dict[str, Any]:
-    """The same on an accelerator (or a dtype numpy lacks): four reductions, one transfer."""
+class Summary:
+    """One tensor's summary as a capture hook reads it: ``shape``, ``dtype``, ``stats``
+    and the ``sample`` are final; the content hash is finished on first use of
+    :attr:`hash`, after the forward (the hook keeps only the block hashes and tail)."""
+
+    __slots__ = ("_blocks", "_hash", "_tail", "blob", "dtype", "sample", "shape", "stats")
+
+    def __init__(self, shape: Any, dtype: Any, stats: dict[str, Any] | None, sample: Any,
+                 blocks: Any = None, tail: bytes | None = b"", digest: str | None = None) -> None:
+        self.shape, self.dtype, self.stats, self.sample = shape, dtype, stats, sample
+        self._blocks, self._tail, self._hash = blocks, tail, digest
+        self.blob: str | None = None  # where capture stored the tensor or its sample
+
+    @property
+    def hash(self) -> str | None:
+        if self._hash is None and self._tail is not None:
+            digest = hashlib.sha256(b"parity-mlh32")
+            if self._blocks is not None:
+                digest.update(self._blocks.astype("<u4").tobytes())
+            digest.update(self._tail)
+            self._hash, self._blocks, self._tail = digest.hexdigest(), None, None
+        return self._hash
+
+
+def read_summary(t: Any, with_stats: bool = True, seed: int | None = 0, size: int = SAMPLE_SIZE) -> Summary:
+    """The :class:`Summary` of ``t`` now (before any later in-place op), with its seeded
+    sample unless ``seed`` is None. Same figures as :func:`summarize` and
+    :func:`take_sample`.
+
+    Inside a forward every Python-level operation runs with cold caches (the model's
+    kernels evict the interpreter's working set; measured 3-10x slower than in a loop),
+    so a CPU tensor numpy can view takes a short path of about twenty operations: one
+    zero-copy view, the block hashes (one einsum), the four reductions in torch (its
+    threads are awake while the model runs) and one fancy index for the sample.
+    Everything else (accelerators, bfloat16, complex, empty) takes :func:`summarize`.
+    """
+    if t.is_sparse or t.is_quantized:
+        return Summary(t.shape, t.dtype, None, None, tail=None)
+    try:
+        array = t.numpy()  # raises for CUDA, bfloat16, conj/neg views and tensors that require grad
+    except (TypeError, RuntimeError):
+        array = None
+    if array is None or array.size == 0 or array.dtype.kind == "c":
+        stats, digest = summarize(t, with_stats)
+        sample = take_sample(t.detach().reshape(-1), seed, size) if seed is not None and stats is not None else None
+        return Summary(t.shape, t.dtype, stats, sample, digest=digest, tail=None)
+    flat = array.reshape(-1)  # a view, or a private copy of a non-contiguous tensor
+    raw = flat.view(np.uint8)
+    nbytes = raw.size
+    main = nbytes - nbytes % (4 * _BLOCK)
+    blocks = np.einsum("ij,j->i", raw[:main].view("<u4").reshape(-1, _BLOCK), _hash_keys()) if main else None
+    tail = raw[main:].tobytes() if main != nbytes else b""
+    stats = _flat_stats(flat) if with_stats else None
+    sample = flat[_index_array(flat.size, seed, size)] if seed is not None else None
+    return Summary(t.shape, t.dtype, stats, sample, blocks, tail)
+
+
+def _flat_stats(flat: Any) -> dict[str, Any]:
+    """:func:`tensor_stats` of a flat, non-empty, real numpy array (shared memory)."""
     import torch
 
-    if not flat.is_floating_point():
-        flat = flat.double()
-    elif flat.dtype not in (torch.float32, torch.float64):
-        flat = flat.float()
-    mn, mx, s, sq = torch.stack([flat.min(), flat.max(), flat.sum(), torch.dot(flat, flat)]).tolist()
-    if not all(math.isfinite(v) for v in (mn, mx, s, sq)):
-        return _with_nonfinite(flat.double().cpu().numpy())
-    return _finish((mn, mx, s, sq), flat.numel(), lambda: float(flat.double().var(correction=0)))
+    values = torch.from_numpy(flat)
+    kind = flat.dtype.kind
+    if kind != "f":
+        values = values.double()
+    elif flat.dtype.itemsize == 2:
+        values = values.float()
+    mn, mx = torch.aminmax(values)
+    moments = torch.stack([mn, mx, values.sum(), torch.dot(values, values)]).tolist()
+    if not math.isfinite(moments[3]):  # any NaN or Inf makes the sum of squares non-finite
+        return _with_nonfinite(flat.astype(np.float64))
+    return _finish(moments, flat.size, lambda: float(np.var(flat, dtype=np.float64)))
