@@ -3,25 +3,27 @@
 Every submodule (root included, path "") gets a forward hook; with capture="full" also
 a forward pre-hook with kwargs that stores the module's call arguments for replay.
 Call indices count calls of a module within one batch (``encoder#0``, ``encoder#1``).
-Values are summarised or copied inside the hook, before any later in-place op can
-change them. Within a batch, a tensor seen again with the same storage, view and
-version (a Dropout in eval mode, a layer's output that is the next one's input) is
-summarised and stored once.
+
+A hook does as little as it can, because inside a forward every Python operation runs
+with cold caches: it reads what only it can read (the values, before a later in-place
+op changes them: hash blocks, stats, sample, and for full capture a private copy) and
+appends one row. Entries are built from the rows after the forward (:meth:`finish_batch`).
+Within a batch, the same tensor object seen again at the same version (an eval Dropout
+returning its input, a wrapper returning its last submodule's output, a layer output
+that is the next layer's input) is read once.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections import defaultdict
 from functools import partial
 from typing import Any
 
 from parity.records.flatten import flatten, structure
-from parity.records.stats import SAMPLE_SIZE, cpu_copy, summarize, take_sample, tensor_stats
+from parity.records.stats import SAMPLE_SIZE, Summary, read_summary, tensor_stats
 from parity.records.writer import ShardWriter
 
 _SCALARS = (type(None), bool, int, float, str)
-SUMMARIZE_IN_WRITER = False
 
 
 def hookable(model: Any) -> str | None:
@@ -45,6 +47,8 @@ class LayerCapture:
 
     def __init__(self, model: Any, level: str, writer: ShardWriter, seed: int = 0,
                  sample_size: int = SAMPLE_SIZE) -> None:
+        import torch
+
         self.model = model
         self.level = level
         self.writer = writer
@@ -53,19 +57,19 @@ class LayerCapture:
         self.entries: list[dict[str, Any]] = []
         self.module_inputs: list[dict[str, Any]] = []
         self.batch = 0
-        self._counts: dict[str, int] = defaultdict(int)
-        self._open_calls: dict[str, list[int]] = defaultdict(list)
-        self._seen: dict[tuple[Any, ...], tuple[Any, dict[str, Any]]] = {}
+        self._tensor_type = torch.Tensor
+        self._full = level == "full"
+        self._counts: dict[str, int] = {}
+        self._open_calls: dict[str, list[int]] = {}
+        self._rows: list[tuple[str, str, int, str, Any]] = []  # (module, type, call, out, Summary | value)
+        self._seen: dict[int, tuple[Any, int, Summary]] = {}  # id(tensor) -> (weakref, version, summary)
         self._handles: list[Any] = []
-        self._samples: list[tuple[str, Any]] = []
-        #: full capture: hash and stats on the writer thread (True) or in the hook (False)
-        self.summarize_in_writer = SUMMARIZE_IN_WRITER
-        self._stored: dict[tuple[str, str, tuple[int, ...]], str] = {}  # content -> blob, whole record
+        self._stored: dict[tuple[str | None, str, tuple[int, ...]], str] = {}  # content -> blob, whole record
 
     def __enter__(self) -> LayerCapture:
         for path, module in self.model.named_modules():
             kind = type(module).__name__
-            if self.level == "full":
+            if self._full:
                 self._handles.append(module.register_forward_pre_hook(
                     partial(self._on_input, path), with_kwargs=True))
             self._handles.append(module.register_forward_hook(partial(self._on_output, path, kind)))
@@ -75,21 +79,19 @@ class LayerCapture:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
-        self._flush_samples()
+        if exc[0] is None:
+            self.finish_batch()
 
     def begin_batch(self, batch: int) -> None:
-        """Start counting calls afresh for input batch ``batch``."""
-        self._flush_samples()
+        """Finish the previous batch and start counting calls afresh for ``batch``."""
+        self.finish_batch()
         self.batch = batch
-        self._counts.clear()
-        self._open_calls.clear()
-        self._seen.clear()
 
-    # -- hooks ---------------------------------------------------------------------------
+    # -- hooks: as few operations as possible ----------------------------------------------
     def _on_input(self, path: str, module: Any, args: Any, kwargs: Any) -> None:
-        call = self._counts[path]
+        call = self._counts.get(path, 0)
         self._counts[path] = call + 1
-        self._open_calls[path].append(call)
+        self._open_calls.setdefault(path, []).append(call)
         key = f"{path}#{call}"
         self.module_inputs.append({
             "key": key, "module": path, "call": call, "batch": self.batch,
@@ -102,114 +104,105 @@ class LayerCapture:
         if stack:
             call = stack.pop()
         else:
-            call = self._counts[path]
+            call = self._counts.get(path, 0)
             self._counts[path] = call + 1
+        if type(output) is self._tensor_type:  # the common case, without walking a structure
+            self._rows.append((path, kind, call, "/out", self._read(output, path, call, "/out")))
+            return
         for out, value in flatten(output, "/out"):
-            entry: dict[str, Any] = {"key": f"{path}#{call}{out}", "module": path, "call": call, "out": out,
-                     "batch": self.batch, "type": kind}
-            entry.update(self._describe(entry["key"], value))
-            self.entries.append(entry)
+            if isinstance(value, self._tensor_type):
+                value = self._read(value, path, call, out)
+            self._rows.append((path, kind, call, out, value))
 
-    # -- per value -----------------------------------------------------------------------
-    def _describe(self, key: str, value: Any) -> dict[str, Any]:
-        import torch
-
-        if not isinstance(value, torch.Tensor):
-            described: dict[str, Any] = {"kind": type(value).__name__, "shape": None, "dtype": None,
-                                         "stats": None, "hash": None}
-            if isinstance(value, _SCALARS):
-                described["value"] = value
-            return described
-        base = {"kind": "tensor", "shape": list(value.shape), "dtype": str(value.dtype).removeprefix("torch.")}
-        ident = _identity(value)
-        seen = self._seen.get(ident)
-        if seen is not None and _same(seen[0](), value):
-            if seen[1].get("stats") is None and seen[1].get("hash") is not None:
-                # First seen as a module input (no stats kept then): summarise it now.
-                seen[1]["stats"] = tensor_stats(value)
-            return {**base, **seen[1]}
-        summary = self._store_full(key, value) if self.level == "full" else self._summarise(key, value)
-        self._seen[ident] = (weakref.ref(value), summary)
-        return {**base, **summary}
-
-    def _summarise(self, key: str, t: Any) -> dict[str, Any]:
-        blob = f"{self.batch}/{key}/sample"
-        t = t.detach()
-        if t.numel() == 0 or t.is_complex() or t.is_sparse or t.is_quantized:
-            return {"stats": None, "hash": None, "blob": None}
-        # Samples are tiny: handed to the writer per batch, not per tensor.
-        self._samples.append((blob, take_sample(t.reshape(-1), self.seed, self.sample_size)))
-        stats, digest = summarize(t)
-        return {"stats": stats, "hash": digest, "blob": blob}
-
-    def _flush_samples(self) -> None:
-        if self._samples:
-            self.writer.put_many(self._samples)
-            self._samples = []
-
-    def _store_full(self, key: str, t: Any, with_stats: bool = True) -> dict[str, Any]:
-        """Hash (and summarise) ``t`` now; copy it to the writer unless the same content
-        (hash, dtype, shape) is already stored anywhere in this record. With
-        ``summarize_in_writer`` the hook only copies and the writer thread does the rest."""
-        blob = f"{self.batch}/{key}"
-        if t.is_sparse or t.is_quantized:
-            return {"stats": None, "hash": None, "blob": None}
-        t = t.detach()
-        if self.summarize_in_writer:
-            self.writer.put(blob, cpu_copy(t), summarize=True)
-            return {"blob": blob, "deferred": True}
-        # On an accelerator, one transfer now serves the hash, the stats and the writer.
-        host = t if t.device.type == "cpu" else cpu_copy(t)
-        stats, digest = summarize(host, with_stats)
-        summary = {"stats": stats, "hash": digest, "blob": blob}
-        content = (digest, str(t.dtype), tuple(t.shape))
-        if content in self._stored:
-            summary["blob"] = self._stored[content]
+    def _read(self, t: Any, path: str, call: int, out: str) -> Summary:
+        """The summary of ``t``: read now, or the one already read for this object at this version."""
+        version = _version(t)
+        seen = self._seen.get(id(t))
+        if seen is not None and seen[1] == version >= 0 and seen[0]() is t:
+            summary = seen[2]
+            if summary.stats is None and summary.hash is not None and t.numel():
+                summary.stats = tensor_stats(t)  # first seen as a module input, which keeps no stats
             return summary
-        self._stored[content] = blob
-        # A private CPU copy now: later in-place ops (ReLU(inplace=True)) cannot reach it.
-        self.writer.put(blob, cpu_copy(t) if host is t else host)
+        if self._full:
+            summary = self._store_full(f"{path}#{call}{out}", t)
+        else:
+            summary = read_summary(t, True, self.seed, self.sample_size)
+        self._seen[id(t)] = (weakref.ref(t), version, summary)
+        return summary
+
+    def _store_full(self, key: str, t: Any, with_stats: bool = True) -> Summary:
+        """Summarise ``t`` and copy it to the writer, unless the same content (hash,
+        dtype, shape) is already stored anywhere in this record."""
+        if t.is_sparse or t.is_quantized:
+            return Summary(t.shape, t.dtype, None, None, digest=None, tail=None)
+        summary = read_summary(t, with_stats, None)
+        content = (summary.hash, str(t.dtype), tuple(t.shape))
+        blob = self._stored.get(content)
+        if blob is None:
+            blob = self._stored[content] = f"{self.batch}/{key}"
+            # The writer copies the values now: later in-place ops (ReLU(inplace=True))
+            # cannot reach the record.
+            self.writer.put(blob, t)
+        summary.blob = blob
         return summary
 
     def _store_input(self, key: str, where: str, path: str, t: Any) -> str | None:
-        ident = _identity(t)
-        seen = self._seen.get(ident)
-        if seen is not None and _same(seen[0](), t) and seen[1].get("blob"):
-            return str(seen[1]["blob"])
+        version = _version(t)
+        seen = self._seen.get(id(t))
+        if seen is not None and seen[1] == version >= 0 and seen[0]() is t and seen[2].blob:
+            return seen[2].blob
         summary = self._store_full(f"{key}/in{where}{path}", t, with_stats=False)
-        if summary["blob"] is not None:
-            self._seen[ident] = (weakref.ref(t), {**summary, "stats": None})
-        return summary["blob"]
+        if summary.blob is not None:
+            self._seen[id(t)] = (weakref.ref(t), version, summary)
+        return summary.blob
+
+    # -- after the forward -------------------------------------------------------------------
+    def finish_batch(self) -> None:
+        """Turn the batch's rows into entries; hand its samples to the writer in one go."""
+        import torch
+
+        samples: list[tuple[str, Any]] = []
+        for path, kind, call, out, value in self._rows:
+            key = f"{path}#{call}{out}"
+            entry: dict[str, Any] = {"key": key, "module": path, "call": call, "out": out, "batch": self.batch}
+            if isinstance(value, Summary):
+                if not self._full and value.blob is None and value.sample is not None:
+                    value.blob = f"{self.batch}/{key}/sample"
+                    sample = value.sample
+                    samples.append((value.blob, sample if isinstance(sample, torch.Tensor) else torch.from_numpy(sample)))
+                entry.update(type=kind, kind="tensor", shape=list(value.shape),
+                             dtype=str(value.dtype).removeprefix("torch."), stats=value.stats, hash=value.hash,
+                             blob=value.blob)
+            else:
+                entry.update(type=kind, kind=type(value).__name__, shape=None, dtype=None, stats=None, hash=None)
+                if isinstance(value, _SCALARS):
+                    entry["value"] = value
+            self.entries.append(entry)
+        if samples:
+            self.writer.put_many(samples)
+        self._rows.clear()
+        self._seen.clear()
+        self._counts.clear()
+        self._open_calls.clear()
 
     # -- after the writer is closed ------------------------------------------------------
     def resolve(self) -> None:
-        """Replace blob names by shard/tensor locations (and, for full, hash + stats)."""
+        """Replace blob names by shard/tensor locations."""
         for entry in self.entries:
             blob = entry.pop("blob", None)
             shard, tensor = self.writer.location(blob) if blob else (None, None)
             entry["shard"], entry["tensor"] = shard, tensor
-            if entry.pop("deferred", False):
-                entry["hash"], entry["stats"] = self.writer.blobs[blob]["hash"], self.writer.blobs[blob]["stats"]
-            entry.setdefault("hash", None)
-            entry.setdefault("stats", None)
         for call in self.module_inputs:
             call["args"] = _resolve_node(call["args"], self.writer)
             call["kwargs"] = _resolve_node(call["kwargs"], self.writer)
 
 
-def _identity(t: Any) -> tuple[Any, ...]:
-    """Same storage, same view and same version: the same values, without reading them."""
+def _version(t: Any) -> int:
+    """The tensor's version counter; -1 for inference tensors, which keep none (never seen twice)."""
     try:
-        ptr = t.untyped_storage().data_ptr()
-        version = t._version
-    except RuntimeError:  # inference tensors track no version; never treat them as seen
-        return (id(t), object())
-    return (ptr, t.device, t.dtype, t.storage_offset(), tuple(t.shape), tuple(t.stride()), version)
-
-
-def _same(previous: Any, t: Any) -> bool:
-    # The earlier tensor must still be alive: a freed one's memory may be reused.
-    return previous is not None and previous.untyped_storage().data_ptr() == t.untyped_storage().data_ptr()
+        return t._version  # type: ignore[no-any-return]
+    except RuntimeError:
+        return -1
 
 
 def _resolve_node(node: Any, writer: ShardWriter) -> Any:
