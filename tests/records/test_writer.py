@@ -1,8 +1,11 @@
-"""The background shard writer: size-bounded shards, bounded queue, dedup, failures."""
+"""The background shard writer: size-bounded shards, chunked streaming writes, bounded
+memory, copies taken at put time, failures."""
 
 from __future__ import annotations
 
-import threading
+import json
+import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,48 +14,101 @@ import torch
 from safetensors.torch import load_file
 
 from parity.errors import RecordError
+from parity.records import writer as writer_module
 from parity.records.writer import ShardWriter, write_safetensors
 
+MIXED = {
+    "f32": torch.randn(1000),
+    "big": torch.randn(300, 300),               # 360 kB: spans several 64 kB chunks
+    "transposed": torch.randn(40, 30).t(),      # not contiguous
+    "half": torch.randn(77).half(),             # odd byte counts shift later offsets
+    "bf16": torch.randn(5, 3).bfloat16(),
+    "ids": torch.arange(12345),
+    "mask": torch.rand(101) > 0.5,
+    "empty": torch.zeros(0, 4),
+    "scalar": torch.tensor(3.5),
+}
 
-class TrackingWriter(ShardWriter):
-    """Records the most bytes ever waiting in the queue, and slows the disk down."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.max_pending = 0
-        self.gate = threading.Event()
-        super().__init__(*args, **kwargs)
-
-    def put(self, name: str, tensor: Any) -> None:
-        super().put(name, tensor)
-        with self._cond:
-            self.max_pending = max(self.max_pending, self._pending)
-
-    def _store(self, *args: Any) -> None:
-        self.gate.wait(0.002)  # a slow disk: the producer must wait, not pile up
-        super()._store(*args)
+def _read_all(directory: Path) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for f in sorted(directory.iterdir()):
+        out.update(load_file(str(f)))
+    return out
 
 
 def test_shards_are_size_bounded_and_readable(tmp_path: Path) -> None:
     writer = ShardWriter(tmp_path / "activations", "activations", shard_bytes=100_000)
     tensors = {f"t{i}": torch.full((10_000,), float(i)) for i in range(12)}  # 40 kB each
     for name, t in tensors.items():
-        writer.put(name, t.clone())
+        writer.put(name, t)
     writer.close()
     files = sorted((tmp_path / "activations").iterdir())
-    assert len(files) == 4 and all(f.stat().st_size <= 100_000 + 40_000 + 4096 for f in files)
+    assert len(files) == 4 and all(f.stat().st_size <= 100_000 + 40_000 + writer_module._MIN_RESERVE for f in files)
+    assert writer.bytes_written == sum(f.stat().st_size for f in files)
     for name, t in tensors.items():
         shard, stored = writer.location(name)
-        assert torch.equal(load_file(str(tmp_path / shard))[stored], t)
+        assert shard is not None and torch.equal(load_file(str(tmp_path / shard))[stored], t)
 
 
-def test_queue_is_bounded_so_memory_does_not_grow(tmp_path: Path) -> None:
-    writer = TrackingWriter(tmp_path / "a", "a", shard_bytes=1 << 20, queue_bytes=200_000)
+def test_every_dtype_and_layout_round_trips_across_chunks(tmp_path: Path) -> None:
+    writer = ShardWriter(tmp_path / "a", "a", shard_bytes=1 << 20, chunk_bytes=64 << 10)
+    writer.put_many(list(MIXED.items()))
+    writer.close()
+    back = _read_all(tmp_path / "a")
+    assert set(back) == set(MIXED)
+    for name, t in MIXED.items():
+        assert back[name].dtype == t.dtype and torch.equal(back[name], t), name
+
+
+def test_streamed_shard_reserves_its_header_and_is_truncated_exactly(tmp_path: Path) -> None:
+    writer = ShardWriter(tmp_path / "a", "a", shard_bytes=1 << 20, chunk_bytes=64 << 10)
+    writer.put("big", MIXED["big"])
+    writer.put("tail", torch.ones(3))  # ends the data at an unaligned length
+    writer.close()
+    (shard,) = (tmp_path / "a").iterdir()
+    raw = shard.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    assert (8 + n) % 4096 == 0  # the data starts on the page after the reserved header room
+    header = json.loads(raw[8:8 + n])  # padded with spaces, which JSON allows
+    assert len(raw) == 8 + n + header["tail"]["data_offsets"][1]
+
+
+def test_values_are_copied_when_put(tmp_path: Path) -> None:
+    writer = ShardWriter(tmp_path / "a", "a")
+    t = torch.zeros(50_000)
+    writer.put("before", t)
+    t.add_(1)  # an in-place op after the hook must not reach the record
+    writer.close()
+    assert torch.equal(_read_all(tmp_path / "a")["before"], torch.zeros(50_000))
+
+
+class SlowDisk(ShardWriter):
+    def _do(self, item: tuple[Any, ...], files: dict[int, Any]) -> None:
+        time.sleep(0.002)
+        super()._do(item, files)
+
+
+def test_memory_is_bounded_whatever_the_number_of_tensors(tmp_path: Path) -> None:
+    writer = SlowDisk(tmp_path / "a", "a", shard_bytes=1 << 20, chunk_bytes=64 << 10, queue_bytes=256 << 10)
     item = 40_000
-    for i in range(60):  # 2.4 MB in total through a 200 kB queue
+    for i in range(60):  # 2.4 MB through four 64 kB chunks
         writer.put(f"t{i}", torch.randn(item // 4))
     writer.close()
-    assert writer.max_pending <= 200_000 + item
-    assert writer.bytes_written >= 60 * item
+    assert writer.peak_chunks <= writer.max_chunks == 4
+    assert writer.bytes_written >= 60 * item and len(_read_all(tmp_path / "a")) == 60
+
+
+def test_header_room_running_out_starts_a_new_shard(tmp_path: Path) -> None:
+    writer = ShardWriter(tmp_path / "a", "a", shard_bytes=4 << 20, chunk_bytes=16 << 10)
+    writer.put("first", torch.randn(8192))  # streams at once, reserving room for a small header
+    names = [f"layer.{i}.with.a.long.module.path#0/out/{i}" for i in range(2000)]
+    for name in names:
+        writer.put(name, torch.ones(2))
+    writer.close()
+    assert len(writer.shards) >= 2
+    back = _read_all(tmp_path / "a")
+    assert set(back) == {"first", *names}
 
 
 def test_write_failure_becomes_a_record_error(tmp_path: Path) -> None:
@@ -62,6 +118,17 @@ def test_write_failure_becomes_a_record_error(tmp_path: Path) -> None:
     writer.put("t", torch.ones(100))
     with pytest.raises(RecordError, match="cannot write activations"):
         writer.close()
+
+
+def test_failure_while_streaming_reaches_the_producer(tmp_path: Path) -> None:
+    blocker = tmp_path / "a"
+    blocker.write_text("a file where the folder should be")
+    writer = ShardWriter(blocker, "a", chunk_bytes=16 << 10, queue_bytes=32 << 10)
+    with pytest.raises(RecordError, match="cannot write activations"):
+        for i in range(200):  # far more than the queue holds: put() must raise, not hang
+            writer.put(f"t{i}", torch.randn(8192))
+        writer.close()
+    writer.abort()
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.int64, torch.bool, torch.uint8])

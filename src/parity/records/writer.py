@@ -1,27 +1,43 @@
 """Background writer: size-bounded safetensors shards written while the model runs.
 
-The hook thread hands over private CPU copies with :meth:`ShardWriter.put` (already
-hashed and de-duplicated by the capture); the writer thread appends them to the
-current shard, which is written once it reaches ``shard_bytes``. The thread does I/O
-only, which releases the GIL, so the model's Python code keeps running. ``put``
-blocks while more than ``queue_bytes`` wait, so memory stays bounded whatever the
-number of batches.
+:meth:`ShardWriter.put` copies a tensor's bytes, at once, into the next free place of
+the current shard's image: fixed-size chunks that are recycled once written, so the
+copy lands in memory that is already mapped (fresh memory costs a page fault per
+4 KiB, measured at 5-15x the copy itself, and a record writes the same activation
+sizes batch after batch). A full chunk goes to the writer thread, which writes it at
+its offset in the shard file. Since the safetensors header comes first, a shard that
+outgrows one chunk reserves room for its header and writes it last, padded with
+spaces as the format allows; a small shard is written in one go with an exact header.
+At most ``queue_bytes`` of chunks exist, so ``put`` waits for the disk rather than
+let memory grow with the number of batches.
+
+(``O_DIRECT`` writes straight from the chunks were tried: they spare the page-cache
+copy, but on the 2-core CI machine full capture got 1.4x slower, the disk's direct
+throughput under load being the limit. See BENCHMARKS.md.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import mmap
+import os
 import queue
 import struct
 import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from parity.errors import RecordError
-from parity.records.stats import summarize as summarize_tensor
 
 SHARD_BYTES = 64 << 20
 QUEUE_BYTES = 128 << 20
+CHUNK_BYTES = 8 << 20
+_ALIGN = 4096  # chunks and the reserved header room are whole pages
+_MIN_RESERVE = 16 << 10
+_MAX_RESERVE = 8 << 20
 _STOP = object()
 
 
@@ -67,57 +83,81 @@ def write_safetensors(path: Path, named: list[tuple[str, Any]], metadata: dict[s
 
 
 class ShardWriter:
-    """Writes tensors into ``directory/NNNNN.safetensors`` from a background thread.
+    """Writes tensors into ``directory/NNNNN.safetensors``; the files are written by a
+    background thread while the caller goes on.
 
     After :meth:`close`, ``blobs[name]`` is ``{"shard", "tensor"}`` (``tensor`` is the
-    stored name: another name's for a duplicate, None when the dtype has no safetensors
-    name), plus ``hash`` and ``stats`` when the thread summarised it.
+    stored name, None when the dtype has no safetensors name).
     """
 
     def __init__(self, directory: Path, rel_prefix: str, *, shard_bytes: int = SHARD_BYTES,
-                 queue_bytes: int = QUEUE_BYTES) -> None:
+                 queue_bytes: int = QUEUE_BYTES, chunk_bytes: int = CHUNK_BYTES) -> None:
         self.directory = directory
         self.rel_prefix = rel_prefix
         self.shard_bytes = shard_bytes
-        self.queue_bytes = queue_bytes
+        self.chunk_bytes = _round_up(max(_ALIGN, min(chunk_bytes, shard_bytes)), _ALIGN)
+        self.max_chunks = max(2, queue_bytes // self.chunk_bytes)
         self.blobs: dict[str, dict[str, Any]] = {}
         self.bytes_written = 0
         self.shards: list[str] = []
+        self.peak_chunks = 0  # most chunks that ever existed at once (memory bound, for tests)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._pending = 0
         self._cond = threading.Condition()
+        self._free: list[Any] = []
+        self._chunks = 0
         self._error: BaseException | None = None
-        self._current: list[tuple[str, Any]] = []
-        self._current_bytes = 0
-        self._seen: dict[tuple[str, str, tuple[int, ...]], str] = {}
+        # The shard being filled (caller's thread only).
+        self._header: dict[str, Any] = {}
+        self._header_bytes = 2
+        self._size = 0  # data bytes in the shard
+        self._chunk: Any = None  # (mmap, numpy view) being filled
+        self._fill = 0
+        self._chunk_index = 0
+        self._reserve = 0  # header room in a streamed shard, 0 while it fits one chunk
         self._thread = threading.Thread(target=self._run, name="parity-shard-writer", daemon=True)
         self._thread.start()
 
-    def put(self, name: str, tensor: Any, summarize: bool | None = None) -> None:
-        """Queue a CPU tensor under a unique ``name`` (the writer owns it from now on).
+    # -- caller's thread -------------------------------------------------------------------
+    def put(self, name: str, tensor: Any) -> None:
+        """Copy ``tensor``'s current values into the shard under a unique ``name``; later
+        changes to ``tensor`` do not reach the record. May wait for the disk."""
+        import torch
 
-        ``summarize`` None: store as is (the caller hashed and de-duplicated it). False:
-        the thread hashes it and stores it once per content (hash, dtype, shape). True:
-        the same plus its stats. Blocks while the queue holds more than ``queue_bytes``.
-        """
-        self.put_many([(name, tensor)], summarize)
+        self._raise_if_failed()
+        dtype = safetensors_dtype(tensor.dtype)
+        if dtype is None:
+            self.blobs[name] = {"shard": None, "tensor": None}
+            return
+        nbytes = tensor.numel() * tensor.element_size()
+        shape = list(tensor.shape)
+        # An upper bound of the entry's JSON: keys and punctuation, and 21 per number.
+        entry_bytes = len(json.dumps(name)) + 60 + 21 * (len(shape) + 2)
+        if self._reserve and self._header_bytes + entry_bytes > self._reserve - 8:
+            self._finish_shard()  # a streamed shard's header must fit the room reserved for it
+        self._header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [self._size, self._size + nbytes]}
+        self._header_bytes += entry_bytes
+        self.blobs[name] = {"shard": None, "tensor": name}
+        if nbytes:
+            data = tensor.detach().reshape(-1).contiguous().view(torch.uint8)
+            self._copy_in(data.numpy() if data.device.type == "cpu" else data, nbytes)
+        self._size += nbytes
+        if self._size >= self.shard_bytes:
+            self._finish_shard()
 
-    def put_many(self, named: list[tuple[str, Any]], summarize: bool | None = None) -> None:
-        """:meth:`put` for several tensors at once: one hand-over to the thread instead
-        of one per tensor (each wakes the writer and costs a GIL switch)."""
-        items = [(name, t, t.numel() * t.element_size(), summarize) for name, t in named]
-        nbytes = sum(item[2] for item in items)
-        with self._cond:
-            while self._pending > self.queue_bytes and self._error is None:
-                self._cond.wait()
-            self._raise_if_failed()
-            self._pending += nbytes
-        self._queue.put(items)
+    def put_many(self, named: list[tuple[str, Any]]) -> None:
+        """:meth:`put` for several tensors."""
+        for name, tensor in named:
+            self.put(name, tensor)
 
     def close(self) -> dict[str, dict[str, Any]]:
-        """Flush, stop the thread and return ``blobs``; re-raises a writer failure."""
-        self._queue.put(_STOP)
-        self._thread.join()
+        """Write what is left, stop the thread and return ``blobs``; re-raises a writer failure."""
+        try:
+            if self._header:
+                self._finish_shard()
+        finally:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._release()
         self._raise_if_failed()
         return self.blobs
 
@@ -125,6 +165,94 @@ class ShardWriter:
         """Stop the thread after a failure elsewhere; its own errors are dropped."""
         self._queue.put(_STOP)
         self._thread.join()
+        self._release()
+
+    def location(self, name: str) -> tuple[str | None, str | None]:
+        """(shard relpath, stored tensor name) of a put name, after close()."""
+        blob = self.blobs.get(name)
+        if blob is None or blob["tensor"] is None:
+            return None, None
+        return self.blobs[blob["tensor"]]["shard"], blob["tensor"]
+
+    def _copy_in(self, data: Any, nbytes: int) -> None:
+        """Copy ``nbytes`` of flat uint8 ``data`` (numpy, or a torch tensor on a device)
+        into the shard's chunks, handing each full chunk to the thread."""
+        import torch
+
+        done = 0
+        while done < nbytes:
+            if self._chunk is None:
+                self._chunk = self._take_chunk()
+                self._fill = 0
+            view = self._chunk[1]
+            k = min(nbytes - done, self.chunk_bytes - self._fill)
+            if isinstance(data, np.ndarray):
+                np.copyto(view[self._fill:self._fill + k], data[done:done + k])
+            else:
+                torch.from_numpy(view[self._fill:self._fill + k]).copy_(data[done:done + k])
+            self._fill += k
+            done += k
+            if self._fill == self.chunk_bytes:
+                self._stream_chunk()
+
+    def _stream_chunk(self) -> None:
+        """Hand the current chunk to the thread, reserving header room on the shard's first."""
+        if not self._reserve:
+            projected = self._header_bytes * max(1, self.shard_bytes // max(self._size + self._fill, 1))
+            self._reserve = _round_up(min(max(_MIN_RESERVE, 2 * projected + 8), _MAX_RESERVE), _ALIGN)
+        offset = self._reserve + self._chunk_index * self.chunk_bytes
+        self._queue.put(("write", len(self.shards), offset, self._chunk, _round_up(self._fill, _ALIGN)))
+        self._chunk, self._fill = None, 0
+        self._chunk_index += 1
+
+    def _finish_shard(self) -> None:
+        rel = f"{self.rel_prefix}/{len(self.shards):05d}.safetensors"
+        names = list(self._header)
+        header = json.dumps(self._header, separators=(",", ":")).encode("utf-8")
+        if not self._reserve:  # the whole shard sits in one chunk: one buffered write, exact header
+            header += b" " * (-len(header) % 8)
+            self._queue.put(("small", rel, header, self._chunk, self._size, names))
+            total = 8 + len(header) + self._size
+        else:
+            if self._fill:
+                self._stream_chunk()
+            if len(header) > self._reserve - 8:  # cannot happen: put() starts a new shard first
+                raise RecordError(f"{rel}: header outgrew its reserved {self._reserve} bytes")
+            header += b" " * (self._reserve - 8 - len(header))
+            self._queue.put(("finish", len(self.shards), rel, header, self._reserve + self._size, names))
+            total = self._reserve + self._size
+        self.bytes_written += total
+        self.shards.append(rel)
+        self._header, self._header_bytes, self._size = {}, 2, 0
+        self._chunk, self._fill, self._chunk_index, self._reserve = None, 0, 0, 0
+
+    def _take_chunk(self) -> tuple[Any, Any]:
+        with self._cond:
+            while not self._free and self._chunks >= self.max_chunks and self._error is None:
+                self._cond.wait()
+            self._raise_if_failed()
+            if self._free:
+                return self._free.pop()  # type: ignore[no-any-return]
+            self._chunks += 1
+            self.peak_chunks = max(self.peak_chunks, self._chunks)
+        buffer = mmap.mmap(-1, self.chunk_bytes)
+        return buffer, np.frombuffer(buffer, dtype=np.uint8)
+
+    def _give_back(self, chunk: Any) -> None:
+        if chunk is not None:
+            with self._cond:
+                self._free.append(chunk)
+                self._cond.notify_all()
+
+    def _release(self) -> None:
+        """Unmap the chunks (after the thread has stopped and given every chunk back)."""
+        with self._cond:
+            buffers = [buffer for buffer, _ in self._free]
+            self._free.clear()
+        self._chunk = None
+        for buffer in buffers:
+            with contextlib.suppress(BufferError):  # a numpy view still alive: left to the GC
+                buffer.close()
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
@@ -133,51 +261,93 @@ class ShardWriter:
                                   fix="free disk space or choose another -o path") from self._error
             raise self._error
 
+    # -- writer thread -----------------------------------------------------------------------
     def _run(self) -> None:
+        files: dict[int, _ShardFile] = {}
         try:
-            while (items := self._queue.get()) is not _STOP:
-                for item in items:
-                    self._store(*item)
-            self._flush()
-        except BaseException as exc:  # handed to the hook thread by put()/close()
-            self._error = exc
+            while (item := self._queue.get()) is not _STOP:
+                if self._error is not None:  # failed: drain, give chunks back so put() can raise
+                    self._give_back(item[3] if item[0] in ("write", "small") else None)
+                    continue
+                try:
+                    self._do(item, files)
+                except BaseException as exc:
+                    self._error = exc
+                    with self._cond:
+                        self._cond.notify_all()
         finally:
-            with self._cond:
-                self._cond.notify_all()
+            for f in files.values():
+                f.close()
 
-    def _store(self, name: str, tensor: Any, nbytes: int, summarize: bool | None) -> None:
-        blob: dict[str, Any] = {"shard": None, "tensor": None}
-        if summarize is not None:
-            stats, digest = summarize_tensor(tensor, summarize)
-            blob.update(hash=digest, stats=stats)
-            stored = self._seen.setdefault((digest, str(tensor.dtype), tuple(tensor.shape)), name)
-            if stored != name:
-                blob["tensor"] = stored
-        if blob["tensor"] is None and safetensors_dtype(tensor.dtype) is not None:
-            blob["tensor"] = name
-            self._current.append((name, tensor))
-            self._current_bytes += nbytes
-        self.blobs[name] = blob
-        if self._current_bytes >= self.shard_bytes:
-            self._flush()
-        with self._cond:
-            self._pending -= nbytes
-            self._cond.notify_all()
+    def _do(self, item: tuple[Any, ...], files: dict[int, _ShardFile]) -> None:
+        kind = item[0]
+        if kind == "write":
+            _, index, offset, chunk, length = item
+            try:
+                if index not in files:
+                    self.directory.mkdir(parents=True, exist_ok=True)
+                    files[index] = _ShardFile(self.directory / f"{index:05d}.safetensors")
+                files[index].write(memoryview(chunk[0])[:length], offset)
+            finally:
+                self._give_back(chunk)
+        elif kind == "small":
+            _, rel, header, chunk, size, names = item
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                with open(self.directory / Path(rel).name, "wb") as f:
+                    f.write(struct.pack("<Q", len(header)))
+                    f.write(header)
+                    if size:
+                        f.write(memoryview(chunk[0])[:size])
+            finally:
+                self._give_back(chunk)
+            self._mark(rel, names)
+        else:  # finish a streamed shard: header into its reserved room, exact length
+            _, index, rel, header, total, names = item
+            shard = files.pop(index)
+            block = mmap.mmap(-1, 8 + len(header))
+            try:
+                block.write(struct.pack("<Q", len(header)))
+                block.write(header)
+                shard.write(memoryview(block), 0)
+            finally:
+                block.close()
+            shard.finish(total)
+            self._mark(rel, names)
 
-    def _flush(self) -> None:
-        if not self._current:
-            return
-        rel = f"{self.rel_prefix}/{len(self.shards):05d}.safetensors"
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.bytes_written += write_safetensors(self.directory / Path(rel).name, self._current)
-        self.shards.append(rel)
-        for name, _ in self._current:
+    def _mark(self, rel: str, names: list[str]) -> None:
+        for name in names:
             self.blobs[name]["shard"] = rel
-        self._current, self._current_bytes = [], 0
 
-    def location(self, name: str) -> tuple[str | None, str | None]:
-        """(shard relpath, stored tensor name) of a put name, after close()."""
-        blob = self.blobs.get(name)
-        if blob is None or blob["tensor"] is None:
-            return None, None
-        return self.blobs[blob["tensor"]]["shard"], blob["tensor"]
+
+class _ShardFile:
+    """One shard file, written at offsets."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644)
+
+    def write(self, data: memoryview, offset: int) -> None:
+        _pwrite_all(self.fd, data, offset)
+
+    def finish(self, size: int) -> None:
+        os.ftruncate(self.fd, size)  # drop the last chunk's padding
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    while len(data):
+        if hasattr(os, "pwrite"):
+            n = os.pwrite(fd, data, offset)
+        else:  # Windows
+            os.lseek(fd, offset, os.SEEK_SET)
+            n = os.write(fd, data)
+        data, offset = data[n:], offset + n
+
+
+def _round_up(n: int, to: int) -> int:
+    return -(-n // to) * to
