@@ -13,8 +13,11 @@ Measures, in one run with interleaved repetitions and medians (the machine is sh
    every op) and the transformers model-addition debugger, if importable.
 
 Capture here is the hot path of `parity record` (hooks, stats, samples, copies, the
-background shard writer, waited for until every shard is on disk); the full `record()`
-also hashes its files into the manifest, reported separately as end-to-end time.
+background shard writer, waited for until every shard is written). Each timed
+repetition of 1. and 2. is one capture session of ``--session-batches`` forwards (4),
+as `record()` runs its batches: hooks registered and the writer started once per
+session, not per batch; figures are per forward, set-up included. (The manifest's
+file hashing at the end of `record()` is not part of the per-batch path.)
 
     .venv/bin/python benchmarks/capture_overhead.py [--reps 7] [--json]
 
@@ -108,24 +111,37 @@ class ConvNet(nn.Module):
         return self.head(self.features(x).flatten(1))
 
 
-def plain(model: nn.Module, x: Any) -> Callable[[], int]:
+def _call(model: nn.Module, x: Any) -> Any:
+    return model(**x) if isinstance(x, dict) else model(x)
+
+
+def plain(model: nn.Module, xs: Any, batches: int = 1) -> Callable[[], int]:
+    """``batches`` plain forwards; ``xs`` is one batch or a list of distinct batches."""
+    xs = xs if isinstance(xs, list) else [xs]
+
     def run() -> int:
         with torch.no_grad():
-            model(**x) if isinstance(x, dict) else model(x)
+            for batch in range(batches):
+                _call(model, xs[batch % len(xs)])
         return 0
 
     return run
 
 
-def captured(model: nn.Module, x: Any, level: str, root: Path) -> Callable[[], int]:
-    """One forward under capture, waiting for the writer; returns bytes written."""
+def captured(model: nn.Module, xs: Any, level: str, root: Path, batches: int = 1) -> Callable[[], int]:
+    """``batches`` forwards in one capture session, as `record()` runs them (hooks
+    registered and the writer started once, entries built and samples handed over per
+    batch), waiting at the end until every shard is written; returns bytes written.
+    The batches must differ (``xs``), or full capture stores the repeats as duplicates."""
+    xs = xs if isinstance(xs, list) else [xs]
 
     def run() -> int:
         out = Path(tempfile.mkdtemp(dir=root))
         writer = ShardWriter(out / "activations", "activations")
         with torch.no_grad(), LayerCapture(model, level, writer) as hooks:
-            hooks.begin_batch(0)
-            model(**x) if isinstance(x, dict) else model(x)
+            for batch in range(batches):
+                hooks.begin_batch(batch)
+                _call(model, xs[batch % len(xs)])
         writer.close()
         hooks.resolve()
         written = writer.bytes_written
@@ -175,13 +191,17 @@ def disk_bandwidth(root: Path, nbytes: int) -> dict[str, float]:
     return result
 
 
-def overhead(name: str, model: nn.Module, x: Any, reps: int, root: Path) -> dict[str, Any]:
-    res = interleaved({"plain": plain(model, x), "stats": captured(model, x, "stats", root),
-                       "full": captured(model, x, "full", root)}, reps)
-    bw = disk_bandwidth(root, max(res["full"]["bytes"], 64 * MB))
+def overhead(name: str, model: nn.Module, xs: list[Any], reps: int, root: Path, batches: int) -> dict[str, Any]:
+    res = interleaved({"plain": plain(model, xs, batches), "stats": captured(model, xs, "stats", root, batches),
+                       "full": captured(model, xs, "full", root, batches)}, reps)
+    for r in res.values():  # per batch
+        r["median_s"] /= batches
+        r["bytes"] //= batches
+    bw = disk_bandwidth(root, max(res["full"]["bytes"] * batches, 64 * MB))
     io_floor = res["full"]["bytes"] / bw["fsync"]  # the disk's own sequential bandwidth
     return {
-        "model": name, "timings": res, "disk_bandwidth_Bps": bw, "full_bytes": res["full"]["bytes"],
+        "model": name, "batches_per_session": batches, "timings": res, "disk_bandwidth_Bps": bw,
+        "full_bytes": res["full"]["bytes"],
         "stats_ratio": res["stats"]["median_s"] / res["plain"]["median_s"],
         "full_ratio_vs_plain": res["full"]["median_s"] / res["plain"]["median_s"],
         "full_io_floor_s": io_floor,
@@ -306,6 +326,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--batches", type=int, default=50)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--session-batches", type=int, default=4,
+                    help="forwards per capture session in the overhead timing [default: 4]; times are per forward")
     ap.add_argument("--memory-child", choices=["plain", "full"])
     ap.add_argument("--skip", nargs="*", default=[], choices=["minilm", "conv", "memory", "others"])
     ap.add_argument("--threads", type=int, help="torch intra-op threads [default: torch's own]")
@@ -324,10 +346,12 @@ def main() -> None:
         batch = pre(texts(32))
         report["minilm_tokens"] = list(batch["input_ids"].shape)
         if "minilm" not in args.skip:
-            report["minilm"] = overhead("minilm-b32", model, batch, args.reps, root)
+            sessions = [pre(texts(32 * (i + 1))[32 * i:]) for i in range(args.session_batches)]  # distinct batches
+            report["minilm"] = overhead("minilm-b32", model, sessions, args.reps, root, args.session_batches)
         if "conv" not in args.skip:
             torch.manual_seed(0)
-            report["conv"] = overhead("convnet-b32-64px", ConvNet().eval(), torch.randn(32, 3, 64, 64), args.reps, root)
+            images = [torch.randn(32, 3, 64, 64) for _ in range(args.session_batches)]
+            report["conv"] = overhead("convnet-b32-64px", ConvNet().eval(), images, args.reps, root, args.session_batches)
         if "others" not in args.skip:
             report["others"] = others(model, batch, max(3, args.reps // 2), root)
     if "memory" not in args.skip:
