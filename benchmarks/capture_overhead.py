@@ -153,7 +153,9 @@ def captured(model: nn.Module, xs: Any, level: str, root: Path, batches: int = 1
 
 
 def interleaved(modes: dict[str, Callable[[], int]], reps: int) -> dict[str, dict[str, Any]]:
-    """Median seconds per mode; the order rotates every repetition."""
+    """Median seconds per mode; the order rotates every repetition. After each run, and
+    outside its time, dirty pages are synced, so one mode's background writeback (full
+    capture leaves hundreds of MB of it) is not charged to whichever mode runs next."""
     names = list(modes)
     for name in names:  # warm-up
         modes[name]()
@@ -164,7 +166,9 @@ def interleaved(modes: dict[str, Callable[[], int]], reps: int) -> dict[str, dic
             start = time.perf_counter()
             written[name] = modes[name]()
             samples[name].append(time.perf_counter() - start)
-    return {n: {"median_s": statistics.median(s), "samples_s": s, "bytes": written[n]} for n, s in samples.items()}
+            os.sync()
+    return {n: {"median_s": statistics.median(s), "min_s": min(s), "samples_s": s, "bytes": written[n]}
+            for n, s in samples.items()}
 
 
 def disk_bandwidth(root: Path, nbytes: int) -> dict[str, float]:

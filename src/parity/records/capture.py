@@ -93,6 +93,11 @@ class LayerCapture:
         self._counts[path] = call + 1
         self._open_calls.setdefault(path, []).append(call)
         key = f"{path}#{call}"
+        if not kwargs and len(args) == 1 and type(args[0]) is self._tensor_type:  # most calls: one tensor
+            stored = {"tuple": [{"tensor": self._store_input(key, "/args", "/0", args[0])}]}
+            self.module_inputs.append({"key": key, "module": path, "call": call, "batch": self.batch,
+                                       "args": stored, "kwargs": {"dict": {}, "class": "dict"}})
+            return
         self.module_inputs.append({
             "key": key, "module": path, "call": call, "batch": self.batch,
             "args": structure(tuple(args), partial(self._store_input, key, "/args")),
