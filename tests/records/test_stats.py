@@ -98,3 +98,42 @@ def test_one_pass_summary_finds_nan_in_a_late_chunk() -> None:
     t[1_900_000] = float("nan")
     stats, _ = summarize(t)
     assert stats is not None and stats["nan"] == 1 and stats["max"] == pytest.approx(float(t.nan_to_num(-9).max()))
+
+
+@pytest.mark.parametrize("t", [
+    torch.randn(3, 5000),                                   # several hash blocks and a tail
+    torch.randn(64, 64).t(),                                # not contiguous
+    torch.randn(4097).half(),
+    torch.arange(70_000) * 7,                               # int64: stats in float64
+    torch.rand(9000) > 0.3,                                 # bool
+    torch.tensor([1.0, float("nan"), float("inf"), -2.0]),  # non-finite: counted, not summed
+    torch.full((5000,), 1e4) + torch.arange(5000) * 1e-3,   # cancellation: exact variance
+    torch.randn(300, 7).bfloat16(),                         # no numpy twin: the general path
+    torch.zeros(0, 3),
+    torch.randn(4, 4, dtype=torch.complex64),
+], ids=["f32", "strided", "f16", "i64", "bool", "nonfinite", "cancel", "bf16", "empty", "complex"])
+def test_hook_read_path_gives_the_same_summary_as_the_general_one(t: torch.Tensor) -> None:
+    from parity.records.stats import read_summary, summarize, take_sample
+
+    got = read_summary(t, True, seed=3)
+    stats, digest = summarize(t)
+    assert got.hash == digest == content_hash(t)
+    assert (got.stats is None) == (stats is None)
+    for name, value in (stats or {}).items():
+        assert got.stats is not None and got.stats[name] == pytest.approx(value, rel=1e-5, abs=1e-6, nan_ok=True), name
+    if stats is not None:
+        expected = take_sample(t.reshape(-1), 3)
+        sample = torch.as_tensor(got.sample).view(expected.dtype)
+        assert torch.equal(sample.view(torch.uint8), expected.view(torch.uint8))  # bitwise: NaN too
+    assert list(got.shape) == list(t.shape) and got.dtype == t.dtype
+
+
+def test_device_block_hashes_match_the_host_ones() -> None:
+    """The accelerator path (torch int32 arithmetic) gives the host's bytes; run here on
+    CPU tensors, with words that overflow int32 products and sums."""
+    from parity.records.stats import _BLOCK, _device_block_hashes, _hash_keys
+
+    raw = torch.randint(0, 256, (4 * _BLOCK * 5,), dtype=torch.uint8)
+    raw[: 4 * _BLOCK] = 255  # every word 0xFFFFFFFF
+    host = np.einsum("ij,j->i", raw.numpy().view("<u4").reshape(-1, _BLOCK), _hash_keys()).astype("<u4").tobytes()
+    assert _device_block_hashes(raw) == host

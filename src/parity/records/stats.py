@@ -65,20 +65,6 @@ def _index_array(numel: int, seed: int, size: int) -> Any:
     return np.asarray(sample_indices(numel, seed, size), dtype=np.int64)
 
 
-def cpu_copy(t: Any) -> Any:
-    """A private, contiguous CPU copy of ``t``. On CPU the bytes are copied by numpy:
-    one memcpy, no intra-op thread pool (which costs milliseconds per op when the
-    machine is busy)."""
-    import torch
-
-    t = t.detach()
-    if t.device.type != "cpu":
-        return t.to("cpu", copy=True).contiguous()
-    flat = t.reshape(-1)
-    raw = flat.view(torch.uint8).numpy().copy() if flat.numel() else np.zeros(0, np.uint8)
-    return torch.from_numpy(raw).view(t.dtype).reshape(t.shape)
-
-
 def _numpy_view(flat: Any) -> Any:
     """A zero-copy numpy view of a flat CPU tensor whose dtype numpy has, else None."""
     if flat.device.type != "cpu" or flat.dtype not in _numpy_dtypes():
