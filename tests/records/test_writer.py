@@ -30,6 +30,12 @@ MIXED = {
 }
 
 
+@pytest.fixture(params=[False, True], ids=["thread", "inline"])
+def inline(request: pytest.FixtureRequest) -> bool:
+    """Both ways of writing: a writer thread, or the caller's thread when no core is spare."""
+    return bool(request.param)
+
+
 def _read_all(directory: Path) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for f in sorted(directory.iterdir()):
@@ -37,8 +43,8 @@ def _read_all(directory: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def test_shards_are_size_bounded_and_readable(tmp_path: Path) -> None:
-    writer = ShardWriter(tmp_path / "activations", "activations", shard_bytes=100_000)
+def test_shards_are_size_bounded_and_readable(tmp_path: Path, inline: bool) -> None:
+    writer = ShardWriter(tmp_path / "activations", "activations", shard_bytes=100_000, inline=inline)
     tensors = {f"t{i}": torch.full((10_000,), float(i)) for i in range(12)}  # 40 kB each
     for name, t in tensors.items():
         writer.put(name, t)
@@ -51,8 +57,8 @@ def test_shards_are_size_bounded_and_readable(tmp_path: Path) -> None:
         assert shard is not None and torch.equal(load_file(str(tmp_path / shard))[stored], t)
 
 
-def test_every_dtype_and_layout_round_trips_across_chunks(tmp_path: Path) -> None:
-    writer = ShardWriter(tmp_path / "a", "a", shard_bytes=1 << 20, chunk_bytes=64 << 10)
+def test_every_dtype_and_layout_round_trips_across_chunks(tmp_path: Path, inline: bool) -> None:
+    writer = ShardWriter(tmp_path / "a", "a", shard_bytes=1 << 20, chunk_bytes=64 << 10, inline=inline)
     writer.put_many(list(MIXED.items()))
     writer.close()
     back = _read_all(tmp_path / "a")
@@ -61,8 +67,8 @@ def test_every_dtype_and_layout_round_trips_across_chunks(tmp_path: Path) -> Non
         assert back[name].dtype == t.dtype and torch.equal(back[name], t), name
 
 
-def test_streamed_shard_reserves_its_header_and_is_truncated_exactly(tmp_path: Path) -> None:
-    writer = ShardWriter(tmp_path / "a", "a", shard_bytes=1 << 20, chunk_bytes=64 << 10)
+def test_streamed_shard_reserves_its_header_and_is_truncated_exactly(tmp_path: Path, inline: bool) -> None:
+    writer = ShardWriter(tmp_path / "a", "a", shard_bytes=1 << 20, chunk_bytes=64 << 10, inline=inline)
     writer.put("big", MIXED["big"])
     writer.put("tail", torch.ones(3))  # ends the data at an unaligned length
     writer.close()
@@ -74,13 +80,27 @@ def test_streamed_shard_reserves_its_header_and_is_truncated_exactly(tmp_path: P
     assert len(raw) == 8 + n + header["tail"]["data_offsets"][1]
 
 
-def test_values_are_copied_when_put(tmp_path: Path) -> None:
-    writer = ShardWriter(tmp_path / "a", "a")
+def test_values_are_copied_when_put(tmp_path: Path, inline: bool) -> None:
+    writer = ShardWriter(tmp_path / "a", "a", chunk_bytes=64 << 10, inline=inline)
+    writer.put("small", torch.zeros(10))  # inline: the next put goes straight to the file
     t = torch.zeros(50_000)
     writer.put("before", t)
     t.add_(1)  # an in-place op after the hook must not reach the record
     writer.close()
     assert torch.equal(_read_all(tmp_path / "a")["before"], torch.zeros(50_000))
+
+
+def test_accelerator_style_tensors_go_through_chunks_inline(tmp_path: Path, monkeypatch) -> None:
+    """Inline writes go straight from CPU tensors; anything else is copied into a chunk.
+    (A CUDA tensor cannot be faked here, so the chunk path is checked on the streamed
+    shard with a tensor larger than a chunk, which still has to be split.)"""
+    writer = ShardWriter(tmp_path / "a", "a", shard_bytes=1 << 20, chunk_bytes=16 << 10, inline=True)
+    writer.put("first", torch.ones(100))
+    writer.put("big", MIXED["big"])
+    writer.put("after", torch.arange(10.0))
+    writer.close()
+    back = _read_all(tmp_path / "a")
+    assert torch.equal(back["big"], MIXED["big"]) and torch.equal(back["after"], torch.arange(10.0))
 
 
 class SlowDisk(ShardWriter):
@@ -89,8 +109,9 @@ class SlowDisk(ShardWriter):
         super()._do(item, files)
 
 
-def test_memory_is_bounded_whatever_the_number_of_tensors(tmp_path: Path) -> None:
-    writer = SlowDisk(tmp_path / "a", "a", shard_bytes=1 << 20, chunk_bytes=64 << 10, queue_bytes=256 << 10)
+def test_memory_is_bounded_whatever_the_number_of_tensors(tmp_path: Path, inline: bool) -> None:
+    writer = SlowDisk(tmp_path / "a", "a", shard_bytes=1 << 20, chunk_bytes=64 << 10, queue_bytes=256 << 10,
+                      inline=inline)
     item = 40_000
     for i in range(60):  # 2.4 MB through four 64 kB chunks
         writer.put(f"t{i}", torch.randn(item // 4))
@@ -99,8 +120,8 @@ def test_memory_is_bounded_whatever_the_number_of_tensors(tmp_path: Path) -> Non
     assert writer.bytes_written >= 60 * item and len(_read_all(tmp_path / "a")) == 60
 
 
-def test_header_room_running_out_starts_a_new_shard(tmp_path: Path) -> None:
-    writer = ShardWriter(tmp_path / "a", "a", shard_bytes=4 << 20, chunk_bytes=16 << 10)
+def test_header_room_running_out_starts_a_new_shard(tmp_path: Path, inline: bool) -> None:
+    writer = ShardWriter(tmp_path / "a", "a", shard_bytes=4 << 20, chunk_bytes=16 << 10, inline=inline)
     writer.put("first", torch.randn(8192))  # streams at once, reserving room for a small header
     names = [f"layer.{i}.with.a.long.module.path#0/out/{i}" for i in range(2000)]
     for name in names:
@@ -111,19 +132,20 @@ def test_header_room_running_out_starts_a_new_shard(tmp_path: Path) -> None:
     assert set(back) == {"first", *names}
 
 
-def test_write_failure_becomes_a_record_error(tmp_path: Path) -> None:
+def test_write_failure_becomes_a_record_error(tmp_path: Path, inline: bool) -> None:
     blocker = tmp_path / "a"
     blocker.write_text("a file where the folder should be")
-    writer = ShardWriter(blocker, "a", shard_bytes=10)
-    writer.put("t", torch.ones(100))
+    writer = ShardWriter(blocker, "a", shard_bytes=10, inline=inline)
     with pytest.raises(RecordError, match="cannot write activations"):
+        writer.put("t", torch.ones(100))  # inline, the write (and its failure) happens here
         writer.close()
+    writer.abort()
 
 
-def test_failure_while_streaming_reaches_the_producer(tmp_path: Path) -> None:
+def test_failure_while_streaming_reaches_the_producer(tmp_path: Path, inline: bool) -> None:
     blocker = tmp_path / "a"
     blocker.write_text("a file where the folder should be")
-    writer = ShardWriter(blocker, "a", chunk_bytes=16 << 10, queue_bytes=32 << 10)
+    writer = ShardWriter(blocker, "a", chunk_bytes=16 << 10, queue_bytes=32 << 10, inline=inline)
     with pytest.raises(RecordError, match="cannot write activations"):
         for i in range(200):  # far more than the queue holds: put() must raise, not hang
             writer.put(f"t{i}", torch.randn(8192))
