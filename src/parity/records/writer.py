@@ -11,6 +11,11 @@ spaces as the format allows; a small shard is written in one go with an exact he
 At most ``queue_bytes`` of chunks exist, so ``put`` waits for the disk rather than
 let memory grow with the number of batches.
 
+Where torch's threads already use every core (``inline``), a writer thread would only
+compete with the model: there, once a shard streams, ``put`` writes a CPU tensor's
+bytes at their offset itself, straight from the tensor, and the kernel's copy into the
+page cache is the only copy.
+
 (``O_DIRECT`` writes straight from the chunks were tried: they spare the page-cache
 copy, but on the 2-core CI machine full capture got 1.4x slower, the disk's direct
 throughput under load being the limit. See BENCHMARKS.md.)
