@@ -122,10 +122,9 @@ class LayerCapture:
     def _read(self, t: Any, path: str, call: int, out: str) -> Summary:
         """The summary of ``t``: read now, or the one already read for this object at this version."""
         version = _version(t)
-        seen = self._seen.get(id(t))
-        if seen is not None and seen[1] == version >= 0 and seen[0]() is t:
-            summary = seen[2]
-            if summary.stats is None and summary.hash is not None and t.numel():
+        summary = self._already_read(t, version)
+        if summary is not None:
+            if self._full and summary.stats is None and t.numel():
                 summary.stats = tensor_stats(t)  # first seen as a module input, which keeps no stats
             return summary
         if self._full:
@@ -153,13 +152,20 @@ class LayerCapture:
 
     def _store_input(self, key: str, where: str, path: str, t: Any) -> str | None:
         version = _version(t)
-        seen = self._seen.get(id(t))
-        if seen is not None and seen[1] == version >= 0 and seen[0]() is t and seen[2].blob:
-            return seen[2].blob
+        seen = self._already_read(t, version)
+        if seen is not None and seen.blob:
+            return seen.blob
         summary = self._store_full(f"{key}/in{where}{path}", t, with_stats=False)
         if summary.blob is not None:
             self._seen[id(t)] = (weakref.ref(t), version, summary)
         return summary.blob
+
+    def _already_read(self, t: Any, version: int) -> Summary | None:
+        """The summary read for this very tensor object at this version in this batch."""
+        seen = self._seen.get(id(t))
+        if seen is not None and seen[1] == version >= 0 and seen[0]() is t:
+            return seen[2]
+        return None
 
     # -- after the forward -------------------------------------------------------------------
     def finish_batch(self) -> None:
