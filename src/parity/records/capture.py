@@ -19,6 +19,7 @@ import weakref
 from functools import partial
 from typing import Any
 
+from parity.records import native
 from parity.records.flatten import flatten, structure
 from parity.records.stats import SAMPLE_SIZE, Summary, read_summary, tensor_stats
 from parity.records.writer import ShardWriter
@@ -65,6 +66,7 @@ class LayerCapture:
         self._seen: dict[int, tuple[Any, int, Summary]] = {}  # id(tensor) -> (weakref, version, summary)
         self._handles: list[Any] = []
         self._stored: dict[tuple[str | None, str, tuple[int, ...]], str] = {}  # content -> blob, whole record
+        native.kernel()  # compiled or loaded now, not inside the first hook
 
     def __enter__(self) -> LayerCapture:
         for path, module in self.model.named_modules():

@@ -25,6 +25,7 @@ from parity.target import (
     LoadedTarget,
     Pipeline,
     TensorInputs,
+    as_pipeline,
     iter_batches,
     load_inputs,
     load_target,
@@ -54,7 +55,7 @@ class RecordResult:
         }
 
 
-def record(target: str | LoadedTarget | Pipeline, inputs: str | Path | list[Any] | None = None,
+def record(target: str | LoadedTarget | Pipeline | Any, inputs: str | Path | list[Any] | None = None,
            out: str | Path | None = None, capture: str = "stats", batch_size: int | None = None,
            calibrate: bool = False, bench: bool = False, seed: int = 0, *, snapshot_env: bool = True,
            overwrite: bool = False, shard_bytes: int = SHARD_BYTES) -> RecordResult:
@@ -93,11 +94,14 @@ def record(target: str | LoadedTarget | Pipeline, inputs: str | Path | list[Any]
                         batches=len(batches), seconds=time.perf_counter() - start, warnings=session.warnings)
 
 
-def _as_loaded(target: str | LoadedTarget | Pipeline) -> LoadedTarget:
+def _as_loaded(target: str | LoadedTarget | Pipeline | Any) -> LoadedTarget:
     if isinstance(target, LoadedTarget):
         return target
     if isinstance(target, Pipeline):
         return LoadedTarget(pipeline=target, spec=target.name or "", kind="pipeline", load_seconds=0.0)
+    if not isinstance(target, (str, Path)):  # a bare nn.Module from the Python API
+        pipeline = as_pipeline("the target object", target)
+        return LoadedTarget(pipeline=pipeline, spec=pipeline.name or "", kind="pipeline", load_seconds=0.0)
     return load_target(str(target))
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from parity.records import native
+
 SAMPLE_SIZE = 64
 _BLOCK = 4096  # uint32 words per hashed block
 _MASK = (1 << 64) - 1
@@ -129,6 +131,9 @@ def _host_block_hashes(words: Any) -> bytes:
     """Block hashes of a (blocks, 4096) uint32 array, on this thread. (Splitting it over
     a second thread was measured slower inside a forward: torch's OpenMP workers spin
     on the other core for milliseconds after each op.)"""
+    fast = native.kernel()
+    if fast is not None and words.flags.c_contiguous:
+        return bytes(fast.block_hashes(words).tobytes())
     return bytes(np.einsum("ij,j->i", words, _hash_keys()).astype("<u4").tobytes())
 
 
@@ -239,8 +244,10 @@ def read_summary(t: Any, with_stats: bool = True, seed: int | None = 0, size: in
     Inside a forward every Python-level operation runs with cold caches (the model's
     kernels evict the interpreter's working set; measured 3-10x slower than in a loop),
     so a CPU tensor numpy can view takes a short path of about twenty operations: one
-    zero-copy view, the block hashes (one einsum), the four reductions in torch (its
-    threads are awake while the model runs) and one fancy index for the sample.
+    zero-copy view, one pass of the compiled kernel (:mod:`parity.records.native`) for
+    the hash blocks and, for float32, the stats, and one fancy index for the sample.
+    Without the kernel, or for other dtypes, the hash blocks are one einsum and the
+    four reductions run in torch (its threads are awake while the model runs).
     Everything else (accelerators, bfloat16, complex, empty) takes :func:`summarize`.
     """
     if t.is_sparse or t.is_quantized:
@@ -254,12 +261,23 @@ def read_summary(t: Any, with_stats: bool = True, seed: int | None = 0, size: in
         sample = take_sample(t.detach().reshape(-1), seed, size) if seed is not None and stats is not None else None
         return Summary(t.shape, t.dtype, stats, sample, digest=digest, tail=None)
     flat = array.reshape(-1)  # a view, or a private copy of a non-contiguous tensor
+    if not flat.flags.c_contiguous:  # a strided 1-D tensor reshapes to a strided view
+        flat = np.ascontiguousarray(flat)
     raw = flat.view(np.uint8)
     nbytes = raw.size
     main = nbytes - nbytes % (4 * _BLOCK)
-    blocks = np.einsum("ij,j->i", raw[:main].view("<u4").reshape(-1, _BLOCK), _hash_keys()) if main else None
     tail = raw[main:].tobytes() if main != nbytes else b""
-    stats = _flat_stats(flat) if with_stats else None
+    fast = native.kernel()
+    if fast is not None and with_stats and flat.dtype == np.float32:  # one pass for all of it
+        blocks, moments = fast.f32_summary(flat, _BLOCK)
+        stats = (_finish(moments, flat.size, lambda: float(np.var(flat, dtype=np.float64)))
+                 if math.isfinite(moments[3]) else _with_nonfinite(flat.astype(np.float64)))
+    else:
+        blocks = None
+        if main:
+            words = raw[:main].view("<u4").reshape(-1, _BLOCK)
+            blocks = fast.block_hashes(words) if fast is not None else np.einsum("ij,j->i", words, _hash_keys())
+        stats = _flat_stats(flat) if with_stats else None
     sample = flat[_index_array(flat.size, seed, size)] if seed is not None else None
     return Summary(t.shape, t.dtype, stats, sample, blocks, tail)
 
