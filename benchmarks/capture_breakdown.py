@@ -55,7 +55,7 @@ def measure(model: torch.nn.Module, x: Any, reps: int) -> dict[str, float]:
             for h in handles:
                 h.remove()
             spent[0] = 0.0
-            writer = ShardWriter(root / f"r{rep}", "a")
+            writer = ShardWriter(root / f"r{rep}", "a", direct=False)  # as record() does for stats
             start = time.perf_counter()
             with torch.no_grad(), LayerCapture(model, "stats", writer) as hooks:
                 hooks.begin_batch(0)

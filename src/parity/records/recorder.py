@@ -152,7 +152,9 @@ class _Session:
         layers = self.capture != "outputs" and self.why_not_hooked is None
         if self.capture != "outputs" and self.why_not_hooked:
             self.warnings.append(f"layers not captured: {self.why_not_hooked}")
-        writer = ShardWriter(self.root / fmt.ACTIVATIONS, fmt.ACTIVATIONS, shard_bytes=self.shard_bytes) if layers else None
+        # Stats capture writes only a few KB of samples per batch: no O_DIRECT probe, no thread.
+        writer = ShardWriter(self.root / fmt.ACTIVATIONS, fmt.ACTIVATIONS, shard_bytes=self.shard_bytes,
+                             direct=None if self.capture == "full" else False) if layers else None
         hooks = LayerCapture(self.pipeline.model, self.capture, writer, self.seed) if writer else None
         try:
             with torch.no_grad(), hooks or contextlib.nullcontext():
