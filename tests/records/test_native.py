@@ -166,3 +166,11 @@ def test_a_damaged_cached_library_is_rebuilt(fresh: Path) -> None:
     built.write_bytes(b"not a shared library")
     native.kernel.cache_clear()
     assert native.kernel() is not None, native.why_not()
+
+
+def test_a_cache_path_that_is_a_file_falls_back_naming_it(fresh: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh.parent.mkdir(parents=True, exist_ok=True)
+    fresh.write_text("not a folder")
+    assert native.kernel() is None
+    assert str(fresh) in (native.why_not() or "") and "PARITY_CACHE_DIR" in (native.why_not() or "")
+    assert fresh.read_text() == "not a folder"
