@@ -59,7 +59,8 @@ def record(target: str | LoadedTarget | Pipeline | Any, inputs: str | Path | lis
            out: str | Path | None = None, capture: str = "stats", batch_size: int | None = None,
            calibrate: bool = False, bench: bool = False, seed: int = 0, *, snapshot_env: bool = True,
            overwrite: bool = False, shard_bytes: int = SHARD_BYTES) -> RecordResult:
-    """Record ``target`` on ``inputs`` into the directory ``out`` (written atomically).
+    """Record ``target`` (a TARGET spec, a :class:`Pipeline` or a bare ``nn.Module``) on
+    ``inputs`` into the directory ``out`` (written atomically).
 
     ``inputs``: an inputs file, a list of raw inputs (e.g. :func:`load_record_inputs` of
     another record) or None for the pipeline's example inputs. ``batch_size`` None means
