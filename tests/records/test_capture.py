@@ -337,6 +337,6 @@ def test_python_api_takes_a_bare_module_and_refuses_other_objects(tmp_path: Path
     torch.manual_seed(0)
     result = record(LoopNet().eval(), [torch.randn(8) for _ in range(2)], out=tmp_path / "m", snapshot_env=False)
     assert result.layers >= 3 and result.batches == 1
-    with pytest.raises(TargetError, match="expected a parity.Pipeline or a torch.nn.Module"):
+    with pytest.raises(TargetError, match=r"expected a parity\.Pipeline or a torch\.nn\.Module"):
         record(42, [torch.randn(8)], out=tmp_path / "n", snapshot_env=False)
     assert not (tmp_path / "n").exists()
