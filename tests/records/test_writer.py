@@ -3,6 +3,7 @@ memory, copies taken at put time, failures."""
 
 from __future__ import annotations
 
+import errno
 import json
 import struct
 import time
@@ -211,3 +212,31 @@ def test_direct_io_probe_says_no_without_the_flag_or_a_writable_folder(tmp_path:
     assert list(tmp_path.iterdir()) == []  # the probe file is gone, whatever the answer
     monkeypatch.delattr(writer_module.os, "O_DIRECT", raising=False)
     assert not writer_module._direct_io(tmp_path)
+
+
+def test_direct_write_refused_by_the_device_falls_back_to_buffered(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    if not writer_module._direct_io(tmp_path):
+        pytest.skip("this file system does not take O_DIRECT writes")
+    real = writer_module._pwrite_all
+    refused: list[int] = []
+
+    def picky(fd: int, data: memoryview, offset: int) -> None:
+        if fd_flags(fd) & writer_module.os.O_DIRECT:
+            refused.append(offset)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        real(fd, data, offset)
+
+    def fd_flags(fd: int) -> int:
+        import fcntl
+
+        return fcntl.fcntl(fd, fcntl.F_GETFL)
+
+    monkeypatch.setattr(writer_module, "_pwrite_all", picky)
+    tensors = {f"t{i}": torch.randn(20_000) for i in range(12)}
+    writer = ShardWriter(tmp_path / "a", "a", shard_bytes=1 << 20, chunk_bytes=64 << 10, inline=False, direct=True)
+    writer.put_many(list(tensors.items()))
+    writer.close()
+    assert refused  # it tried, was refused, and went on buffered
+    got = _read_all(tmp_path / "a")
+    assert all(torch.equal(got[k], v) for k, v in tensors.items())

@@ -27,6 +27,7 @@ page cache is the only copy.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import mmap
 import os
@@ -336,13 +337,7 @@ class ShardWriter:
         elif kind == "write":
             _, index, offset, chunk, length = item
             try:
-                shard = self._file(index, files)
-                if shard.direct_fd >= 0 and offset % _ALIGN == 0:
-                    # whole pages from a page-aligned chunk; the padding past the data
-                    # (last chunk of a shard) is cut off when the shard is finished
-                    _pwrite_all(shard.direct_fd, memoryview(chunk[0])[:_round_up(length, _ALIGN)], offset)
-                else:
-                    shard.write(memoryview(chunk[0])[:length], offset)
+                self._file(index, files).write_chunk(memoryview(chunk[0]), length, offset)
             finally:
                 self._give_back(chunk)
         elif kind == "small":
@@ -387,6 +382,21 @@ class _ShardFile:
 
     def write(self, data: memoryview, offset: int) -> None:
         _pwrite_all(self.fd, data, offset)
+
+    def write_chunk(self, chunk: memoryview, length: int, offset: int) -> None:
+        """The first ``length`` bytes of a page-aligned chunk at ``offset``: whole pages
+        with O_DIRECT where possible (the padding past the data, in a shard's last
+        chunk, is cut off by :meth:`finish`), else buffered."""
+        if self.direct_fd >= 0 and offset % _ALIGN == 0:
+            try:
+                _pwrite_all(self.direct_fd, chunk[:_round_up(length, _ALIGN)], offset)
+                return
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:  # EINVAL: the device wants other alignment; buffered from now on
+                    raise
+                os.close(self.direct_fd)
+                self.direct_fd = -1
+        _pwrite_all(self.fd, chunk[:length], offset)
 
     def finish(self, size: int) -> None:
         os.ftruncate(self.fd, size)  # drop the last chunk's padding
