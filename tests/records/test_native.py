@@ -174,3 +174,9 @@ def test_a_cache_path_that_is_a_file_falls_back_naming_it(fresh: Path, monkeypat
     assert native.kernel() is None
     assert str(fresh) in (native.why_not() or "") and "PARITY_CACHE_DIR" in (native.why_not() or "")
     assert fresh.read_text() == "not a folder"
+
+
+def test_a_missing_kernel_source_is_not_an_error(fresh: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(native, "_SOURCE", fresh.parent / "gone" / "_summary.c")
+    assert native.kernel() is None
+    assert "could not be set up" in (native.why_not() or "") and "FileNotFoundError" in (native.why_not() or "")

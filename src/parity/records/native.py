@@ -84,20 +84,24 @@ def why_not() -> str | None:
 def kernel() -> Kernel | None:
     """The compiled kernel, or None (the reason is in :func:`why_not`). Never raises."""
     global _why_not
-    if os.environ.get("PARITY_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
-        _why_not = "disabled by PARITY_NATIVE=0"
+    setting = os.environ.get("PARITY_NATIVE", "1").strip()
+    if setting.lower() in ("0", "false", "no", "off"):
+        _why_not = f"disabled by PARITY_NATIVE={setting}"
         return None
     try:
         lib = _load()
+        from parity.records.stats import _hash_keys
+
+        loaded = Kernel(lib, _hash_keys())
+        problem = _self_test(loaded)
     except _Unavailable as exc:
         _why_not = str(exc)
         return None
-    from parity.records.stats import _hash_keys
-
-    loaded = Kernel(lib, _hash_keys())
-    problem = _self_test(loaded)
+    except Exception as exc:  # an optional speed-up: whatever goes wrong, capture goes on without it
+        _why_not = f"the summary kernel could not be set up ({type(exc).__name__}: {exc}); capture uses the numpy path"
+        return None
     if problem:
-        _why_not = f"the compiled kernel failed its self-test ({problem}); using numpy"
+        _why_not = f"the compiled kernel failed its self-test ({problem}); capture uses the numpy path"
         return None
     _why_not = None
     return loaded
