@@ -33,6 +33,12 @@ def _apply_default_mode(path: str | os.PathLike[str], base: int) -> None:
     os.chmod(path, base & ~_umask())
 
 
+def cache_root() -> Path:
+    """parity's per-user cache folder: ``$XDG_CACHE_HOME/parity``, else ``~/.cache/parity``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "parity"
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
     h = hashlib.sha256()

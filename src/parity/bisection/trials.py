@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parity._io import atomic_dir, atomic_write_text
+from parity._io import atomic_dir, atomic_write_text, cache_root
 from parity.errors import BisectError
 
 #: A marker written last into every cached environment: its presence means complete.
@@ -48,8 +48,7 @@ def default_cache_dir() -> Path:
     ``~/.cache/parity/bisect``."""
     if os.environ.get("PARITY_BISECT_CACHE"):
         return Path(os.environ["PARITY_BISECT_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "parity" / "bisect"
+    return cache_root() / "bisect"
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from parity._io import cache_root
+
 _SOURCE = Path(__file__).with_name("_summary.c")
 # Reassociation lets the compiler vectorise the float sums; no finite-math assumption,
 # so NaN and Inf still reach the sum of squares, where the caller looks for them.
@@ -123,11 +125,9 @@ def _compiler() -> list[str]:
 
 
 def cache_dir() -> Path:
+    """Where compiled kernels are kept: ``$PARITY_CACHE_DIR``, else parity's cache folder."""
     explicit = os.environ.get("PARITY_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "parity"
+    return Path(explicit) if explicit else cache_root()
 
 
 def _load() -> Any:
