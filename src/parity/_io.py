@@ -11,12 +11,13 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from parity.errors import ParityError
+from parity.errors import LfsPointerError, ParityError
 
 _CHUNK = 1 << 20
 
@@ -46,6 +47,29 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+#: The first line of every git-LFS pointer file (https://git-lfs.com/spec/v1).
+_LFS_HEADER = b"version https://git-lfs.github.com/spec/v1"
+_LFS_MAX_SIZE = 1024  # pointer files are ~130 bytes; the spec caps them at 1024
+
+
+def is_lfs_pointer(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a small file that starts like a git-LFS pointer."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > _LFS_MAX_SIZE:
+            return False
+        with open(path, "rb") as f:
+            return f.read(len(_LFS_HEADER)) == _LFS_HEADER
+    except OSError:
+        return False
+
+
+def check_not_lfs_pointer(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`~parity.errors.LfsPointerError` (exit 2) when ``path`` is an LFS pointer."""
+    if is_lfs_pointer(path):
+        raise LfsPointerError(path)
 
 
 def sha256_bytes(data: bytes) -> str:

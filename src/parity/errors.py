@@ -52,3 +52,19 @@ class ExportError(ParityError):
 
 class BisectError(ParityError):
     """A bisect could not be set up (bad snapshots, oracle not found)."""
+
+
+#: The exit codes of every command (DESIGN.md): scripts and ``bisect`` read 1 as
+#: "the model diverged", so parity's own bugs never exit 1.
+EXIT_OK = 0
+EXIT_FINDING = 1
+EXIT_USAGE = 2
+EXIT_BUG = 3
+
+
+class LfsPointerError(ParityError):
+    """A file is a git-LFS pointer, not the file it stands for."""
+
+    def __init__(self, path: object) -> None:
+        super().__init__(f"{path} is a git-LFS pointer, not the file", fix="run `git lfs pull`")
+        self.path = path
