@@ -8,8 +8,9 @@ from typing import Any
 import click
 
 from parity._io import dumps_json
+from parity.errors import EXIT_BUG, EXIT_FINDING, EXIT_OK, EXIT_USAGE
 
-EXIT_OK, EXIT_DIVERGENCE, EXIT_USAGE = 0, 1, 2
+__all__ = ["EXIT_BUG", "EXIT_FINDING", "EXIT_OK", "EXIT_USAGE", "console", "emit_json", "json_option"]
 
 
 def emit_json(obj: Any) -> None:

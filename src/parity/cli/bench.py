@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from parity.cli._common import EXIT_DIVERGENCE, EXIT_OK, console, emit_json, json_option
+from parity.cli._common import EXIT_FINDING, EXIT_OK, console, emit_json, json_option
 from parity.errors import BenchError
 
 
@@ -44,7 +44,7 @@ def command(target: str, inputs: str | None, output: str | None, batch_size: int
 
         atomic_write_json(output, doc)
     _render(doc, comparison.to_json() if comparison else None, as_json)
-    return EXIT_DIVERGENCE if comparison is not None and comparison.regression else EXIT_OK
+    return EXIT_FINDING if comparison is not None and comparison.regression else EXIT_OK
 
 
 def _check_output_folder(output: str | None) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from parity.cli._common import EXIT_DIVERGENCE, EXIT_OK, console, emit_json, json_option
+from parity.cli._common import EXIT_FINDING, EXIT_OK, console, emit_json, json_option
 
 _STYLE = {"PASS": "bold green", "FAIL": "bold red", "PASS-with-warnings": "bold yellow"}
 
@@ -28,7 +28,7 @@ def command(out_dir: Path, as_json: bool) -> int:
         emit_json(result.to_json())
     else:
         _render(result)
-    return EXIT_OK if result.ok else EXIT_DIVERGENCE
+    return EXIT_OK if result.ok else EXIT_FINDING
 
 
 def _render(result: Any) -> None:

@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import click
 
-from parity.cli._common import EXIT_DIVERGENCE, EXIT_OK, console, emit_json, json_option
+from parity.cli._common import EXIT_FINDING, EXIT_OK, console, emit_json, json_option
 
 _MAX_CELL = 48
 
@@ -29,7 +29,7 @@ def command(a: str, b: str, requirements: Optional[str], as_json: bool) -> int:
         emit_json(result.to_json())
     else:
         render(result)
-    return EXIT_OK if result.identical else EXIT_DIVERGENCE
+    return EXIT_OK if result.identical else EXIT_FINDING
 
 
 def render(result: Any) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Optional
 
 import click
 
-from parity.cli._common import EXIT_DIVERGENCE, EXIT_OK, emit_json, json_option
+from parity.cli._common import EXIT_FINDING, EXIT_OK, emit_json, json_option
 
 if TYPE_CHECKING:
     from parity.env.doctor import DoctorReport
@@ -37,7 +37,7 @@ def command(requirements: str, snapshot: Optional[str], check_index: bool, as_js
         emit_json(report.to_json())
     else:
         _render(report)
-    return EXIT_OK if report.ok else EXIT_DIVERGENCE
+    return EXIT_OK if report.ok else EXIT_FINDING
 
 
 def _render(report: DoctorReport) -> None:

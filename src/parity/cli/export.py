@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from parity.cli._common import EXIT_DIVERGENCE, EXIT_OK, console, emit_json, json_option
+from parity.cli._common import EXIT_FINDING, EXIT_OK, console, emit_json, json_option
 
 _FORMATS = ("torchscript", "export", "aoti", "onnx")
 
@@ -41,7 +41,7 @@ def command(target: str, fmt: str, output: str, method: str, static: bool, input
         emit_json(doc)
     else:
         _render(doc)
-    return EXIT_OK if result.ok else EXIT_DIVERGENCE
+    return EXIT_OK if result.ok else EXIT_FINDING
 
 
 def _render(doc: dict[str, Any]) -> None:

@@ -2,18 +2,28 @@
 
 Commands live one per module (``parity.cli.<name>``, each exposing ``command``) and
 are imported only when invoked, so ``parity snapshot`` never pays for torch or rich.
+
+Exit codes (:mod:`parity.errors`): 0 parity holds, 1 a finding, 2 the command could not
+do its job (a user error, one line on stderr), 3 a bug in parity (one line on stderr
+naming the file that holds the traceback; ``PARITY_DEBUG=1`` prints it too).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
+import os
 import sys
+import time
+import traceback
+from pathlib import Path
 from typing import Any
 
 import click
 
 from parity._version import __version__
-from parity.errors import ParityError
+from parity.errors import EXIT_BUG, EXIT_OK, EXIT_USAGE, ParityError
 
 #: command name -> module that defines ``command`` (a click.Command returning an exit code)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -30,7 +40,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("parity.cli.demo", "Run the embedded demo and write its reports."),
 }
 
-EXIT_OK, EXIT_DIVERGENCE, EXIT_USAGE = 0, 1, 2
+#: Set to 1 to also print the traceback of a bug on stderr.
+DEBUG_VAR = "PARITY_DEBUG"
+_INTERRUPTED = 130
 
 
 class LazyGroup(click.Group):
@@ -56,13 +68,18 @@ class LazyGroup(click.Group):
 def cli() -> None:
     """parity: is the model on this machine still the model you benchmarked?
 
-    Exit codes: 0 parity holds, 1 a divergence or regression was found,
-    2 the command could not do its job.
+    \b
+    Exit codes (every command):
+      0  parity holds (nothing found)
+      1  a finding: divergence, regression or error-level finding
+      2  the command could not do its job (bad input, flag or file)
+      3  a bug in parity: the traceback is saved under parity's cache
+         (set PARITY_DEBUG=1 to print it); please report it
     """
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; user errors become one line on stderr and exit code 2."""
+    """Run the CLI and return its exit code; never raises (except SystemExit from a command)."""
     try:
         rv: Any = cli.main(args=argv, prog_name="parity", standalone_mode=False)
     except ParityError as exc:
@@ -72,20 +89,105 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
-        return EXIT_USAGE if exc.exit_code not in (0, 1) else int(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("parity: aborted", err=True)
-        return 130
-    except KeyboardInterrupt:
+        return EXIT_USAGE
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("parity: interrupted", err=True)
-        return 130
-    except BrokenPipeError:
-        return EXIT_OK
+        return _INTERRUPTED
+    except Exception:  # anything else is parity's own bug
+        return report_bug(argv)
     return int(rv) if isinstance(rv, int) else EXIT_OK
 
 
-def run() -> None:  # pragma: no cover - console-script shim for `python -m parity`
-    sys.exit(main())
+def report_bug(argv: list[str] | None) -> int:
+    """Save the current exception's traceback under the cache and say so in one line."""
+    exc = sys.exc_info()[1]
+    tb = traceback.format_exc()
+    from parity._text import one_line
+
+    what = one_line(f"{type(exc).__name__}: {exc}")[:200]
+    if os.environ.get(DEBUG_VAR, "") not in ("", "0"):
+        sys.stderr.write(tb)
+    try:
+        path = _write_crash_file(tb, argv)
+    except Exception as err:  # the report must still reach the user
+        where = (f"the traceback could not be saved ({one_line(err)[:200]}); rerun with {DEBUG_VAR}=1 "
+                 "to see it and include it in a bug report")
+    else:
+        where = f"the full traceback is in {path}: please attach that file to a bug report"
+    click.echo(f"parity: internal error ({what}): this is a bug in parity; {where}", err=True)
+    return EXIT_BUG
+
+
+def crash_dir() -> Path:
+    """Where tracebacks of parity's bugs are saved: ``<cache_root>/crash``."""
+    from parity._io import cache_root
+
+    return cache_root() / "crash"
+
+
+def _write_crash_file(tb: str, argv: list[str] | None) -> Path:
+    from parity._io import atomic_write_text
+
+    folder = crash_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    path = folder / f"{stamp}-{os.getpid()}.txt"
+    args = sys.argv[1:] if argv is None else argv
+    header = (f"parity {__version__} on Python {sys.version.split()[0]} ({sys.platform})\n"
+              f"command: parity {' '.join(map(str, args))}\n\n")
+    atomic_write_text(path, header + tb)
+    return path
+
+
+class _PipeSafeStdout(io.RawIOBase):
+    """File descriptor 1 that survives a reader closing the pipe (``parity ... | head``).
+
+    On the first EPIPE, stdout is pointed at /dev/null (as the Python docs advise for
+    SIGPIPE) and the command carries on, so its exit code is the one it would have had.
+    """
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self._fd)
+
+    def write(self, data: Any) -> int:
+        try:
+            return os.write(self._fd, data)
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._fd)
+            os.close(devnull)
+            return len(data)
+
+
+def _pipe_safe_stdout() -> None:
+    """Replace ``sys.stdout`` by the same text stream over :class:`_PipeSafeStdout`."""
+    old = sys.stdout
+    try:
+        fd = old.fileno()
+        old.flush()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (embedded use): leave it alone
+    sys.stdout = io.TextIOWrapper(io.BufferedWriter(_PipeSafeStdout(fd)), encoding=old.encoding,
+                                  errors=old.errors, line_buffering=old.line_buffering)
+
+
+def run() -> None:
+    """Console-script entry point and ``python -m parity``."""
+    _pipe_safe_stdout()
+    code = main()
+    with contextlib.suppress(OSError):
+        sys.stdout.flush()
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
