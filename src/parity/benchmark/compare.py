@@ -18,6 +18,7 @@ per stage.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,10 @@ NOISE_MARGIN = 0.05
 #: reliably separates, and below what a serving budget notices.
 MIN_ABS_CHANGE = 20e-6
 _STAGE_ORDER = (*STAGES, END_TO_END)
+#: A class defined in a TARGET file lives in a module named after the file's path
+#: (``_parity_target_<digest>``; older parity versions used a per-process number): two
+#: runs of the same file in other folders or processes still benchmark the same class.
+_TARGET_MODULE = re.compile(r"^_parity_target_[0-9a-f]+\.")
 
 
 @dataclass(frozen=True)
@@ -242,6 +247,8 @@ def comparability_problems(current: Mapping[str, Any], baseline: Mapping[str, An
     cur_model, base_model = current.get("model") or {}, baseline.get("model") or {}
     for key in ("class", "parameters", "name"):
         a, b = cur_model.get(key), base_model.get(key)
+        if key == "class" and isinstance(a, str) and isinstance(b, str):
+            a, b = _TARGET_MODULE.sub("<target file>.", a), _TARGET_MODULE.sub("<target file>.", b)
         if a is not None and b is not None and a != b:
             problems.append(f"model {key} {a!r} vs baseline {b!r}")
     return problems

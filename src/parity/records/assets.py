@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from parity._io import sha256_file
+from parity._io import check_not_lfs_pointer, sha256_file
 from parity.errors import TargetError
 from parity.records.stats import content_hash
 
@@ -32,6 +32,7 @@ def hash_asset_files(assets: Iterable[str | Path]) -> dict[str, dict[str, Any]]:
 
 
 def _file_entry(path: Path) -> dict[str, Any]:
+    check_not_lfs_pointer(path)  # its hash would stand for the pointer, not the file
     return {"sha256": sha256_file(path), "size": path.stat().st_size, "source": str(path.resolve())}
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from parity._io import check_not_lfs_pointer
 from parity.errors import ParityError, TargetError
 from parity.exporters._model_io import (
     CALL_ARGS,
@@ -135,6 +136,7 @@ def load_artifact(path: str | os.PathLike[str]) -> Pipeline:
                           fix="pass a .pt/.ts (TorchScript), .pt2 (torch.export/AOTInductor) or .onnx file")
     if not p.is_file():
         raise TargetError(f"{p}: no such file", fix="pass the path of an exported model file")
+    check_not_lfs_pointer(p)
     run, meta_text, fmt = _open(p, suffix)
     meta = ArtifactMeta.from_text(meta_text, str(p)) if meta_text else None
     model = as_module(ArtifactModel(run, meta, fmt, str(p)))

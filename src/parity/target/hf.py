@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from parity._io import check_not_lfs_pointer
 from parity.errors import TargetError
 from parity.target.pipeline import Pipeline
 
@@ -19,6 +20,8 @@ def pipeline_from_hf_dir(path: Path) -> Pipeline:
     preprocess = ``tokenizer(texts, padding=True, truncation=True, return_tensors="pt")``
     as a dict; assets = the tokenizer and config files at the top of the directory.
     """
+    for file in sorted(path.iterdir()):  # weights fetched as pointers fail later with a misleading error
+        check_not_lfs_pointer(file)
     try:
         from transformers import AutoModel, AutoTokenizer
     except ImportError as exc:

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from parity._io import check_not_lfs_pointer
 from parity.errors import InputsError
 from parity.target.pipeline import Pipeline
 
@@ -31,7 +32,8 @@ def load_inputs(path: str | Path | None, pipeline: Pipeline) -> list[Any]:
         if not pipeline.example_inputs:
             raise InputsError("no inputs: the target has no example_inputs",
                               fix="pass --inputs FILE (.txt, .jsonl, .safetensors or .npz)")
-        return list(pipeline.example_inputs)
+        examples = pipeline.example_inputs  # tensor rows stay rows: they skip preprocess
+        return TensorInputs(examples) if isinstance(examples, TensorInputs) else list(examples)
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
@@ -39,6 +41,7 @@ def load_inputs(path: str | Path | None, pipeline: Pipeline) -> list[Any]:
                           fix="use .txt, .jsonl, .safetensors or .npz")
     if not path.is_file():
         raise InputsError(f"{path}: no such file", fix="pass an existing --inputs file")
+    check_not_lfs_pointer(path)
     loader = {".txt": _from_txt, ".jsonl": _from_jsonl, ".safetensors": _from_safetensors, ".npz": _from_npz}
     items = loader[suffix](path)
     if not items:

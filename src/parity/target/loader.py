@@ -3,6 +3,7 @@ artifacts by suffix, or a local Hugging Face directory."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -12,11 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from parity._io import check_not_lfs_pointer
 from parity.errors import TargetError
 from parity.target.pipeline import Pipeline
 
 #: artifact suffix -> kind (``.pt2`` is refined to "aoti" by looking inside the archive)
 ARTIFACT_KINDS = {".pt": "torchscript", ".ts": "torchscript", ".pt2": "export", ".onnx": "onnx"}
+#: prefix of the module names TARGET files are imported under (see target_module_name)
+TARGET_MODULE_PREFIX = "_parity_target_"
 _FIX_CALLABLE = "point TARGET at a function with no required arguments, e.g. serving.py:build"
 
 
@@ -77,6 +81,7 @@ def _artifact_kind(path: Path) -> str:
 def _pipeline_from_artifact(path: Path) -> Pipeline:
     if not path.is_file():
         raise TargetError(f"{path}: no such file", fix="pass the path of an exported model file")
+    check_not_lfs_pointer(path)
     from parity.target.artifacts import load_artifact
 
     return as_pipeline(str(path), load_artifact(path))
@@ -85,7 +90,8 @@ def _pipeline_from_artifact(path: Path) -> Pipeline:
 def _module_from_file(spec: str, file: Path) -> Any:
     if not file.is_file():
         raise TargetError(f"{spec}: {file} does not exist", fix="check the path of the Python file in TARGET")
-    name = f"_parity_target_{abs(hash(str(file.resolve())))}"
+    check_not_lfs_pointer(file)
+    name = target_module_name(file)
     mod_spec = importlib.util.spec_from_file_location(name, file)
     if mod_spec is None or mod_spec.loader is None:
         raise TargetError(f"{spec}: {file} cannot be imported", fix="pass a .py file")
@@ -102,6 +108,17 @@ def _module_from_file(spec: str, file: Path) -> Any:
     finally:
         sys.path.remove(str(file.resolve().parent))
     return module
+
+
+def target_module_name(file: Path) -> str:
+    """The module name a TARGET file is imported under: the same in every process.
+
+    Classes defined in the file carry it in ``__module__``, and a benchmark baseline
+    names the model class by it, so it must not depend on ``hash()``, which Python
+    salts per process.
+    """
+    digest = hashlib.sha256(str(file.resolve()).encode("utf-8", "surrogateescape")).hexdigest()
+    return f"{TARGET_MODULE_PREFIX}{digest[:16]}"
 
 
 def _module_from_name(spec: str, name: str) -> Any:
