@@ -45,7 +45,6 @@ _SETTLE_TOLERANCE = 0.05
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 Clock = Callable[[], int]
-StageFn = Callable[[Any], Any]
 
 
 @dataclass(frozen=True)
@@ -236,7 +235,7 @@ def measure(
 # --------------------------------------------------------------------------- protocol steps
 
 
-def _stage_plan(pipeline: Any, batch: list[Any]) -> tuple[list[tuple[str, StageFn]], Any]:
+def _stage_plan(pipeline: Any, batch: list[Any]) -> tuple[list[tuple[str, Callable[..., Any]]], Any]:
     """(stage name, function) in call order, and what the first stage receives.
 
     Tensor inputs and pipelines without a preprocess are collated once, outside the
@@ -244,8 +243,9 @@ def _stage_plan(pipeline: Any, batch: list[Any]) -> tuple[list[tuple[str, StageF
     stages are not timed at all.
     """
     from parity.target import TensorInputs, collate
+    from parity.target.pipeline import postprocess_caller
 
-    out: list[tuple[str, StageFn]] = []
+    out: list[tuple[str, Callable[..., Any]]] = []
     if isinstance(batch, TensorInputs) or getattr(pipeline, "preprocess", None) is None:
         first_input = collate(batch)
     else:
@@ -253,28 +253,30 @@ def _stage_plan(pipeline: Any, batch: list[Any]) -> tuple[list[tuple[str, StageF
         out.append(("preprocess", pipeline.preprocess))
     out.append(("model", pipeline.call_model))
     if getattr(pipeline, "postprocess", None) is not None:
-        out.append(("postprocess", pipeline.postprocess))
+        out.append(("postprocess", postprocess_caller(pipeline.postprocess)))
     return out, first_input
 
 
-def _timed_call(stages: Sequence[tuple[str, StageFn]], batch: Any, clock: Clock, cuda: CudaTimer | None) -> dict[str, float]:
+def _timed_call(stages: Sequence[tuple[str, Callable[..., Any]]], batch: Any, clock: Clock, cuda: CudaTimer | None) -> dict[str, float]:
     """Seconds per stage and end to end for one call through the pipeline."""
     import torch
 
     times: dict[str, float] = {}
-    x = batch
+    x = model_in = batch
     with torch.no_grad():
         if cuda is not None:
             cuda.synchronize()  # nothing queued earlier may leak into this call's times
         t_call = clock()
         for name, fn in stages:
             t0 = clock()
+            if name == "model":
+                model_in = x
             if cuda is not None and name == "model":
                 event = cuda.start()
                 x = _run_stage(name, fn, x)
                 times[name] = cuda.elapsed_since(event)
             else:
-                x = _run_stage(name, fn, x)
+                x = _run_stage(name, fn, x, model_in)
                 if cuda is not None:
                     cuda.synchronize()  # a stage may queue device work (e.g. a .to("cuda"))
                 times[name] = (clock() - t0) / 1e9
@@ -282,9 +284,9 @@ def _timed_call(stages: Sequence[tuple[str, StageFn]], batch: Any, clock: Clock,
     return times
 
 
-def _run_stage(name: str, fn: StageFn, x: Any) -> Any:
+def _run_stage(name: str, fn: Callable[..., Any], x: Any, model_in: Any = None) -> Any:
     try:
-        return fn(x)
+        return fn(x, model_in) if name == "postprocess" else fn(x)
     except Exception as exc:  # the user's code failed: say which stage, keep the cause
         raise BenchError(f"the pipeline's {name} stage failed: {type(exc).__name__}: {exc}",
                          fix=f"check that the inputs suit the {name} stage of the target") from exc

@@ -31,6 +31,7 @@ from parity.target import (
     load_target,
     model_input,
 )
+from parity.target.pipeline import postprocess_caller
 
 
 @dataclass
@@ -184,7 +185,8 @@ class _Session:
                 stages["preprocess"] = x
             stages["model"] = self._stage("model", index, self.pipeline.call_model, x)
             if self.pipeline.postprocess is not None:
-                stages["postprocess"] = self._stage("postprocess", index, self.pipeline.postprocess, stages["model"])
+                post = postprocess_caller(self.pipeline.postprocess)
+                stages["postprocess"] = self._stage("postprocess", index, post, stages["model"], x)
         return stages
 
     def _stage(self, stage: str, index: int, fn: Any, *args: Any) -> Any:
