@@ -143,10 +143,10 @@ def _runtime(blas: dict[str, Any], threads: int = 8) -> dict[str, Any]:
             "numpy": "1.26.4", "threadpool": blas}
 
 
-OPENBLAS = {"blas:openblas:libopenblas": {"user_api": "blas", "internal_api": "openblas", "version": "0.3.27",
+OPENBLAS = {"blas:openblas:numpy/libopenblas": {"user_api": "blas", "internal_api": "openblas", "version": "0.3.27",
                                           "num_threads": 8, "threading_layer": "pthreads",
                                           "architecture": "Haswell", "filepath": "/a/libopenblas.so"}}
-MKL = {"blas:mkl:libmkl_rt": {"user_api": "blas", "internal_api": "mkl", "version": "2024.1", "num_threads": 8,
+MKL = {"blas:mkl:env/libmkl_rt": {"user_api": "blas", "internal_api": "mkl", "version": "2024.1", "num_threads": 8,
                               "threading_layer": "intel", "architecture": None, "filepath": "/b/libmkl_rt.so"}}
 
 
@@ -156,11 +156,11 @@ def test_runtime_blas_family_threads_and_precision():
     b["runtime"] = _runtime(MKL, threads=4)
     b["runtime"]["torch"]["float32_matmul_precision"] = "high"
     items = {d.name: d for d in diff(a, b).items}
-    assert items["threadpool.blas:openblas:libopenblas"].change == "removed"
-    assert items["threadpool.blas:mkl:libmkl_rt"].change == "added"
-    assert items["threadpool.blas:mkl:libmkl_rt"].risk == "high"
-    assert "filepath" not in items["threadpool.blas:mkl:libmkl_rt"].b
-    assert display(items["threadpool.blas:mkl:libmkl_rt"].b) == "mkl 2024.1 (intel, 8 threads)"
+    assert items["threadpool.blas:openblas:numpy/libopenblas"].change == "removed"
+    assert items["threadpool.blas:mkl:env/libmkl_rt"].change == "added"
+    assert items["threadpool.blas:mkl:env/libmkl_rt"].risk == "high"
+    assert "filepath" not in items["threadpool.blas:mkl:env/libmkl_rt"].b
+    assert display(items["threadpool.blas:mkl:env/libmkl_rt"].b) == "mkl 2024.1 (intel, 8 threads)"
     assert items["torch.num_threads"].risk == "medium"
     assert items["torch.float32_matmul_precision"].risk == "high"
     assert len(items) == 4
@@ -170,7 +170,7 @@ def test_blas_path_alone_does_not_count():
     a, b = base(), base()
     a["runtime"] = _runtime(OPENBLAS)
     b["runtime"] = _runtime(copy.deepcopy(OPENBLAS))
-    b["runtime"]["threadpool"]["blas:openblas:libopenblas"]["filepath"] = "/elsewhere/libopenblas.so"
+    b["runtime"]["threadpool"]["blas:openblas:numpy/libopenblas"]["filepath"] = "/elsewhere/libopenblas.so"
     assert diff(a, b).identical
 
 

@@ -131,7 +131,7 @@ def diff(a: SnapshotLike, b: SnapshotLike, requirements: Union[str, os.PathLike[
     check_package_sources(snap_b, source_b or "environment B")
     items = diff_packages(snap_a["packages"], snap_b["packages"])
     items += diff_env_vars(snap_a.get("env_vars") or {}, snap_b.get("env_vars") or {})
-    items += diff_sections(snap_a, snap_b)
+    items += diff_sections(rekey_threadpool(snap_a), rekey_threadpool(snap_b))
     items += diff_package_sources(snap_a.get("package_sources"), snap_b.get("package_sources"))
     items = drop_implied(items)
     notes = comparability_notes(snap_a, snap_b)
@@ -146,6 +146,34 @@ def diff(a: SnapshotLike, b: SnapshotLike, requirements: Union[str, os.PathLike[
                   for p in reqs.problems]
     items.sort(key=sort_key)
     return EnvDiff(items, source_a, source_b, req_path, notes)
+
+
+def rekey_threadpool(snap: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A snapshot whose ``runtime.threadpool`` keys are in today's form.
+
+    Older snapshots keyed a library ``"<user_api>:<internal_api>:<prefix>"`` (numpy's and
+    scipy's OpenBLAS collided); the owner is put back from each entry's ``filepath`` and
+    the snapshot's ``meta.sys_path``, so an old record still compares library by library
+    with a new one."""
+    runtime = snap.get("runtime")
+    pool = runtime.get("threadpool") if isinstance(runtime, Mapping) else None
+    if not isinstance(pool, Mapping) or not any(_old_threadpool_key(k) for k in pool):
+        return snap
+    from parity.env.runtime import threadpool_entries
+
+    meta = snap.get("meta") if isinstance(snap.get("meta"), Mapping) else {}
+    python = snap.get("python") if isinstance(snap.get("python"), Mapping) else {}
+    listed = meta.get("sys_path")
+    sys_path = [p for p in listed if isinstance(p, str)] if isinstance(listed, list) else []
+    prefixes = [p for p in (python.get("prefix"), python.get("base_prefix")) if isinstance(p, str)]
+    libs = [dict(lib, prefix=key.split(":")[2]) for key, lib in pool.items()
+            if _old_threadpool_key(key) and isinstance(lib, Mapping)]
+    kept = {k: v for k, v in pool.items() if not _old_threadpool_key(k)}
+    return {**snap, "runtime": {**runtime, "threadpool": {**kept, **threadpool_entries(libs, sys_path, prefixes)}}}
+
+
+def _old_threadpool_key(key: Any) -> bool:
+    return isinstance(key, str) and key.count(":") == 2 and "/" not in key
 
 
 def drop_implied(items: list[Difference]) -> list[Difference]:

@@ -10,7 +10,9 @@ instead of failing the snapshot.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import warnings
 
 _BUILD_SETTING = re.compile(r"(\w+)=(.*?)(?=, \w+=|,?\s*$)")
@@ -20,8 +22,9 @@ def collect_runtime() -> dict:
     """``{"torch": {...} | None, "threadpool": {...}, "numpy": ...}``.
 
     ``torch`` is None with ``torch_error`` when torch cannot be imported; ``threadpool``
-    is keyed ``"<user_api>:<internal_api>:<prefix>"`` (one entry per loaded BLAS/OpenMP
-    library, from threadpoolctl), or holds ``"error"`` when threadpoolctl is missing.
+    has one entry per loaded BLAS/OpenMP library (threadpoolctl), keyed
+    ``"<user_api>:<internal_api>:<owner>/<prefix>"`` (:func:`threadpool_entries`), or
+    holds ``"error"`` when threadpoolctl is missing.
     """
     out: dict = {"torch": None, "torch_error": None}
     with warnings.catch_warnings():
@@ -140,16 +143,67 @@ def _threadpool() -> dict:
         from threadpoolctl import threadpool_info
     except ImportError:
         return {"error": "threadpoolctl is not installed in this interpreter"}
-    libs: dict = {}
-    for lib in _safe(threadpool_info, []) or []:
-        key = f"{lib.get('user_api')}:{lib.get('internal_api')}:{lib.get('prefix')}"
-        libs[key] = {
-            "user_api": lib.get("user_api"),
-            "internal_api": lib.get("internal_api"),
-            "version": lib.get("version"),
-            "num_threads": lib.get("num_threads"),
-            "threading_layer": lib.get("threading_layer"),
-            "architecture": lib.get("architecture"),
-            "filepath": lib.get("filepath"),
-        }
-    return libs
+    roots = [p for p in sys.path if p and os.path.isdir(p)]
+    prefixes = [getattr(sys, "prefix", ""), getattr(sys, "base_prefix", "")]
+    return threadpool_entries(_safe(threadpool_info, []) or [], roots, prefixes)
+
+
+def threadpool_entries(libs: list, site_dirs: list, prefixes: list) -> dict:
+    """threadpoolctl's libraries keyed ``"<user_api>:<internal_api>:<owner>/<prefix>"``,
+    sorted by key.
+
+    ``owner`` is the package folder that ships the library (``numpy`` for
+    ``site-packages/numpy.libs/libscipy_openblas64_-….so``, ``scipy`` for ``scipy.libs``,
+    ``torch`` for ``torch/lib/libgomp.so.1``), ``env`` for a library of the interpreter's
+    prefix (conda), ``system`` otherwise (see :func:`library_owner`). numpy and scipy
+    both load an OpenBLAS whose prefix is ``libscipy_openblas``: keyed by prefix alone
+    they shared one key, and whichever was loaded last won. Two libraries that still
+    share a key (same owner, same prefix) get ``#2``, ``#3`` in the order of their paths,
+    never in load order, so the keys do not depend on import order.
+    """
+    rows = []
+    for lib in libs:
+        if not isinstance(lib, dict):
+            continue
+        owner = library_owner(lib.get("filepath"), site_dirs, prefixes)
+        key = f"{lib.get('user_api')}:{lib.get('internal_api')}:{owner}/{lib.get('prefix')}"
+        rows.append((key, str(lib.get("filepath") or ""), lib))
+    out: dict = {}
+    for key, _, lib in sorted(rows, key=lambda row: (row[0], row[1])):
+        unique, n = key, 1
+        while unique in out:
+            n += 1
+            unique = f"{key}#{n}"
+        out[unique] = {name: lib.get(name) for name in _THREADPOOL_FIELDS}
+    return out
+
+
+_THREADPOOL_FIELDS = ("user_api", "internal_api", "version", "num_threads", "threading_layer",
+                      "architecture", "filepath")
+#: Folder suffixes wheels ship bundled libraries in (auditwheel ``numpy.libs``, delocate ``.dylibs``).
+_LIB_FOLDER_SUFFIXES = (".libs", ".dylibs")
+
+
+def library_owner(filepath, site_dirs: list, prefixes: list) -> str:
+    """Who ships a shared library: the top-level folder under the ``sys.path`` entry that
+    holds it (``numpy.libs`` -> ``numpy``), ``env`` under the interpreter's prefix,
+    ``system`` anywhere else or when the path is unknown."""
+    if not filepath:
+        return "system"
+    path = os.path.normcase(os.path.abspath(str(filepath)))
+    best = None
+    for root in site_dirs:
+        root = os.path.normcase(os.path.abspath(str(root)))
+        if path.startswith(root.rstrip(os.sep) + os.sep) and (best is None or len(root) > len(best)):
+            best = root
+    if best is not None:
+        top = os.path.relpath(path, best).split(os.sep)[0]
+        for suffix in _LIB_FOLDER_SUFFIXES:
+            if top.endswith(suffix) and len(top) > len(suffix):
+                top = top[: -len(suffix)]
+        if top and top != os.path.basename(path):
+            return top
+    for prefix in prefixes:
+        if prefix and path.startswith(os.path.normcase(os.path.abspath(prefix)).rstrip(os.sep) + os.sep):
+            return "env"
+    return "system"
