@@ -36,10 +36,41 @@ def test_signal_and_timeout_are_unjudged() -> None:
     assert slow.exit_code is None and slow.verdict is Verdict.UNJUDGED and "timed out" in slow.stderr_tail
 
 
-def test_parity_traceback_is_a_crash_not_a_divergence() -> None:
+def test_parity_exit_codes_2_and_3_and_a_missing_parity_are_could_not_judge() -> None:
     oracle = ParityOracle(["verify", "x"], "parity verify x")
-    assert oracle.classify(1, "Traceback (most recent call last):\n  ...\nKeyError: 'x'") is Verdict.UNJUDGED
+    assert oracle.classify(2, "parity: error: x: no such record") is Verdict.UNJUDGED
+    assert oracle.classify(3, "parity: internal error (KeyError: 'x'): this is a bug in parity") is Verdict.UNJUDGED
+    assert oracle.classify(1, "/venv/bin/python: No module named parity") is Verdict.UNJUDGED
     assert oracle.classify(1, "FAIL: layer 3 diverged") is Verdict.BAD
+    # parity's crashes exit 3 now: stderr is no longer searched for a traceback.
+    assert oracle.classify(1, "Traceback (most recent call last):\n  ...") is Verdict.BAD
+
+
+def test_parity_missing_from_the_trial_interpreter_is_not_bad(tmp_path: Path) -> None:
+    """A real interpreter without parity: Python exits 1, which must not read as "diverged"."""
+    import subprocess
+
+    from parity.bisection.trials import find_uv
+
+    subprocess.run([find_uv(), "venv", "--quiet", "--python", sys.executable, str(tmp_path / "v")], check=True)
+    env = TrialEnv("base", tmp_path / "v" / "bin" / "python", None)
+    run = ParityOracle(["verify", str(tmp_path)], "parity verify").run(env)
+    assert run.exit_code == 1 and "No module named parity" in run.stderr_tail
+    assert run.verdict is Verdict.UNJUDGED
+
+
+def test_a_crash_inside_parity_is_could_not_judge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in the trial's parity exits 3 (one line, no traceback) and blames nothing."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import importlib\n"
+        "def boom(*a, **k):\n"
+        "    raise RuntimeError('planted')\n"
+        "importlib.import_module('parity.env.diff').diff = boom\n")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    env = TrialEnv("overlay", Path(sys.executable), tmp_path)
+    run = ParityOracle(["diff", "a.json", "b.json"], "parity diff").run(env)
+    assert run.exit_code == 3 and "Traceback" not in run.stderr_tail and "bug in parity" in run.stderr_tail
+    assert run.verdict is Verdict.UNJUDGED
 
 
 def test_python_in_the_command_is_the_trial_interpreter(tmp_path: Path) -> None:

@@ -89,3 +89,22 @@ def make_good_venv(root: Path, wheels: Path, packages: dict[str, str]) -> Path:
         subprocess.run([uv, "pip", "install", "--quiet", "--no-deps", "--python", str(python), "--no-index",
                         "--find-links", str(wheels), *reqs], check=True)
     return python
+
+
+def wheel_of_installed(folder: Path, dist_name: str) -> Path:
+    """A wheel of an installed pure-Python distribution (its RECORD's files), so tests can
+    install it into a venv from a --find-links folder without any index."""
+    from importlib.metadata import distribution
+
+    dist = distribution(dist_name)
+    name, version = dist.metadata["Name"].replace("-", "_"), dist.version
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for file in dist.files or []:
+            rel = str(file)
+            if rel.startswith("..") or "__pycache__" in rel or rel.endswith((".pyc", "RECORD", "INSTALLER")):
+                continue
+            zf.writestr(rel, Path(str(file.locate())).read_bytes())
+        info = f"{name}-{version}.dist-info"
+        zf.writestr(f"{info}/RECORD", "")
+    return path

@@ -2,13 +2,16 @@
 
 Exit 0 is GOOD, 1 is BAD, anything else (2, another code, a signal, a timeout) means
 the oracle could not judge, and the search never blames a change on such a run.
-``verify:DIR`` and ``bench:BASELINE`` run parity itself inside the trial; a parity
-crash (a traceback, which Python reports as exit 1) is also "could not judge".
+``verify:DIR`` and ``bench:BASELINE`` run parity itself inside the trial, where parity
+keeps that contract (2: could not do the job, 3: a bug in parity); a trial whose
+interpreter has no parity at all ("No module named parity", exit 1) is "could not
+judge" too. Bisect installs the running parity into every trial, so that is rare.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -23,6 +26,9 @@ from parity._io import read_json
 from parity.bisection.ddmin import Verdict
 from parity.bisection.trials import TrialEnv
 from parity.errors import BisectError
+
+#: What Python prints for ``python -m parity`` when parity is not importable.
+_NO_PARITY = re.compile(r"No module named '?parity'?(?:$|[\s)])", re.MULTILINE)
 
 #: stderr lines that mean "compiled against something else than what is importable",
 #: which an overlay can cause and a full venv cures.
@@ -54,6 +60,8 @@ class Oracle:
     """Base class: runs ``argv(python)`` inside a trial environment."""
 
     label = "oracle"
+    #: True when the oracle runs parity itself (then parity must start in the trial)
+    runs_parity = False
 
     def argv(self, python: Path) -> list[str]:
         raise NotImplementedError
@@ -121,6 +129,8 @@ class CommandOracle(Oracle):
 class ParityOracle(Oracle):
     """``parity verify`` / ``parity bench --against`` run with the trial's interpreter."""
 
+    runs_parity = True
+
     def __init__(self, args: Sequence[str], label: str) -> None:
         self.args = list(args)
         self.label = label
@@ -129,11 +139,25 @@ class ParityOracle(Oracle):
         return [str(python), "-m", "parity", *self.args]
 
     def classify(self, exit_code: int | None, stderr: str) -> Verdict:
-        # Python turns an uncaught exception into exit 1; for parity that is a crash
-        # (parity cannot run here), not a divergence.
-        if exit_code == 1 and "Traceback (most recent call last)" in stderr:
+        # `python -m parity` without parity: Python's own exit 1, not a divergence.
+        if exit_code == 1 and _NO_PARITY.search(stderr):
             return Verdict.UNJUDGED
         return super().classify(exit_code, stderr)
+
+    def check(self, env: TrialEnv) -> None:
+        """Raise BisectError when parity cannot start in ``env`` (the good environment)."""
+        try:
+            proc = subprocess.run([*self.argv(env.python)[:3], "--version"], env=env.environ(),
+                                  capture_output=True, text=True, timeout=300, check=False,
+                                  stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise BisectError(f"{env.python}: cannot run parity with the good environment's interpreter ({exc})",
+                              fix="pass a good snapshot whose interpreter exists here") from None
+        if proc.returncode != 0:
+            last = _tail(proc.stderr or proc.stdout, 1) or f"exit code {proc.returncode}"
+            raise BisectError(f"parity cannot run in the good environment ({env.python}): {last}",
+                              fix="install parity's dependencies there (`pip show parity` lists them), "
+                                  "or give your own oracle command after --")
 
 
 def verify_oracle(record_dir: str | os.PathLike[str]) -> ParityOracle:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parity._text import one_line
 from parity.bisection.changes import (
     Change,
     changes_between,
@@ -33,6 +34,7 @@ from parity.bisection.oracle import (
     majority,
     oracle_from_spec,
 )
+from parity.bisection.selfwheel import imports_this_parity, parity_wheel
 from parity.bisection.trials import (
     IndexOptions,
     InstallError,
@@ -196,6 +198,10 @@ class _Session:
             changes.remove(change)
             warnings.append(f"{change.name} {change.bad} is an editable install on the bad side: left out of "
                             "the search (install that working tree into the good environment to test it)")
+        for change in [c for c in changes if c.name == "parity"]:
+            changes.remove(change)
+            warnings.append(f"parity itself differs ({change.good or '(absent)'} -> {change.bad or '(absent)'}): "
+                            "left out of the search; every trial runs this parity")
         resolved = oracle if isinstance(oracle, Oracle) else oracle_from_spec(oracle, command, good, bad)
         session = cls(good=good, bad=bad, good_snap=good_snap, bad_snap=bad_snap, changes=changes,
                       oracle=resolved, runs=runs, index=index, timeout=timeout, progress=progress,
@@ -213,9 +219,15 @@ class _Session:
             self.warnings.append(note)
         base = base_versions(self.python, [c.name for c in self.changes])
         tool = find_installer(self.python, installer)
+        if not self.oracle.runs_parity:
+            self.oracle.check(TrialEnv("base", self.python, None))  # before anything is written
+        # The running parity goes into every trial, so parity's own oracles run in full venvs too.
+        wheel = parity_wheel(cache_dir)
         self.builder = TrialBuilder(self.python, base, self.index, cache_dir, tool, self._venv_requirements,
-                                    self._requirement)
-        self.oracle.check(TrialEnv("base", self.python, None))
+                                    self._requirement, parity=wheel,
+                                    parity_on_path=self.oracle.runs_parity and not imports_this_parity(self.python))
+        if self.oracle.runs_parity:
+            self.oracle.check(TrialEnv("base", self.python, None, extra_paths=list(self.builder.extra_paths)))
 
     # -- trials -----------------------------------------------------------------------
 
@@ -337,8 +349,11 @@ class _Session:
         unjudged = [t for t in self.trials if t.verdict is Verdict.UNJUDGED]
         if not unjudged:
             return ""
-        codes = [r.exit_code for r in unjudged[0].runs if r.verdict is Verdict.UNJUDGED]
-        how = ", ".join(_exit_text(c) for c in codes) or "no majority among the runs"
+        runs = [r for r in unjudged[0].runs if r.verdict is Verdict.UNJUDGED]
+        how = ", ".join(_exit_text(r.exit_code) for r in runs) or "no majority among the runs"
+        said = runs[0].stderr_tail.strip().splitlines()[-1:] if runs else []
+        if said:  # the oracle's last words: often the reason (parity's one-line error)
+            how += f": {one_line(said[0])[:300]}"
         return f" ({len(unjudged)} trial(s) not judged; trial {unjudged[0].index}: {how})"
 
     def _trial_of(self, subset: frozenset[Change]) -> Trial | None:

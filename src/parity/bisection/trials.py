@@ -18,6 +18,7 @@ cache dir, so a trial the search repeats, or a later bisect, costs nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from parity._io import atomic_dir, atomic_write_text, cache_root
+from parity.bisection.selfwheel import ParityWheel
 from parity.errors import BisectError
 
 #: A marker written last into every cached environment: its presence means complete.
@@ -218,6 +220,12 @@ class TrialEnv:
     why: str | None = None
     cached: bool = False
     build_seconds: float = 0.0
+    #: folders put on PYTHONPATH after the overlay (the running parity, for its oracles)
+    extra_paths: list[Path] = field(default_factory=list)
+
+    def _import_path(self) -> list[str]:
+        first = [str(self.path)] if self.mode == "overlay" and self.path is not None else []
+        return first + [str(p) for p in self.extra_paths]
 
     def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """Environment variables for a process that must run inside this trial."""
@@ -225,8 +233,8 @@ class TrialEnv:
         bin_dir = str(self.python.parent)
         env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
         env["PARITY_BISECT_PYTHON"] = str(self.python)
-        if self.mode == "overlay" and self.path is not None:
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self.path), env.get("PYTHONPATH", "")) if p)
+        if self._import_path():
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (*self._import_path(), env.get("PYTHONPATH", "")) if p)
         if self.mode == "venv" and self.path is not None:
             env["VIRTUAL_ENV"] = str(self.path)
         return env
@@ -234,8 +242,8 @@ class TrialEnv:
     def env_prefix(self) -> dict[str, str]:
         """The variables a shell line must set to reproduce this trial."""
         out = {"PATH": f"{self.python.parent}{os.pathsep}$PATH"}
-        if self.mode == "overlay" and self.path is not None:
-            out["PYTHONPATH"] = str(self.path)
+        if self._import_path():
+            out["PYTHONPATH"] = os.pathsep.join(self._import_path())
         if self.mode == "venv" and self.path is not None:
             out["VIRTUAL_ENV"] = str(self.path)
         return out
@@ -276,7 +284,10 @@ class TrialBuilder:
     ``venv_requirements``: wanted package set -> exact requirement lines for the
     full-venv fallback (comes from the lock of the good snapshot with the trial applied);
     ``requirement``: (name, version) -> the line that installs it (default
-    ``name==version``; a package installed from a URL is asked for by that URL).
+    ``name==version``; a package installed from a URL is asked for by that URL);
+    ``parity``: the running parity as a wheel, installed into every full venv (and
+    put on PYTHONPATH of base and overlay trials when ``parity_on_path``), so that
+    ``parity verify``/``bench`` oracles can run in every trial.
     """
 
     def __init__(
@@ -288,6 +299,8 @@ class TrialBuilder:
         installer: Installer,
         venv_requirements: Callable[[Mapping[str, str | None]], list[str]],
         requirement: Callable[[str, str], str] | None = None,
+        parity: ParityWheel | None = None,
+        parity_on_path: bool = False,
     ) -> None:
         self.python = python
         self.base = dict(base)
@@ -296,6 +309,8 @@ class TrialBuilder:
         self.installer = installer
         self.venv_requirements = venv_requirements
         self.requirement = requirement or (lambda name, version: f"{name}=={version}")
+        self.parity = parity
+        self.extra_paths = [parity.site] if parity is not None and parity_on_path else []
 
     def overlay_requirements(self, wanted: Mapping[str, str | None]) -> list[str]:
         """The requirement line of each wanted package the base does not already have."""
@@ -318,42 +333,70 @@ class TrialBuilder:
             return self._venv(wanted, why)
         reqs = self.overlay_requirements(wanted)
         if not reqs:
-            return TrialEnv("base", self.python, None)
+            return TrialEnv("base", self.python, None, extra_paths=list(self.extra_paths))
         return self._overlay(reqs)
 
     def _key(self, kind: str, reqs: Sequence[str]) -> str:
+        parity = self.parity.digest if self.parity is not None and kind == "venv" else None
         blob = json.dumps({"kind": kind, "python": str(self.python), "reqs": sorted(reqs),
-                           "index": self.index.to_json(), "installer": self.installer.name}, sort_keys=True)
+                           "index": self.index.to_json(), "installer": self.installer.name,
+                           **({"parity": parity} if parity else {})}, sort_keys=True)
         return f"{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:20]}"
 
     def _overlay(self, reqs: list[str]) -> TrialEnv:
         final = self.cache_dir / self._key("overlay", reqs)
+        extra = list(self.extra_paths)
         if _complete(final):
-            return TrialEnv("overlay", self.python, final, overlay=reqs, cached=True)
+            _touch(final)
+            return TrialEnv("overlay", self.python, final, overlay=reqs, cached=True, extra_paths=extra)
         start = time.perf_counter()
         with _fresh_dir(final) as tmp:
             self.installer.install_target(self.python, tmp, reqs, self.index)
             _mark_done(tmp, {"mode": "overlay", "python": str(self.python), "requirements": reqs})
-        return TrialEnv("overlay", self.python, final, overlay=reqs, build_seconds=time.perf_counter() - start)
+        return TrialEnv("overlay", self.python, final, overlay=reqs, build_seconds=time.perf_counter() - start,
+                        extra_paths=extra)
 
     def _venv(self, wanted: Mapping[str, str | None], why: str) -> TrialEnv:
         reqs = self.venv_requirements(wanted)
+        if self.parity is not None:  # the running parity replaces whatever the lock says
+            reqs = [r for r in reqs if _requirement_name(r) != "parity"]
         final = self.cache_dir / self._key("venv", reqs)
         changed = self.overlay_requirements(wanted)
         if _complete(final):
+            _touch(final)
             return TrialEnv("venv", final / "bin" / "python", final, overlay=changed, why=why, cached=True)
         start = time.perf_counter()
         with _fresh_dir(final) as tmp:
             venv_python = self.installer.create_venv(self.python, tmp)
             if reqs:
                 self.installer.install_venv(venv_python, reqs, self.index)
-            _mark_done(tmp, {"mode": "venv", "python": str(self.python), "requirements": reqs})
+            if self.parity is not None:
+                self.installer.install_venv(venv_python, [str(self.parity.wheel)], IndexOptions())
+            _mark_done(tmp, {"mode": "venv", "python": str(self.python), "requirements": reqs,
+                             "parity": self.parity.digest if self.parity is not None else None})
         return TrialEnv("venv", final / "bin" / "python", final, overlay=changed, why=why,
                         build_seconds=time.perf_counter() - start)
 
 
 def _complete(path: Path) -> bool:
     return (path / _DONE).is_file()
+
+
+def _touch(path: Path) -> None:
+    """Mark a cache entry as just used (the cache's LRU pruning reads the marker's mtime)."""
+    with contextlib.suppress(OSError):
+        os.utime(path / _DONE)
+
+
+def _requirement_name(line: str) -> str | None:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    from parity.bisection.changes import canonical_name
+
+    try:
+        return canonical_name(Requirement(line).name)
+    except InvalidRequirement:
+        return None
 
 
 def _fresh_dir(final: Path) -> Any:
