@@ -153,6 +153,8 @@ def compare_tensors(a: Any, b: Any, atol: float, rtol: float) -> TensorMetrics:
     )
     if ta.shape != tb.shape:
         return TensorMetrics(numel=ta.numel(), atol=atol, rtol=rtol, max_abs=None, **base)  # type: ignore[arg-type]
+    if ta.is_complex() or tb.is_complex():  # real and imaginary parts compared as pairs
+        ta, tb = _real_pairs(ta), _real_pairs(tb)
     exact = not (ta.is_floating_point() or ta.is_complex()) and not (tb.is_floating_point() or tb.is_complex())
     if exact:
         atol, rtol = 0.0, 0.0
@@ -262,6 +264,13 @@ def _as_tensor(x: Any) -> Any:
     if arr.dtype == np.bool_:
         return torch.from_numpy(arr.astype(np.uint8)).bool()
     return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def _real_pairs(t: Any) -> Any:
+    """A complex tensor as (..., 2) real values (a real one as complex first)."""
+    import torch
+
+    return torch.view_as_real((t if t.is_complex() else t.to(torch.complex64)).resolve_conj())
 
 
 def _dtype_name(dtype: Any) -> str:

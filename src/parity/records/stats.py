@@ -171,16 +171,19 @@ def summarize(t: Any, with_stats: bool = True) -> tuple[dict[str, Any] | None, s
 
 
 def tensor_stats(t: Any) -> dict[str, Any] | None:
-    """{min,max,mean,std,l2,nan,inf} of a real tensor (std is the population std,
-    min..l2 over finite elements only), None for empty/complex/unsupported tensors.
+    """{min,max,mean,std,l2,nan,inf} of a tensor (std is the population std, min..l2
+    over finite elements only; a complex tensor's over its real and imaginary parts),
+    None for empty/unsupported tensors.
 
     Four torch reductions (aminmax, sum, dot), vectorised and on torch's own intra-op
     threads and device, read back in one transfer; float32 accumulates in float32,
     integers and bool in float64, float16/bfloat16 in float32."""
     import torch
 
-    if t.numel() == 0 or t.is_complex() or t.is_sparse or t.is_quantized:
+    if t.numel() == 0 or t.is_sparse or t.is_quantized:
         return None
+    if t.is_complex():  # over the real and imaginary parts: l2 is the complex norm
+        t = torch.view_as_real(t.detach().resolve_conj())
     flat = t.detach().reshape(-1)
     if not flat.is_floating_point():
         flat = flat.double()
@@ -258,7 +261,7 @@ def read_summary(t: Any, with_stats: bool = True, seed: int | None = 0, size: in
         array = None
     if array is None or array.size == 0 or array.dtype.kind == "c":
         stats, digest = summarize(t, with_stats)
-        sample = take_sample(t.detach().reshape(-1), seed, size) if seed is not None and stats is not None else None
+        sample = take_sample(t.detach().reshape(-1), seed, size) if seed is not None and t.numel() else None
         return Summary(t.shape, t.dtype, stats, sample, digest=digest, tail=None)
     flat = array.reshape(-1)  # a view, or a private copy of a non-contiguous tensor
     if not flat.flags.c_contiguous:  # a strided 1-D tensor reshapes to a strided view

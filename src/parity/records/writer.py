@@ -58,13 +58,25 @@ def safetensors_dtype(dtype: Any) -> str | None:
     names = {
         torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
         torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
-        torch.uint8: "U8", torch.bool: "BOOL",
+        torch.uint8: "U8", torch.bool: "BOOL", torch.complex64: "C64",
     }
     for attr, name in (("float8_e4m3fn", "F8_E4M3"), ("float8_e5m2", "F8_E5M2"), ("uint16", "U16"),
                        ("uint32", "U32"), ("uint64", "U64")):
         if hasattr(torch, attr):
             names[getattr(torch, attr)] = name
     return names.get(dtype)
+
+
+def storable_dtype(dtype: Any, what: str) -> str:
+    """The safetensors name of ``dtype``; RecordError naming ``what`` (the stage or layer
+    tensor) when a record cannot hold it, so nothing is ever written with a null dtype."""
+    name = safetensors_dtype(dtype)
+    if name is None:
+        shown = str(dtype).removeprefix("torch.")
+        raise RecordError(f"{what}: dtype {shown} cannot be stored in a record (safetensors has no {shown})",
+                          fix="convert that value in the target (complex128 -> complex64, float64 real and "
+                              "imaginary parts), or record with --capture outputs if it is a layer")
+    return name
 
 
 def write_safetensors(path: Path, named: list[tuple[str, Any]], metadata: dict[str, str] | None = None) -> int:
@@ -76,7 +88,7 @@ def write_safetensors(path: Path, named: list[tuple[str, Any]], metadata: dict[s
     offset = 0
     for name, t in named:
         nbytes = t.numel() * t.element_size()
-        header[name] = {"dtype": safetensors_dtype(t.dtype), "shape": list(t.shape),
+        header[name] = {"dtype": storable_dtype(t.dtype, f"{path.name}: tensor {name}"), "shape": list(t.shape),
                         "data_offsets": [offset, offset + nbytes]}
         offset += nbytes
     if metadata:
@@ -97,7 +109,7 @@ class ShardWriter:
     background thread while the caller goes on.
 
     After :meth:`close`, ``blobs[name]`` is ``{"shard", "tensor"}`` (``tensor`` is the
-    stored name, None when the dtype has no safetensors name).
+    stored name). A dtype safetensors cannot hold is refused (RecordError) by :meth:`put`.
     """
 
     def __init__(self, directory: Path, rel_prefix: str, *, shard_bytes: int = SHARD_BYTES,
@@ -143,10 +155,7 @@ class ShardWriter:
         import torch
 
         self._raise_if_failed()
-        dtype = safetensors_dtype(tensor.dtype)
-        if dtype is None:
-            self.blobs[name] = {"shard": None, "tensor": None}
-            return
+        dtype = storable_dtype(tensor.dtype, f"{self.rel_prefix}: layer tensor {name}")
         nbytes = tensor.numel() * tensor.element_size()
         shape = list(tensor.shape)
         # An upper bound of the entry's JSON: keys and punctuation, and 21 per number.
