@@ -5,11 +5,20 @@ The structure written next to stored tensors is plain JSON:
 ``{"tensor": name}``, ``{"dict": {k: node}, "class": str}``, ``{"list": [...]}``,
 ``{"tuple": [...]}``, ``{"value": v}`` for JSON scalars, ``{"object": type name}``
 for anything else (recorded by type only).
+
+A named tuple (``PackedSequence``, ``torch.return_types.max``, a ``NamedTuple`` class)
+adds ``"namedtuple": {"type": "<module>.<qualname>", "fields": [names]}`` to its tuple
+node. The type travels as data: :func:`rebuild` imports nothing a record names; it
+rebuilds only the types of :func:`namedtuple_class`'s allow-list, and any other named
+tuple as a ``collections.namedtuple`` with the recorded fields.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import functools
+import keyword
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -81,8 +90,22 @@ def structure(value: Any, on_tensor: Callable[[str, Any], Any], path: str = "") 
         return {"dict": node, "class": type(value).__name__}
     if isinstance(value, (tuple, list)):
         kind = "tuple" if isinstance(value, tuple) else "list"
-        return {kind: [structure(v, on_tensor, f"{path}/{i}") for i, v in enumerate(value)]}
+        node: dict[str, Any] = {kind: [structure(v, on_tensor, f"{path}/{i}") for i, v in enumerate(value)]}
+        named = _named_type(type(value)) if kind == "tuple" and type(value) is not tuple else None
+        if named is not None:
+            node["namedtuple"] = named
+        return node
     return {"object": type(value).__name__}
+
+
+def _named_type(cls: type) -> dict[str, Any] | None:
+    """``{"type", "fields"}`` of a named tuple or torch structseq class, else None."""
+    fields = getattr(cls, "_fields", None)  # collections.namedtuple / typing.NamedTuple
+    if fields is None and cls.__module__ == "torch.return_types":  # structseq: fields by position
+        fields = getattr(cls, "__match_args__", ())
+    if not isinstance(fields, tuple) or not all(isinstance(f, str) for f in fields):
+        return None
+    return {"type": f"{cls.__module__}.{cls.__qualname__}", "fields": list(fields)}
 
 
 def rebuild(node: Any, load_tensor: Callable[[Any], Any]) -> Any:
@@ -95,7 +118,60 @@ def rebuild(node: Any, load_tensor: Callable[[Any], Any]) -> Any:
     if "dict" in node:
         return {k: rebuild(v, load_tensor) for k, v in node["dict"].items()}
     if "tuple" in node:
-        return tuple(rebuild(v, load_tensor) for v in node["tuple"])
+        items = tuple(rebuild(v, load_tensor) for v in node["tuple"])
+        named = node.get("namedtuple")
+        return items if named is None else namedtuple_class(named, len(items))(*items)
     if "list" in node:
         return [rebuild(v, load_tensor) for v in node["list"]]
     raise ValueError(f"a {node.get('object', 'value')} was recorded by type only")
+
+
+#: named tuple types a record may ask for by name: nothing else is ever imported
+_ALLOWED_TYPES = ("torch.nn.utils.rnn.PackedSequence",)
+_ALLOWED_MODULES = ("torch.return_types",)
+
+
+def namedtuple_class(info: Any, size: int) -> Callable[..., Any]:
+    """A callable ``(*items) -> named tuple`` for a node's ``"namedtuple"`` data.
+
+    Allow-listed types (``PackedSequence``, ``torch.return_types.*``) are the real
+    classes; any other is a ``collections.namedtuple`` with the recorded name and fields
+    (no import). Raises ValueError for malformed data or a field count not ``size``.
+    """
+    if not isinstance(info, Mapping) or not isinstance(info.get("type"), str) or not isinstance(
+            info.get("fields"), list) or not all(isinstance(f, str) for f in info["fields"]):
+        raise ValueError("a named tuple's type must be {\"type\": str, \"fields\": [str]}")
+    path, fields = info["type"], tuple(info["fields"])
+    module, _, name = path.rpartition(".")
+    if path in _ALLOWED_TYPES or module in _ALLOWED_MODULES:
+        cls = _allowed_class(module, name)
+        expected = len(cls._fields) if hasattr(cls, "_fields") else int(cls.n_fields)
+        if size != expected:
+            raise ValueError(f"{path} takes {expected} fields, not {size}")
+        return cls if hasattr(cls, "_fields") else lambda *items: cls(items)
+    if len(fields) != size:
+        raise ValueError(f"named tuple {path!r} lists {len(fields)} fields for {size} values")
+    return _plain_namedtuple(name, fields)
+
+
+def _allowed_class(module: str, name: str) -> Any:
+    if module == "torch.nn.utils.rnn":
+        from torch.nn.utils.rnn import PackedSequence
+
+        return PackedSequence
+    import torch.return_types
+
+    cls = getattr(torch.return_types, name, None) if name.isidentifier() and not name.startswith("_") else None
+    if not (isinstance(cls, type) and issubclass(cls, tuple)):
+        raise ValueError(f"torch.return_types has no {name!r}")
+    return cls
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_namedtuple(name: str, fields: tuple[str, ...]) -> Any:
+    for part in (name, *fields):
+        if not part.isidentifier() or keyword.iskeyword(part) or (part is not name and part.startswith("_")):
+            raise ValueError(f"named tuple field or name {part!r} is not a valid identifier")
+    if len(set(fields)) != len(fields):
+        raise ValueError(f"named tuple {name!r} repeats a field")
+    return collections.namedtuple(name, fields)  # type: ignore[misc]
