@@ -27,11 +27,33 @@ def load_record_inputs(record: fmt.Record | str | os.PathLike[str]) -> list[Any]
     if info["kind"] != "tensors":
         raise RecordError(f"{rec.path / fmt.INPUTS}: A's inputs were Python objects that a record cannot hold",
                           fix="record with an --inputs file, or pass the same inputs to B explicitly")
+    stage, direct = _input_stage(rec, info)
     rows: list[Any] = []
     for batch in rec.json(fmt.STAGES_META)["batches"]:
-        stacked = rebuild(batch["stages"]["inputs"], lambda name: rec.tensor(fmt.STAGES, name))
-        rows.extend(_unstack(stacked, batch["size"]))
-    return TensorInputs(rows) if info.get("direct") else rows
+        stacked = rebuild(batch["stages"][stage], lambda name: rec.tensor(fmt.STAGES, name))
+        try:
+            rows.extend(_unstack(stacked, batch["size"]))
+        except (IndexError, TypeError, ValueError):
+            raise RecordError(f"{rec.path / fmt.STAGES_META}: batch {batch['batch']}'s {stage} stage does not hold "
+                              f"{batch['size']} rows", fix="record again") from None
+    return TensorInputs(rows) if direct else rows
+
+
+#: target kinds whose preprocess is parity's own collate (artifacts)
+_COLLATED_KINDS = ("torchscript", "export", "aoti", "onnx")
+
+
+def _input_stage(rec: fmt.Record, info: dict[str, Any]) -> tuple[str, bool]:
+    """(the stage holding A's tensor rows, whether they skip preprocess)."""
+    batches = rec.json(fmt.STAGES_META)["batches"] if rec.has(fmt.STAGES_META) else []
+    if all("inputs" in b["stages"] for b in batches):
+        return "inputs", bool(info.get("direct"))
+    if rec.manifest.get("target_kind") in _COLLATED_KINDS:  # an older parity stored the rows as preprocess
+        fix = "record the artifact again with this parity"
+    else:
+        fix = "pass the same inputs to B explicitly (--inputs FILE), or record A with tensor rows that skip preprocess"
+    raise RecordError(f"{rec.path / fmt.STAGES_META}: A's tensor inputs went through a preprocess and were not "
+                      "stored", fix=fix)
 
 
 def _unstack(value: Any, n: int) -> list[Any]:
@@ -41,6 +63,8 @@ def _unstack(value: Any, n: int) -> list[Any]:
     if isinstance(value, (tuple, list)):
         columns_t = [_unstack(v, n) for v in value]
         return [tuple(col[i] for col in columns_t) for i in range(n)]
+    if getattr(value, "ndim", 0) < 1 or value.shape[0] != n:
+        raise ValueError("not a batch of rows")
     return [value[i] for i in range(n)]
 
 
