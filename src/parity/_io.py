@@ -2,18 +2,35 @@
 
 Every file parity writes goes through here so that an interrupted run never leaves
 a half-written record, lock or snapshot behind.
+
+Output paths: a folder where a file is asked for, a missing or unwritable parent, a
+place the system refuses (``/proc/x``), a full disk: one-line :class:`ParityError`
+naming the path, and nothing left behind.
+
+Stale temporaries: a temporary sibling is named ``.NAME.<owner>.<random>.tmp`` (``.old``
+for the old version being swapped out) where ``<owner>`` is ``HOST-BOOT-PID-START``:
+hashes of the host name and of the boot id, the process id and the process's start
+time. The next write to the same place removes the temporaries of owners that are dead
+(same host, and another boot, or no such process, or a process started at another
+time: a reused pid does not fool it) and reports each removal to the hooks added with
+:func:`add_stale_hook` (the CLI prints one line); temporaries of live owners, of other
+hosts (a shared file system) and without an owner are left alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import hashlib
 import json
+import logging
 import os
 import shutil
+import socket
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,13 +108,60 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+#: errors of the place written to, not of parity: reported as a ParityError (exit 2)
+_FULL_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
+_PLACE_ERRORS = (*_FULL_ERRORS, errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR, errno.EISDIR,
+                 errno.ENAMETOOLONG, errno.EINVAL, errno.EXDEV, errno.EBUSY)
+_NAME_BYTES = 120  # of the output's name kept in a temporary's name (file names stop at 255)
+_log = logging.getLogger("parity")
+_stale_hooks: list[Callable[[Path], None]] = []
+
+
+def add_stale_hook(hook: Callable[[Path], None]) -> None:
+    """Call ``hook(path)`` for each stale temporary removed (the CLI prints a line)."""
+    if hook not in _stale_hooks:
+        _stale_hooks.append(hook)
+
+
+def remove_stale_hook(hook: Callable[[Path], None]) -> None:
+    with contextlib.suppress(ValueError):
+        _stale_hooks.remove(hook)
+
+
+def _place_error(path: Path, exc: OSError, doing: str = "cannot write") -> ParityError:
+    reason = exc.strerror or type(exc).__name__
+    return ParityError(f"{path}: {doing} here ({reason})", fix="choose another -o path (a writable folder)")
+
+
+def _output_parent(path: Path, want_dir: bool) -> Path:
+    """The existing folder ``path`` goes into; ParityError when it cannot be written there."""
+    if not path.name or path.name in (".", ".."):
+        raise ParityError(f"{path}: not a {'folder' if want_dir else 'file'} name", fix="choose another -o path")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not want_dir and path.is_dir():
+        raise ParityError(f"{path}: is a folder, a file name is needed here",
+                          fix=f"choose a file name, e.g. {path / 'out.json'}")
+    if not parent.exists():
+        raise ParityError(f"{parent}: output folder does not exist", fix="create it or choose another -o path")
+    if not parent.is_dir():
+        raise ParityError(f"{parent}: is not a folder", fix="choose another -o path")
+    return parent
+
+
+def _temp_prefix(path: Path) -> str:
+    short = path.name.encode("utf-8")[:_NAME_BYTES].decode("utf-8", "ignore")
+    return f".{short}."
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary sibling and ``os.replace``."""
     path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ParityError(f"{parent}: output folder does not exist", fix="create it or choose another -o path")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    parent = _output_parent(path, want_dir=False)
+    remove_stale_temporaries(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path) + _owner() + ".", suffix=".tmp", dir=parent)
+    except OSError as exc:
+        raise _place_error(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -105,9 +169,11 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             os.fsync(f.fileno())
         _apply_default_mode(tmp, 0o666)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in _PLACE_ERRORS:
+            raise _place_error(path, exc) from None
         raise
     return path
 
@@ -126,30 +192,129 @@ def atomic_dir(final: str | os.PathLike[str], *, overwrite: bool = False) -> Ite
 
     On any exception (including KeyboardInterrupt) the temporary directory is removed,
     so ``final`` is either absent, the old complete version, or the new complete one.
+    A full disk or a refused place while writing inside becomes a ParityError naming
+    ``final``.
     """
     final = Path(final)
-    parent = final.parent if str(final.parent) else Path(".")
+    parent = _output_parent(final, want_dir=True)
     if final.exists() and not overwrite:
-        if final.is_dir() and not any(final.iterdir()):
+        if final.is_dir() and not final.is_symlink() and not any(final.iterdir()):
             final.rmdir()
         else:
             raise ParityError(f"{final}: already exists", fix="choose another -o path or remove it first")
-    if not parent.is_dir():
-        raise ParityError(f"{parent}: output folder does not exist", fix="create it or choose another -o path")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=parent))
+    remove_stale_temporaries(final)
+    prefix = _temp_prefix(final) + _owner() + "."
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=parent))
+    except OSError as exc:
+        raise _place_error(final, exc) from None
     try:
         yield tmp
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in _FULL_ERRORS:  # a full disk while writing inside
+            raise _place_error(final, exc) from None
+        raise
+    try:
         _apply_default_mode(tmp, 0o777)
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=parent))
+        if final.exists() or final.is_symlink():
+            old = Path(tempfile.mkdtemp(prefix=prefix, suffix=".old", dir=parent))
             os.replace(final, old / "x")
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in _PLACE_ERRORS:
+            raise _place_error(final, exc) from None
         raise
+
+
+# ------------------------------------------------------------------ stale temporaries
+
+
+@functools.lru_cache(maxsize=1)
+def _host_and_boot() -> tuple[str, str]:
+    host = hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+    try:
+        with open("/proc/sys/kernel/random/boot_id", "rb") as f:
+            boot = hashlib.sha256(f.read().strip()).hexdigest()[:8]
+    except OSError:
+        boot = "0" * 8  # unknown: a reboot cannot be told
+    return host, boot
+
+
+def _start_time(pid: int) -> int:
+    """The process's start time (clock ticks after boot), 0 when unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+_owners: dict[int, str] = {}
+
+
+def _owner() -> str:
+    """This process as a temporary's owner: ``HOST-BOOT-PID-START``."""
+    pid = os.getpid()
+    if pid not in _owners:  # per pid: a forked child is another owner
+        host, boot = _host_and_boot()
+        _owners[pid] = f"{host}-{boot}-{pid}-{_start_time(pid)}"
+    return _owners[pid]
+
+
+def _owner_alive(owner: str) -> bool:
+    """False only when the owner is surely dead; unknown owners count as alive."""
+    parts = owner.split("-")
+    if len(parts) != 4 or not (parts[2].isdigit() and parts[3].isdigit()):
+        return True
+    host, boot = _host_and_boot()
+    if parts[0] != host:
+        return True  # another machine sharing this folder: its processes cannot be seen
+    if parts[1] != boot:
+        return boot == "0" * 8 or parts[1] == "0" * 8  # written before this boot: dead
+    pid, start = int(parts[2]), int(parts[3])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass  # exists, owned by another user
+    now = _start_time(pid)
+    return not (start and now and now != start)  # a reused pid started at another time
+
+
+def remove_stale_temporaries(target: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporaries left beside ``target`` by dead parity processes; returns
+    them (and tells the hooks). Never raises: cleaning up must not stop a write."""
+    target = Path(target)
+    parent = target.parent if str(target.parent) else Path(".")
+    prefix = _temp_prefix(target)
+    removed: list[Path] = []
+    try:
+        entries = [e for e in os.scandir(parent) if e.name.startswith(prefix)]
+    except OSError:
+        return removed
+    for entry in entries:
+        parts = entry.name[len(prefix):].split(".")
+        if len(parts) != 3 or parts[2] not in ("tmp", "old") or _owner_alive(parts[0]):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+        _log.info("removed %s: a temporary left by a parity process that died", entry.path)
+        for hook in list(_stale_hooks):
+            hook(Path(entry.path))
+    return removed
 
 
 def read_json(path: str | os.PathLike[str], what: str, fix: str | None = None) -> Any:
