@@ -28,16 +28,18 @@ def test_same_record_passes_with_zero_mismatches(make_record: Make) -> None:
 
 
 def test_json_has_the_documented_shape(make_record: Make) -> None:
-    doc = compare(make_record("a", _layers()), make_record("b", _layers(1e-2))).to_json()
+    params = {"enc.0.weight": "h1"}
+    doc = compare(make_record("a", _layers(), params=params), make_record("b", _layers(1e-2), params=params)).to_json()
     json.dumps(doc, allow_nan=False)  # strict JSON: no NaN/Infinity leaks
     assert doc["schema"] == SCHEMA
     for key in ("verdict", "reason", "a", "b", "env_diff", "assets", "runtime", "stages", "first_divergent_stage",
                 "layers", "first_divergent_layer", "first_introducing_layer", "only_a", "only_b", "predictions",
-                "performance", "tolerances"):
+                "performance", "tolerances", "probable_cause", "api_changes"):
         assert key in doc, key
+    assert set(doc["probable_cause"]) >= {"kind", "summary", "subject", "evidence", "confidence", "checked"}
     layer = doc["layers"][1]
     assert set(layer) >= {"key", "module", "type", "shape", "dtype", "status", "metrics", "atol", "rtol",
-                          "noise_floor", "introduced"}
+                          "noise_floor", "introduced", "contains"}
     assert set(layer["metrics"]) >= {"max_abs", "mean_abs", "rel_l2", "cosine", "mismatch_frac"}
     assert set(doc["assets"]) == {"files", "params", "weights_compared"}
 
@@ -225,3 +227,34 @@ def test_first_divergent_stage_lists_what_can_explain_it(make_record: Make) -> N
     stage = next(s for s in compare(a, b).stages if s["stage"] == "preprocess")
     assert stage["suspects"][0] == "asset m/tokenizer.json (changed)"
     assert any("tokenizers 0.19.1 -> 0.20.0" in s for s in stage["suspects"])
+
+
+def test_pass_line_states_the_highest_risk_it_lists() -> None:
+    # A runtime item (judged as runtime state, so no warning) that is high-risk: the PASS
+    # sentence used to call every listed item "low-risk".
+    from parity.comparison.result import VerifyResult, decide_verdict
+
+    blas = {"category": "runtime", "name": "threadpool.blas:openblas:libscipy_openblas.version", "a": "0.3.30",
+            "b": "0.3.31", "risk": "high", "stages": ["model"]}
+    low = {"category": "env_var", "name": "LANG", "a": "C", "b": "C.UTF-8", "risk": "low", "stages": []}
+    r = VerifyResult(a={}, b={}, capture="stats", env_diff={"identical": False, "items": [low, blas]},
+                     assets={"files": [], "params": [], "weights_compared": True})
+    decide_verdict(r)
+    assert r.verdict == PASS
+    assert "low-risk" not in r.reason
+    assert "2 environment difference(s) listed, highest risk high: threadpool.blas:openblas" in r.reason
+    r.env_diff = {"identical": False, "items": [low]}
+    decide_verdict(r)
+    assert "1 low-risk environment difference(s) listed" in r.reason
+
+
+def test_record_that_lists_no_weights_is_weights_unknown_never_same(make_record: Make, run_cli) -> None:
+    a, b = make_record("a", _layers()), make_record("b", _layers())  # assets.json: "params": {}
+    r = compare(a, b)
+    assert r.assets["weights_compared"] is False and r.assets["params"] == []
+    assert any(n.startswith("weights not compared (record lists none)") for n in r.notes), r.notes
+    assert "same environment and assets" not in r.reason
+    assert "weights not compared (record lists none)" in r.reason
+    code, out, _err = run_cli("compare", a, b)
+    assert code == 0 and "weights not compared (record lists none)" in out
+    assert "Assets and weights: same as A" not in out

@@ -103,6 +103,26 @@ def test_perturbed_weight_fails_in_layer_3_and_names_the_parameter(golden: dict[
     later = [x for x in r.layers if x["status"] == "diverged" and x["key"].startswith(("encoder.layer.4.", "encoder.layer.5."))]
     assert later and all(x["introduced"] is False for x in later)
     assert len(r.error_growth) > 1
+    cause = r.probable_cause
+    assert cause is not None and cause["kind"] == "weight" and cause["subject"] == f"{QUERY}.weight"
+    assert cause["confidence"] == "high" and f"{QUERY}#0/out" in cause["summary"]
+
+
+DENSE = "encoder.layer.3.intermediate.dense"
+
+
+def test_changed_weight_in_a_nested_module_only_that_module_introduces(golden: dict[str, Path], minilm_dir: Path,
+                                                                        tmp_path: Path, run_cli) -> None:
+    change = f"with torch.no_grad():\n    model.get_submodule({DENSE!r}).weight[5, 7] += 0.05"
+    code, out, err = run_cli("verify", golden["full"], pipeline_file(tmp_path, minilm_dir, change), "--json")
+    assert code == 1, err
+    doc = json.loads(out)
+    assert doc["first_introducing_layer"] == f"{DENSE}#0/out"
+    assert [x["key"] for x in doc["layers"] if x["introduced"] is True] == [f"{DENSE}#0/out"]
+    containers = {x["module"]: x for x in doc["layers"] if x["contains"]}
+    for module in ("encoder.layer.3.intermediate", "encoder.layer.3", "encoder"):
+        assert containers[module]["contains"] == f"{DENSE}#0/out" and containers[module]["introduced"] is None
+    assert doc["probable_cause"]["kind"] == "weight" and doc["probable_cause"]["subject"] == f"{DENSE}.weight"
 
 
 def test_perturbed_weight_at_stats_capture_localises_without_replay(golden: dict[str, Path], minilm_dir: Path,
@@ -121,10 +141,13 @@ def test_training_mode_fails_at_a_dropout_and_names_it(golden: dict[str, Path], 
     assert "Dropout" in finding["message"] and "eval()" in finding["message"]
     first = next(x for x in r.layers if x["key"] == r.first_divergent_layer)
     assert first["type"] == "Dropout", first
+    cause = r.probable_cause
+    assert cause is not None and cause["kind"] == "eval_mode" and cause["confidence"] == "high"
+    assert "model.eval()" in cause["summary"] and cause["subject"] == first["module"]
 
 
 def test_changed_tokenizer_asset_fails_at_preprocess(golden: dict[str, Path], minilm_dir: Path,
-                                                     tmp_path: Path) -> None:
+                                                     tmp_path: Path, run_cli) -> None:
     copy = tmp_path / "b" / minilm_dir.name
     shutil.copytree(minilm_dir, copy)
     config = json.loads((copy / "tokenizer_config.json").read_text())
@@ -142,6 +165,13 @@ def test_changed_tokenizer_asset_fails_at_preprocess(golden: dict[str, Path], mi
     rows = stage["rows"]
     ids = [row for row in rows if row["name"] == "input_ids"]
     assert ids and ids[0]["a"] != ids[0]["b"] and ids[0]["positions"]
+    code, out, err = run_cli("verify", golden["full"], pipeline_file(tmp_path, copy), "--json")
+    assert code == 1, err
+    cause = json.loads(out)["probable_cause"]
+    assert cause["kind"] == "asset" and Path(cause["subject"]).name == "tokenizer_config.json"
+    assert cause["confidence"] == "high" and "tokenizer_config.json" in cause["summary"]
+    code, out, err = run_cli("verify", golden["full"], pipeline_file(tmp_path, copy))
+    assert out.lstrip().startswith("Probable cause: tokenizer_config.json changed"), out[:300]
 
 
 def test_other_architecture_fails_listing_missing_layers(golden: dict[str, Path], minilm_dir: Path,

@@ -242,3 +242,47 @@ def test_summary_says_where_the_first_divergent_stage_sits():
     result = verify_result(10, diverge_at=None)
     result.update(verdict="FAIL", first_divergent_stage="postprocess")
     assert "<b>postprocess</b> stage, after the model, in post-processing" in render_html(result)
+
+
+def _summary(page: str) -> str:
+    return page[page.index("<section id='summary'>"):page.index("</section>", page.index("<section id='summary'>"))]
+
+
+def test_probable_cause_is_the_first_thing_parity_found():
+    cause = {"kind": "asset", "summary": f"tokenizer_config.json changed {HOSTILE}", "subject": "m/tokenizer_config.json",
+             "confidence": "high", "evidence": ["asset m/tokenizer_config.json changed"], "fix": "use A's file",
+             "checked": ["asset files: 7 compared by sha256, 2 differ"]}
+    r = verify_result(40)
+    r["probable_cause"] = cause
+    summary = _summary(render_html(r))
+    items = parse(summary)
+    first_li = summary.index("<li>")
+    assert summary.index("Probable cause") < summary.index("<li>", first_li + 1)
+    assert "tokenizer_config.json changed &lt;script&gt;" in summary and HOSTILE not in summary
+    assert "(confidence: high)" in summary and "Checked: asset files: 7 compared by sha256, 2 differ" in summary
+    assert any(a.get("id") == "probable-cause" and a.get("data-kind") == "asset" for _, a in items.tags)
+    assert summary.index("Probable cause") < summary.index("The first difference is at the")
+    assert "Probable cause" not in _summary(render_html(verify_result(40)))
+
+
+def test_containers_of_the_introducing_layer_are_marked_containing():
+    r = verify_result(40)
+    key = r["first_introducing_layer"]
+    r["layers"][26].update(introduced=None, contains=key, module="encoder.layer.6")
+    page = render_html(r)
+    table = page[page.index("Layers out of tolerance"):]
+    row = next(x for x in table.split("<tr") if f"<td>{r['layers'][26]['key']}" in x.replace("<code>", "")
+               .replace("</code>", ""))
+    assert f"contains <code>{key}</code>" in row and "<td>yes</td>" not in row
+    hover = json_script(parse(page), "parity-plot-data")["hover"][26]
+    assert "contains" in hover and "which introduces the error" in hover
+
+
+def test_weights_unknown_is_said_not_same():
+    r = verify_result(10, diverge_at=None)
+    r["assets"] = {"files": [], "params": [], "weights_compared": False,
+                   "note": "weights not compared (record lists none); stages and layers still are"}
+    page = render_html(r)
+    section = page[page.index("<section id='assets'>"):]
+    assert "No asset or weight differences" not in section
+    assert "Weights not compared (record lists none); stages and layers still are." in section

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from parity._text import one_line
 from parity.comparison.tolerances import strip_wrapper_prefix
 
 # ------------------------------------------------------------------ environment
@@ -59,23 +60,37 @@ def _packages(env: Mapping[str, Any]) -> dict[str, str | None]:
 # ------------------------------------------------------------- assets, weights
 
 
-def assets_diff(assets_a: Mapping[str, Any], assets_b: Mapping[str, Any]) -> dict[str, Any]:
+def assets_diff(assets_a: Mapping[str, Any], assets_b: Mapping[str, Any], *, known_a: bool | None = None,
+                known_b: bool | None = None) -> dict[str, Any]:
     """Differing asset files (matched by path relative to their common folder) and weights.
 
     ``params`` covers parameters and buffers, matched by name without wrapper prefixes.
-    ``max_abs`` is null: a record holds weight hashes, not the weights.
+    ``max_abs`` is null: a record holds weight hashes, not the weights. ``known_*`` says
+    whether each side lists its weights (default: it lists any parameter or buffer).
     """
     files = _file_changes(_mapping(assets_a.get("files")), _mapping(assets_b.get("files")))
     weights_a = {**_mapping(assets_a.get("buffers")), **_mapping(assets_a.get("params"))}
     weights_b = {**_mapping(assets_b.get("buffers")), **_mapping(assets_b.get("params"))}
-    if bool(weights_a) != bool(weights_b):
+    if not (bool(weights_a) if known_a is None else known_a):
+        # A record that lists no weights (an artifact, or an assets.json without them)
+        # says nothing about them: "weights unknown", never "same weights".
+        return {"files": files, "params": [], "weights_compared": False,
+                "note": "weights not compared (record lists none); stages and layers still are"}
+    if not (bool(weights_b) if known_b is None else known_b):
         # An opaque artifact (an ONNX session, an AOTInductor package) exposes no named
         # weights: nothing can be said about them, which is not "every weight removed".
-        side = "B" if weights_a else "A"
         return {"files": files, "params": [], "weights_compared": False,
-                "note": f"{side} exposes no named weights (e.g. an ONNX or AOTInductor artifact): "
+                "note": "B exposes no named weights (e.g. an ONNX or AOTInductor artifact): "
                         "weights not compared; stages and layers still are"}
     return {"files": files, "params": _param_changes(weights_a, weights_b), "weights_compared": True}
+
+
+def weights_known(assets: Mapping[str, Any], record: Any = None) -> bool:
+    """Whether a record lists its weights (``Record.weights_known`` when the reader has it)."""
+    known = getattr(record, "weights_known", None)
+    if isinstance(known, bool):
+        return known
+    return bool(_mapping(assets.get("params")) or _mapping(assets.get("buffers")))
 
 
 def _file_changes(fa: Mapping[str, Any], fb: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -209,8 +224,10 @@ def _training(state_a: Mapping[str, Any], state_b: Mapping[str, Any], types: Map
     # mode rarely matters, but custom forwards can read self.training: warn, not fail.
     unknown = [m for m in new if m not in types]
     severity = "error" if sensitive or unknown else "warning"
-    return [_finding(severity, "training_mode", f"{len(new)} submodule(s) in training mode in B, {what}: "
-                     f"{shown}{more}; call model.eval()", named[0] or "<root>")]
+    finding = _finding(severity, "training_mode", f"{len(new)} submodule(s) in training mode in B, {what}: "
+                       f"{shown}{more}; call model.eval()", named[0] or "<root>")
+    finding["modules"] = new  # all of them: the probable cause checks the first divergent layer against it
+    return [finding]
 
 
 def _placements(state_a: Mapping[str, Any], state_b: Mapping[str, Any], what: str) -> list[dict[str, Any]]:
@@ -228,7 +245,8 @@ def _placements(state_a: Mapping[str, Any], state_b: Mapping[str, Any], what: st
 
 
 def _finding(severity: str, code: str, message: str, where: str) -> dict[str, Any]:
-    return {"severity": severity, "code": code, "message": message, "where": where}
+    # Module and parameter names come from the record: no control character may reach a terminal.
+    return {"severity": severity, "code": code, "message": one_line(message), "where": one_line(where)}
 
 
 def _model(state: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from parity._text import one_line
 from parity.comparison.metrics import TensorMetrics, compare_tensors
 from parity.comparison.tolerances import Tolerance, TolerancePolicy, strip_wrapper_prefix
 from parity.records.format import ACTIVATIONS, Record
@@ -34,6 +35,8 @@ class LayerRow:
     first_bad_batch: int | None = None
     notes: list[str] = field(default_factory=list)
     introduced: bool | None = None
+    #: Key of the introducing layer inside this module, when this module only contains it.
+    contains: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         e = self.entry
@@ -44,7 +47,7 @@ class LayerRow:
             "metrics": self.metrics.to_json() if self.metrics is not None else None,
             "atol": tol.atol if tol else None, "rtol": tol.rtol if tol else None,
             "noise_floor": tol.noise_floor if tol else None, "introduced": self.introduced,
-            "first_bad_batch": self.first_bad_batch, "notes": self.notes,
+            "contains": self.contains, "first_bad_batch": self.first_bad_batch, "notes": self.notes,
         }
 
 
@@ -99,6 +102,7 @@ def _mark(row: LayerRow, batch: int, note: str | None) -> None:
     row.status = "diverged"
     if row.first_bad_batch is None:
         row.first_bad_batch = batch
+    note = one_line(note) if note else note  # values and kinds come from the record
     if note and note not in row.notes:
         row.notes.append(note)
 
@@ -194,7 +198,7 @@ def error_growth(rows: list[LayerRow], first: LayerRow | None) -> list[dict[str,
             continue
         m = row.metrics.to_json()
         out.append({"key": row.key, "status": row.status, "max_abs": m["max_abs"], "rel_l2": m["rel_l2"],
-                    "introduced": row.introduced})
+                    "introduced": row.introduced, "contains": row.contains})
         if len(out) > GROWTH_LAYERS:
             break
     return out

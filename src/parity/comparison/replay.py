@@ -8,9 +8,12 @@ the error came from upstream. Needs capture=full (A's module inputs are stored).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import inspect
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from parity._text import one_line
 from parity.comparison.layers import LayerRow, layer_tensor
 from parity.comparison.metrics import compare_tensors
 from parity.comparison.tolerances import Tolerance, TolerancePolicy, strip_wrapper_prefix
@@ -37,15 +40,28 @@ def strip_module_path(path: str) -> str:
     return strip_wrapper_prefix(path)
 
 
-def classify(rec_a: Record, rows: Iterable[LayerRow], model: Any, load_inputs: InputsLoader) -> list[str]:
+@dataclass
+class Replay:
+    """What replaying B's modules found besides ``introduced``: notes and API changes."""
+
+    notes: list[str] = field(default_factory=list)
+    #: B's module refused the arguments A's module received (a changed signature).
+    api_changes: list[dict[str, Any]] = field(default_factory=list)
+    #: Module paths (as recorded, wrapper prefixes stripped) whose signature refused A's call.
+    refused: set[str] = field(default_factory=set)
+
+
+def classify(rec_a: Record, rows: Sequence[LayerRow], model: Any, load_inputs: InputsLoader) -> Replay:
     """Set ``introduced`` on divergent rows (True/False), leave None where replay was impossible.
 
-    Returns notes for the report (modules not found, inputs not stored, replay errors).
+    A module that only contains an introducing module gets ``contains`` instead (see
+    :func:`mark_containers`). Returns notes for the report (modules not found, inputs
+    not stored, replay errors) and the API changes found.
     """
     import torch
 
     modules = module_index(model)
-    notes: list[str] = []
+    found = Replay()
     done = 0
     for row in rows:
         if row.status != "diverged" or done >= MAX_REPLAYS:
@@ -53,14 +69,44 @@ def classify(rec_a: Record, rows: Iterable[LayerRow], model: Any, load_inputs: I
         done += 1
         module = modules.get(strip_module_path(str(row.entry.get("module", ""))))
         if module is None:
-            notes.append(f"{row.key}: no module {row.entry.get('module')!r} in B's model to replay")
+            found.notes.append(one_line(f"{row.key}: no module {row.entry.get('module')!r} in B's model to replay"))
             continue
         entry = _entry_for_batch(rec_a, row)
         with torch.no_grad():
-            row.introduced = _replay_one(rec_a, entry, module, load_inputs, row.tolerance, notes)
+            row.introduced = _replay_one(rec_a, entry, module, load_inputs, row.tolerance, found)
     if done >= MAX_REPLAYS:
-        notes.append(f"replayed the first {MAX_REPLAYS} divergent layers only")
-    return notes
+        found.notes.append(f"replayed the first {MAX_REPLAYS} divergent layers only")
+    mark_containers(rows, found.refused)
+    return found
+
+
+def mark_containers(rows: Sequence[LayerRow], refused: Iterable[str] = ()) -> None:
+    """A module whose replay differs only because a module inside it introduces the error
+    contains the error, it does not introduce it: ``introduced`` None, ``contains`` that key.
+
+    ``encoder.layer.3`` replayed on A's inputs differs when ``encoder.layer.3.intermediate.dense``
+    (a changed weight) does; naming both as introducing would send a reader to the wrong
+    place. The innermost introducing modules keep ``introduced`` True. A module whose
+    signature refused A's call (``refused``: an API change) counts as introducing here.
+    """
+    refused = set(refused)
+    sources = [(r, _module_of(r)) for r in rows
+               if r.introduced or (r.status == "diverged" and _module_of(r) in refused)]
+    inner = {id(r): [o for o, om in sources if _inside(om, m)] for r, m in sources}
+    for row, _m in sources:
+        found = inner[id(row)]
+        if found and row.introduced:
+            leaf = next((o for o in found if not inner[id(o)]), found[0])
+            row.introduced, row.contains = None, leaf.key
+
+
+def _module_of(row: LayerRow) -> str:
+    return strip_module_path(str(row.entry.get("module", "")))
+
+
+def _inside(inner: str, outer: str) -> bool:
+    """True when module path ``inner`` is strictly inside ``outer`` ("" is the root)."""
+    return inner != outer and (outer == "" or inner.startswith(outer + "."))
 
 
 def _entry_for_batch(rec_a: Record, row: LayerRow) -> dict[str, Any]:
@@ -74,28 +120,81 @@ def _entry_for_batch(rec_a: Record, row: LayerRow) -> dict[str, Any]:
 
 def _replay_one(
     rec_a: Record, entry: dict[str, Any], module: Any, load_inputs: InputsLoader, tol: Tolerance | None,
-    notes: list[str],
+    found: Replay,
 ) -> bool | None:
+    key = one_line(entry["key"])
     try:
         args, kwargs = load_inputs(rec_a, entry)
     except RecordError as exc:  # e.g. an argument recorded by type only: cannot replay
-        notes.append(f"{entry['key']}: not replayed ({exc.message})")
+        found.notes.append(one_line(f"{key}: not replayed ({exc.message})"))
         return None
     try:
         out = module(*args, **kwargs)
     except ParityError:
         raise
     except Exception as exc:  # the user's module, fed recorded inputs; report, don't crash
-        notes.append(f"{entry['key']}: replay failed ({type(exc).__name__}: {exc})")
+        refusal = signature_refusal(module, args, kwargs) if isinstance(exc, TypeError) else None
+        if refusal is not None:
+            _add_api_change(found, refusal, entry)
+            found.refused.add(strip_module_path(str(entry.get("module", ""))))
+        else:
+            found.notes.append(one_line(f"{key}: replay failed ({type(exc).__name__}: {exc})"))
         return None
     got = select_output(out, str(entry.get("out", "/out")))
     want = layer_tensor(rec_a, entry)
     if got is None or want is None or not hasattr(got, "shape"):
-        notes.append(f"{entry['key']}: replay output has no tensor at {entry.get('out')}")
+        found.notes.append(one_line(f"{key}: replay output has no tensor at {entry.get('out')}"))
         return None
     if tol is None:
         tol = TolerancePolicy().for_layer(entry["key"], str(entry.get("dtype", "float32")), entry.get("noise_floor"))
     return not compare_tensors(want, got, tol.atol, tol.rtol).ok
+
+
+def signature_refusal(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """How B's ``module.forward`` signature refuses A's arguments, or None when it accepts them.
+
+    Binding is checked on its own, so a TypeError raised *inside* forward (a bug, a dtype
+    mix-up) is never mistaken for an API change.
+    """
+    try:
+        sig = inspect.signature(module.forward)
+    except (TypeError, ValueError):  # a builtin or C++ forward: no signature to read
+        return None
+    try:
+        sig.bind(*args, **kwargs)
+    except TypeError:
+        pass
+    else:
+        return None
+    cls = type(module).__name__
+    params = sig.parameters.values()
+    kinds = {p.kind for p in params}
+    named = {p.name for p in params if p.kind not in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    unknown = [k for k in kwargs if k not in named] if inspect.Parameter.VAR_KEYWORD not in kinds else []
+    if unknown:
+        names = ", ".join(f"`{k}`" for k in unknown)
+        return {"class": cls, "method": "forward", "argument": unknown[0], "problem": "removed",
+                "message": f"B's `{cls}.forward` no longer accepts {names} (A passed {'it' if len(unknown) == 1 else 'them'})"}
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if inspect.Parameter.VAR_POSITIONAL not in kinds and len(args) > len(positional):
+        return {"class": cls, "method": "forward", "argument": None, "problem": "positional",
+                "message": f"B's `{cls}.forward` takes {len(positional)} positional argument(s), "
+                           f"A passed {len(args)}"}
+    given = {p.name for p in positional[:len(args)]} | set(kwargs)
+    missing = [p.name for p in params if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+               and p.name not in given]
+    return {"class": cls, "method": "forward", "argument": missing[0] if missing else None, "problem": "required",
+            "message": f"B's `{cls}.forward` now requires "
+                       + (", ".join(f"`{m}`" for m in missing) if missing else "other arguments")
+                       + " (A did not pass " + ("it" if len(missing) == 1 else "them") + ")"}
+
+
+def _add_api_change(found: Replay, refusal: dict[str, Any], entry: dict[str, Any]) -> None:
+    module = one_line(strip_module_path(str(entry.get("module", ""))))
+    if any(c["module"] == module and c["message"] == refusal["message"] for c in found.api_changes):
+        return
+    found.api_changes.append({**{k: one_line(v) if isinstance(v, str) else v for k, v in refusal.items()},
+                              "module": module, "key": one_line(entry["key"])})
 
 
 def select_output(value: Any, out_path: str) -> Any:

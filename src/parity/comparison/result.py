@@ -34,6 +34,8 @@ class VerifyResult:
     only_b: list[str] = field(default_factory=list)
     predictions: dict[str, Any] | None = None
     performance: dict[str, Any] | None = None
+    api_changes: list[dict[str, Any]] = field(default_factory=list)
+    probable_cause: dict[str, Any] | None = None
     tolerances: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     verdict: str = PASS
@@ -52,6 +54,7 @@ class VerifyResult:
         return {
             "schema": SCHEMA,
             "verdict": self.verdict,
+            "probable_cause": self.probable_cause,
             "reason": self.reason,
             "warnings": list(self.warnings),
             "a": dict(self.a),
@@ -70,6 +73,7 @@ class VerifyResult:
             "only_b": list(self.only_b),
             "predictions": self.predictions,
             "performance": self.performance,
+            "api_changes": list(self.api_changes),
             "tolerances": self.tolerances,
             "notes": list(self.notes),
         }
@@ -98,6 +102,8 @@ def _failures(r: VerifyResult) -> list[str]:
     errors = [f for f in r.runtime if f.get("severity") == "error"]
     if errors:
         out.append(f"Runtime state differs: {errors[0]['message']}")
+    if r.api_changes:
+        out.append(f"{r.api_changes[0]['message']}: an API change.")
     params = r.assets.get("params") or []
     if params:
         out.append(f"{len(params)} weight tensor(s) differ, e.g. {params[0]['name']}.")
@@ -138,9 +144,27 @@ def _warnings(r: VerifyResult) -> list[str]:
     return out
 
 
+_RISKS = ("high", "medium", "low")
+
+
 def _pass_reason(r: VerifyResult) -> str:
+    """The PASS sentence; it names the highest risk among the differences it lists, never hides it."""
     n = sum(1 for layer in r.layers if layer.get("status") == "match")
     layers = f", {n} layers" if r.layers else ""
-    low = len(r.env_diff.get("items", []))
-    env = f"; {low} low-risk environment difference(s) listed" if low else ", same environment and assets"
+    weights = r.assets.get("weights_compared") is not False
+    assets = "assets" if weights else "asset files"
+    items = [i for i in r.env_diff.get("items", []) if isinstance(i, dict)]
+    if not items:
+        env = f", same environment and {assets}"
+    else:
+        worst = min(items, key=lambda i: _RISKS.index(i["risk"]) if i.get("risk") in _RISKS else len(_RISKS))
+        risk = worst.get("risk") if worst.get("risk") in _RISKS else "unrated"
+        if risk == "low":
+            env = f"; {len(items)} low-risk environment difference(s) listed"
+        else:
+            env = (f"; {len(items)} environment difference(s) listed, highest risk {risk}: {worst.get('name')} "
+                   f"{worst.get('a')} -> {worst.get('b')}")
+    if not weights:
+        side = "B exposes none" if "B exposes" in str(r.assets.get("note")) else "record lists none"
+        env += f"; weights not compared ({side})"
     return f"B reproduces A: every stage{layers} within tolerance{env}."

@@ -14,10 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from parity._text import one_line
 from parity.comparison import findings, layers, stages
 from parity.comparison.result import VerifyResult, decide_verdict
 from parity.comparison.tolerances import TolerancePolicy, policy_from, strip_wrapper_prefix
 from parity.errors import ParityError
+from parity.progress import ProgressFn, relabel
 from parity.records.format import INPUTS, Record, read_record
 
 
@@ -39,6 +41,7 @@ def compare(
     result = compare_records(rec_a, rec_b, policy, b_info={"record": str(rec_b.path), "target": rec_b.target})
     if result.first_divergent_layer:
         result.notes.append("introduced vs inherited needs a live model: run `parity verify` with the target in B")
+    _explain(result, rec_a)
     decide_verdict(result)
     return result
 
@@ -51,8 +54,10 @@ def verify(
     rtol: float | None = None,
     max_slowdown: float | None = None,
     overrides: Mapping[str, Mapping[str, float]] | None = None,
+    progress: ProgressFn | None = None,
 ) -> VerifyResult:
     """Re-run ``target`` (default: the one A recorded) here and check it against A's record.
+    ``progress`` (parity.progress) hears of every batch of B's run and every bench call.
 
     ``max_slowdown`` is a fraction (0.1 = 10% slower allowed); when given, A's baseline
     benchmark (``parity record --bench``) is re-measured here and a significant slowdown
@@ -66,11 +71,12 @@ def verify(
     loaded = load_target(spec)
     inputs = _record_inputs(rec_a)
     with tempfile.TemporaryDirectory(prefix="parity-verify-") as tmp:
-        rec_b = _record_b(rec_a, loaded, inputs, Path(tmp) / "b")
+        rec_b = _record_b(rec_a, loaded, inputs, Path(tmp) / "b", relabel(progress, "verify"))
         result, rows = _compare_records(rec_a, rec_b, policy, {"record": None, "target": spec})
         _classify(rec_a, result, rows, loaded.pipeline)
+    _explain(result, rec_a)
     if max_slowdown is not None:
-        result.performance = _performance(rec_a, loaded.pipeline, inputs, max_slowdown)
+        result.performance = _performance(rec_a, loaded.pipeline, inputs, max_slowdown, progress)
     decide_verdict(result)
     return result
 
@@ -85,14 +91,15 @@ def _compare_records(
 ) -> tuple[VerifyResult, list[layers.LayerRow]]:
     result = VerifyResult(a={"record": str(rec_a.path), "target": rec_a.target}, b=b_info, capture=rec_a.capture)
     if rec_b.capture != rec_a.capture:
-        result.notes.append(f"A was recorded with capture={rec_a.capture}, B with capture={rec_b.capture}")
+        result.notes.append(one_line(f"A was recorded with capture={rec_a.capture}, B with capture={rec_b.capture}"))
     if _inputs_differ(rec_a, rec_b):
         result.notes.append("A and B were recorded on different inputs: differences below may only reflect that")
     if findings.env_is_partial(rec_a.env) or findings.env_is_partial(rec_b.env):
         result.notes.append("no environment diff: a record was made without an environment snapshot")
     else:
         result.env_diff = findings.env_diff(rec_a.env, rec_b.env)
-    result.assets = findings.assets_diff(rec_a.assets, rec_b.assets)
+    result.assets = findings.assets_diff(rec_a.assets, rec_b.assets, known_a=findings.weights_known(rec_a.assets, rec_a),
+                                         known_b=findings.weights_known(rec_b.assets, rec_b))
     if result.assets.get("note"):
         result.notes.append(str(result.assets["note"]))
     types = {strip_wrapper_prefix(str(e.get("module"))): str(e.get("type")) for e in rec_b.layers}
@@ -127,8 +134,8 @@ def _suspects_into(result: VerifyResult) -> None:
     stage = next((s for s in result.stages if s["stage"] == result.first_divergent_stage), None)
     if stage is None:
         return
-    files = [f"asset {f['path']} ({f['change']})" for f in result.assets.get("files", [])]
-    env = [f"{i.get('category')} {i.get('name')} {i.get('a')} -> {i.get('b')}"
+    files = [one_line(f"asset {f['path']} ({f['change']})") for f in result.assets.get("files", [])]
+    env = [one_line(f"{i.get('category')} {i.get('name')} {i.get('a')} -> {i.get('b')}")
            for i in result.env_diff.get("items", []) if stage["stage"] in (i.get("stages") or [])]
     stage["suspects"] = files + env
 
@@ -161,11 +168,25 @@ def _classify(rec_a: Record, result: VerifyResult, rows: list[layers.LayerRow], 
     def inputs_of(rec: Record, entry: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         return load_module_inputs(rec, str(entry["key"]), int(entry.get("batch", 0)))
 
-    result.notes.extend(classify(rec_a, rows, model, inputs_of))
+    replay = classify(rec_a, rows, model, inputs_of)
+    result.notes.extend(replay.notes)
+    result.api_changes = replay.api_changes
     result.layers = [r.to_json() for r in rows]
     first = next((r for r in rows if r.introduced), None)
     result.first_introducing_layer = first.key if first else None
     result.error_growth = layers.error_growth(rows, layers.first_divergent(rows))
+
+
+def _explain(result: VerifyResult, rec_a: Record) -> None:
+    """Fill ``probable_cause`` from the sections (see :mod:`parity.comparison.cause`)."""
+    from parity.comparison.cause import probable_cause
+
+    assets = rec_a.assets
+    files, params, buffers = (assets.get(k) for k in ("files", "params", "buffers"))
+    compared = {"files": len(files) if isinstance(files, dict) else 0,
+                "weights": (len(params) if isinstance(params, dict) else 0)
+                + (len(buffers) if isinstance(buffers, dict) else 0)}
+    result.probable_cause = probable_cause(result, compared)
 
 
 def _target_spec(rec_a: Record, target: str | None) -> str:
@@ -182,22 +203,24 @@ def _record_inputs(rec_a: Record) -> Any:
     return load_record_inputs(rec_a)
 
 
-def _record_b(rec_a: Record, loaded: Any, inputs: Any, out: Path) -> Record:
+def _record_b(rec_a: Record, loaded: Any, inputs: Any, out: Path, progress: ProgressFn | None = None) -> Record:
     """Record B with A's inputs, capture level and batch size; return it opened."""
     from parity.records import record
 
     batch_size, seed = rec_a.manifest.get("batch_size"), rec_a.manifest.get("seed", 0)
     # B's environment snapshot costs seconds; it is only worth it when A has one to diff.
     record(loaded, inputs, out=out, capture=rec_a.capture, batch_size=batch_size if isinstance(batch_size, int) else None,
-           seed=seed if isinstance(seed, int) else 0, snapshot_env=not findings.env_is_partial(rec_a.env))
+           seed=seed if isinstance(seed, int) else 0, snapshot_env=not findings.env_is_partial(rec_a.env),
+           progress=progress)
     return read_record(out, verify_hashes=False)
 
 
-def _performance(rec_a: Record, pipeline: Any, inputs: Any, max_slowdown: float) -> dict[str, Any]:
+def _performance(rec_a: Record, pipeline: Any, inputs: Any, max_slowdown: float,
+                 progress: ProgressFn | None = None) -> dict[str, Any]:
     baseline = rec_a.bench
     if baseline is None:
         raise ParityError(f"{rec_a.path}: the record has no bench.json, so --max-slowdown has nothing to compare to",
                           fix="record with `parity record --bench`, or leave out --max-slowdown")
     from parity.benchmark import verify_performance
 
-    return dict(verify_performance(pipeline, inputs, baseline, max_slowdown))
+    return dict(verify_performance(pipeline, inputs, baseline, max_slowdown, progress))

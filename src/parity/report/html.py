@@ -187,6 +187,11 @@ def _verdict_section(r: Mapping[str, Any]) -> str:
 def _summary_points(r: Mapping[str, Any]) -> list[str]:
     """Plain-language bullets, each already escaped, most decisive first."""
     pts: list[str] = []
+    cause = _cause_point(_mapping(r.get("probable_cause")))
+    if cause:
+        pts.append(cause)
+    pts.extend(f"API change: {_e(_mapping(x).get('message'))} (module <code>{_e(_mapping(x).get('module') or '<root>')}"
+               "</code>)." for x in _list(r.get("api_changes"))[:5])
     stage = r.get("first_divergent_stage")
     if stage:
         pts.append(f"The first difference is at the <b>{_e(stage)}</b> stage, {_e(_STAGE_WHERE.get(stage, 'in its outputs'))}.")
@@ -201,6 +206,19 @@ def _summary_points(r: Mapping[str, Any]) -> list[str]:
         pts.append("Which layer introduces the error is not known (that needs a record made with --capture full).")
     pts.extend(_summary_context(r))
     return pts or ["No stage, layer, asset or environment difference was found."]
+
+
+def _cause_point(cause: Mapping[str, Any]) -> str:
+    """The probable cause as the first bullet: summary, confidence, evidence, what was checked."""
+    if not cause:
+        return ""
+    evidence = "".join(f"<li>{_e(e)}</li>" for e in _list(cause.get("evidence")))
+    fix = f"<li>Fix: {_e(cause.get('fix'))}</li>" if cause.get("fix") else ""
+    checked = "; ".join(str(c) for c in _list(cause.get("checked")))
+    checked_li = f"<li class='muted'>Checked: {_e(checked)}</li>" if checked else ""
+    return (f"<span id='probable-cause' data-kind='{_e(cause.get('kind'))}'><b>Probable cause</b>: "
+            f"{_e(cause.get('summary'))} <span class='muted'>(confidence: {_e(cause.get('confidence'))})</span></span>"
+            f"<ul>{evidence}{fix}{checked_li}</ul>")
 
 
 def _summary_context(r: Mapping[str, Any]) -> list[str]:
@@ -353,6 +371,8 @@ def _hover(p: _Point) -> str:
 
 
 def _introduced_note(layer: Mapping[str, Any]) -> str:
+    if layer.get("contains"):
+        return f" (contains {_e(layer.get('contains'))}, which introduces the error)"
     introduced = layer.get("introduced")
     return " (introduces the error)" if introduced is True else " (inherited)" if introduced is False else ""
 
@@ -378,15 +398,23 @@ def _divergent_layers_table(layers: Sequence[Any], limit: int = 20) -> str:
         f"<tr class='{_e(layer.get('status'))}'><td>{i}</td><td><code>{_e(layer.get('key'))}</code></td>"
         f"<td>{_e(layer.get('type'))}</td><td>{_e(_shape(layer.get('shape')))}</td><td>{_e(layer.get('status'))}</td>"
         f"<td>{_e(_num(_metric(layer, 'max_abs')))}</td><td>{_e(_num(_metric(layer, 'rel_l2')))}</td>"
-        f"<td>{_yes_no(layer.get('introduced'))}</td></tr>"
+        f"<td>{_origin(layer)}</td></tr>"
         for i, layer in bad[:limit]
     ]
+    # One count for the heading and "and N more": the rows of this table.
     more = f"<p class='muted'>… and {len(bad) - limit} more.</p>" if len(bad) > limit else ""
     head = ["#", "layer", "type", "shape", "status", "max abs", "rel L2", "introduces"]
-    return f"<h3>Layers out of tolerance ({len(bad)})</h3>{_table(head, rows)}{more}"
+    missing = sum(1 for _, layer in bad if layer.get("status") == "only_a")
+    title = f"Layers out of tolerance ({len(bad)})" if not missing else \
+        f"Layers out of tolerance or missing in B ({len(bad)}, {missing} missing)"
+    return f"<h3>{title}</h3>{_table(head, rows)}{more}"
 
 
-def _yes_no(value: Any) -> str:
+def _origin(layer: Mapping[str, Any]) -> str:
+    """yes / no (inherited) / contains KEY (a module around the one that introduces it) / n/a."""
+    if layer.get("contains"):
+        return f"contains <code>{_e(layer.get('contains'))}</code>"
+    value = layer.get("introduced")
     return "yes" if value is True else "no" if value is False else "n/a"
 
 
@@ -497,9 +525,13 @@ def _assets_section(r: Mapping[str, Any]) -> str:
     assets = _mapping(r.get("assets"))
     files = [_mapping(f) for f in _list(assets.get("files"))]
     params = [_mapping(p) for p in _list(assets.get("params"))]
+    note = str(assets.get("note") or "weights not compared")
+    unknown = (f"<p class='muted' id='weights-unknown'>{_e(note[:1].upper() + note[1:])}.</p>"
+               if assets.get("weights_compared") is False else "")
     if not files and not params:
-        return "<section id='assets'><h2>Assets and weights</h2><p class='muted'>No asset or weight differences.</p></section>"
-    parts = ["<section id='assets'><h2>Assets and weights</h2>"]
+        what = "No asset file differences." if unknown else "No asset or weight differences."
+        return f"<section id='assets'><h2>Assets and weights</h2><p class='muted'>{what}</p>{unknown}</section>"
+    parts = ["<section id='assets'><h2>Assets and weights</h2>", unknown]
     if files:
         rows = [
             f"<tr><td><code>{_e(f.get('path'))}</code></td><td>{_e(f.get('change'))}</td>"
