@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from parity._text import one_line
+from parity.bisection.cache import parse_size
 from parity.bisection.changes import (
     Change,
     changes_between,
@@ -103,6 +104,7 @@ class BisectResult:
     python: str | None = None
     installer: str | None = None
     warnings: list[str] = field(default_factory=list)
+    cache: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -119,7 +121,7 @@ class BisectResult:
             "narrowed": self.narrowed, "n_trials": len(self.trials),
             "trials": [t.to_json() for t in self.trials],
             "decisive_trial": self.decisive_trial, "reproduce": self.reproduce,
-            "warnings": self.warnings,
+            "warnings": self.warnings, "cache": self.cache,
         }
 
 
@@ -141,6 +143,7 @@ def bisect(
     installer: str | None = None,
     timeout: float | None = None,
     progress: Progress | None = None,
+    cache_max_size: str | None = None,
 ) -> BisectResult:
     """Find the package change(s) between ``good`` and ``bad`` that break the oracle.
 
@@ -149,20 +152,30 @@ def bisect(
     instead (exit 0 good, 1 bad, else could not judge). Neither: ``parity verify`` on
     whichever side is a record directory, ``good`` first. ``runs``: majority of that
     many oracle runs per trial (runs stop once the majority is certain). ``installer``: "uv" or "pip" (default: uv when found). ``timeout``: seconds
-    per oracle run (None: no limit). Never prints; ``progress`` is called per trial.
+    per oracle run (None: no limit). ``cache_max_size``: the trial cache's size limit
+    (e.g. "10G"; default :func:`parity.bisection.cache.limit`): least recently used
+    entries are removed after each new trial environment and at the end. Never prints;
+    ``progress`` is called per trial.
     """
     if runs < 1:
         raise BisectError(f"--runs {runs}: must be at least 1", fix="pass --runs 1 or more (odd numbers avoid ties)")
     if timeout is not None and timeout <= 0:
         raise BisectError(f"--timeout {timeout}: must be more than 0 seconds", fix="pass a positive number of seconds")
+    if cache_max_size is not None:
+        parse_size(cache_max_size)  # a bad value fails before any trial
     session = _Session.open(str(good), str(bad), oracle, command, runs, index or IndexOptions(),
                             cache_dir, allow_python_mismatch, installer, timeout, progress)
+    session.cache_max = cache_max_size
     if not session.changes:
         return session.result("no-changes", "the two environments have the same packages: nothing to bisect")
     outcome = minimize(session.changes, session.test_subset)
     result = session.result_from(outcome)
     if narrow and result.status == "found":
         result.narrowed = [session.narrow(c, result.culprits) for c in result.culprits]
+    result.cache = session.prune_cache(keep=(), during=False)
+    if result.cache and result.cache["removed"]:
+        result.warnings.append(f"trial cache over its limit ({result.cache['limit_source']}): removed "
+                               f"{result.cache['removed']} least recently used entries")
     return result
 
 
@@ -184,6 +197,8 @@ class _Session:
     python: Path | None = None
     builder: TrialBuilder | None = None
     trials: list[Trial] = field(default_factory=list)
+    cache_max: str | None = None
+    removed_from_cache: int = 0
 
     @classmethod
     def open(cls, good: str, bad: str, oracle: Oracle | str | None, command: Sequence[str], runs: int,
@@ -259,13 +274,36 @@ class _Session:
 
     def _build_and_judge(self, trial: Trial, wanted: Mapping[str, str | None]) -> None:
         assert self.builder is not None
-        env = self.builder.build(wanted)
+        env = self._built(wanted)
         self._judge(trial, env)
         mismatch = binary_mismatch(trial.runs) if env.mode == "overlay" else None
         if mismatch:
             # An overlay mixes bad-side binaries with good-side ones; a full venv does not.
-            env = self.builder.build(wanted, force_venv=f"overlay hit a binary incompatibility: {mismatch}")
+            env = self._built(wanted, force_venv=f"overlay hit a binary incompatibility: {mismatch}")
             self._judge(trial, env)
+
+    def _built(self, wanted: Mapping[str, str | None], force_venv: str | None = None) -> TrialEnv:
+        """The trial environment; a new one may push the cache over its limit, so prune
+        (never the one just built, nor the parity wheel every venv trial installs)."""
+        assert self.builder is not None
+        env = self.builder.build(wanted, force_venv=force_venv)
+        if not env.cached and env.path is not None:
+            self.prune_cache(keep=[env.path])
+        return env
+
+    def prune_cache(self, keep: Sequence[Path], during: bool = True) -> dict[str, Any] | None:
+        """Prune the trial cache to its limit; a summary for the result (None: no cache used).
+        ``during`` the bisect, the parity wheel that venv trials install is kept too."""
+        if self.builder is None:
+            return None
+        from parity.bisection import cache
+
+        wheel = [self.builder.parity.wheel.parent] if self.builder.parity and during else []
+        kept = [*keep, *wheel]
+        pruned = cache.prune(self.builder.cache_dir, self.cache_max, keep=kept)
+        self.removed_from_cache += len(pruned.removed)
+        return {"path": str(pruned.info.path), "total_bytes": pruned.info.total, "limit_bytes": pruned.info.limit,
+                "limit_source": pruned.info.limit_source, "removed": self.removed_from_cache}
 
     def _judge(self, trial: Trial, env: TrialEnv) -> None:
         trial.mode, trial.why_venv, trial.cached = env.mode, env.why, env.cached

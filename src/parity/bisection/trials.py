@@ -409,6 +409,9 @@ def _fresh_dir(final: Path) -> Any:
 
 
 def _mark_done(path: Path, info: dict[str, Any]) -> None:
+    from parity.bisection.cache import du
+
+    info = {**info, "size_bytes": du(path)}  # read by the cache's size accounting
     atomic_write_text(path / _DONE, json.dumps(info, indent=2, sort_keys=True) + "\n")
 
 

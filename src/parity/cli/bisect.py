@@ -6,12 +6,12 @@ from typing import Any
 
 import click
 
-from parity.cli._common import console, emit_json, json_option
+from parity.cli._common import EXIT_OK, console, emit_json, json_option
 
 
 @click.command("bisect", context_settings={"allow_interspersed_args": False})
-@click.option("--good", "good", required=True, metavar="A", help="Good side: a snapshot file or a record directory.")
-@click.option("--bad", "bad", required=True, metavar="B", help="Bad side: a snapshot file or a record directory.")
+@click.option("--good", "good", metavar="A", help="Good side: a snapshot file or a record directory.")
+@click.option("--bad", "bad", metavar="B", help="Bad side: a snapshot file or a record directory.")
 @click.option("--oracle", "oracle", metavar="SPEC", help="verify:RECORD_DIR or bench:BASELINE [default: verify on the side that is a record, --good first].")
 @click.option("--runs", type=int, default=1, metavar="K", show_default=True, help="Oracle runs per trial; the majority decides.")
 @click.option("--narrow", is_flag=True, help="Then bisect the culprit's releases between its good and bad versions.")
@@ -20,6 +20,12 @@ from parity.cli._common import console, emit_json, json_option
 @click.option("--extra-index-url", "extra_index_urls", multiple=True, metavar="URL", help="Extra package index (repeatable).")
 @click.option("--no-index", is_flag=True, help="Use only --find-links folders.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Trial environments cache [default: ~/.cache/parity/bisect].")
+@click.option("--cache-max-size", "cache_max_size", metavar="SIZE",
+              help="Size limit of the trial cache, e.g. 10G or 500M; least recently used trials are removed "
+                   "[default: $PARITY_BISECT_CACHE_MAX, else the smaller of 10 GB and half the free space].")
+@click.option("--cache-info", "cache_info", is_flag=True, help="Show the trial cache (location, entries, sizes, limit) and exit.")
+@click.option("--prune", "prune", is_flag=False, flag_value="limit", metavar="[all]",
+              help="Remove least recently used trials until the cache fits its limit (`--prune all`: everything), and exit.")
 @click.option("--installer", type=click.Choice(["uv", "pip"]), help="Tool that builds trials [default: uv when found].")
 @click.option("--timeout", type=float, metavar="SECONDS", help="Seconds per oracle run before it counts as 'could not judge'.")
 @click.option("--allow-python-mismatch", is_flag=True, help="Bisect even when the two sides ran different Python versions.")
@@ -27,6 +33,7 @@ from parity.cli._common import console, emit_json, json_option
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def command(good: str, bad: str, oracle: str | None, runs: int, narrow: bool, find_links: tuple[str, ...],
             index_url: str | None, extra_index_urls: tuple[str, ...], no_index: bool, cache_dir: str | None,
+            cache_max_size: str | None, cache_info: bool, prune: str | None,
             installer: str | None, timeout: float | None, allow_python_mismatch: bool, as_json: bool,
             command: tuple[str, ...]) -> int:
     """Find which package change between --good and --bad breaks parity or speed.
@@ -35,20 +42,71 @@ def command(good: str, bad: str, oracle: str | None, runs: int, narrow: bool, fi
     run in each trial environment: exit 0 good, 1 bad, anything else "could not
     judge" (never blamed). Exit 1 when a culprit is found, 0 when the sides do not
     differ, 2 when the bisect could not conclude.
+
+    Trial environments are cached (see --cache-info) within --cache-max-size.
     """
     from parity.bisection import IndexOptions, bisect
 
+    if cache_info or prune:
+        return _cache_command(cache_dir, cache_max_size, prune, as_json)
+    for flag, value in (("--good", good), ("--bad", bad)):
+        if not value:
+            raise click.UsageError(f"missing option {flag}: bisect needs --good A and --bad B")
+    assert good is not None and bad is not None
     index = IndexOptions(tuple(find_links), index_url, tuple(extra_index_urls), no_index)
     with _Progress() as progress:
         result = bisect(good, bad, oracle, command, runs=runs, narrow=narrow, index=index, cache_dir=cache_dir,
                         allow_python_mismatch=allow_python_mismatch, installer=installer, timeout=timeout,
-                        progress=progress)
+                        progress=progress, cache_max_size=cache_max_size)
     doc = result.to_json()
     if as_json:
         emit_json(doc)
     else:
         _render(doc)
     return result.exit_code
+
+
+def _cache_command(cache_dir: str | None, max_size: str | None, prune: str | None, as_json: bool) -> int:
+    """``--cache-info`` and ``--prune [all]``."""
+    from pathlib import Path
+
+    from parity.bisection import cache
+    from parity.bisection.trials import default_cache_dir
+
+    if prune not in (None, "limit", "all"):
+        raise click.BadParameter(f"{prune}: --prune takes no value or `all`", param_hint="--prune")
+    folder = Path(cache_dir).resolve() if cache_dir else default_cache_dir()
+    if prune:
+        result = cache.prune(folder, max_size, everything=prune == "all")
+        doc, shown = result.to_json(), result.info
+    else:
+        shown = cache.info(folder, max_size)
+        doc = shown.to_json()
+    if as_json:
+        emit_json(doc)
+        return EXIT_OK
+    out = console()
+    if prune:
+        out.print(f"removed {len(doc['removed'])} entries, {cache.format_size(doc['freed_bytes'])} freed",
+                  markup=False)
+    if shown.entries:
+        out.print(_cache_table(shown))
+    out.print(f"{shown.path}: {len(shown.entries)} entries, {cache.format_size(shown.total)} "
+              f"(limit {cache.format_size(shown.limit)}, {shown.limit_source})", markup=False)
+    return EXIT_OK
+
+
+def _cache_table(shown: Any) -> Any:
+    from rich.table import Table
+
+    from parity._text import one_line
+    from parity.bisection.cache import format_size
+
+    table = Table("entry", "kind", "size", "last used (UTC)", title="bisect trial cache, least recently used first")
+    for entry in shown.entries:
+        doc = entry.to_json()
+        table.add_row(one_line(doc["name"]), doc["kind"], format_size(doc["bytes"]), doc["last_used"])
+    return table
 
 
 class _Progress:
