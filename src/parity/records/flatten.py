@@ -90,11 +90,11 @@ def structure(value: Any, on_tensor: Callable[[str, Any], Any], path: str = "") 
         return {"dict": node, "class": type(value).__name__}
     if isinstance(value, (tuple, list)):
         kind = "tuple" if isinstance(value, tuple) else "list"
-        node: dict[str, Any] = {kind: [structure(v, on_tensor, f"{path}/{i}") for i, v in enumerate(value)]}
+        seq: dict[str, Any] = {kind: [structure(v, on_tensor, f"{path}/{i}") for i, v in enumerate(value)]}
         named = _named_type(type(value)) if kind == "tuple" and type(value) is not tuple else None
         if named is not None:
-            node["namedtuple"] = named
-        return node
+            seq["namedtuple"] = named
+        return seq
     return {"object": type(value).__name__}
 
 

@@ -20,9 +20,16 @@ A record is a directory readable with nothing but JSON and safetensors::
                           {"tensor": {"shard", "name"}} (see parity.records.flatten)
 
 Writing goes through :func:`finalize_manifest` inside :func:`parity._io.atomic_dir`;
-reading goes through :func:`read_record`, which refuses anything tampered, truncated,
-incomplete or from a future format, naming the bad file. Opening a record never runs
-code: no pickle anywhere.
+the manifest carries ``manifest_sha256``, the sha256 of its own JSON without that field
+(:func:`manifest_digest`), so a changed byte anywhere in the record is caught.
+
+Reading goes through :func:`read_record`, which refuses, naming the bad file and before
+any verdict: anything tampered, truncated, incomplete or from a future format; any
+symbolic link or special file anywhere in the record; a manifest entry that is not a
+plain relative path inside it; a git-LFS pointer in place of a file; a JSON file that
+does not fit the record schema or a safetensors header that does not fit its file
+(:mod:`parity.records.validate`). Opening a record never runs code: no pickle anywhere,
+and a named tuple type is rebuilt only from an allow-list (:mod:`parity.records.flatten`).
 """
 
 from __future__ import annotations
@@ -34,9 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parity._io import atomic_write_json, sha256_file
+from parity._io import atomic_write_json, dumps_json, is_lfs_pointer, sha256_bytes, sha256_file
 from parity._version import __version__
-from parity.errors import RecordError
+from parity.errors import LfsPointerError, RecordError
 
 FORMAT = "parity.record"
 FORMAT_VERSION = 1
@@ -49,6 +56,7 @@ LAYERS = "layers.json"
 INPUTS = "inputs.json"
 MODULE_INPUTS = "module_inputs.json"
 BENCH = "bench.json"
+DIGEST = "manifest_sha256"
 ACTIVATIONS = "activations"
 CAPTURE_LEVELS = ("outputs", "stats", "full")
 STAGE_NAMES = ("inputs", "preprocess", "model", "postprocess")
@@ -83,11 +91,17 @@ def finalize_manifest(root: Path, fields: Mapping[str, Any]) -> dict[str, Any]:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "parity_version": __version__,
-        **dict(fields),
+        **{k: v for k, v in fields.items() if k != DIGEST},
         "files": files,
     }
+    manifest[DIGEST] = manifest_digest(manifest)
     atomic_write_json(root / MANIFEST, manifest)
     return manifest
+
+
+def manifest_digest(manifest: Mapping[str, Any]) -> str:
+    """sha256 of the manifest's JSON (as parity writes it) without ``manifest_sha256``."""
+    return sha256_bytes(dumps_json({k: v for k, v in manifest.items() if k != DIGEST}).encode("utf-8"))
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -98,11 +112,16 @@ def _walk(root: Path) -> Iterator[Path]:
 
 @dataclass
 class Record:
-    """A validated record directory. Large parts are loaded on first use."""
+    """A validated record directory. Large parts are loaded on first use.
+
+    ``headers`` maps each safetensors file of the record to its validated header
+    (name -> (dtype, shape, begin, end)); JSON files were parsed and checked at open.
+    """
 
     path: Path
     manifest: dict[str, Any]
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    headers: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def capture(self) -> str:
@@ -113,6 +132,14 @@ class Record:
         t = self.manifest.get("target")
         return str(t) if t is not None else None
 
+    @property
+    def weights_known(self) -> bool:
+        """Whether the record lists its weights: an assets.json with no parameter and no
+        buffer (an ONNX/AOTI artifact, a hand-made record) means "weights unknown", which
+        a comparison must never report as "same weights"."""
+        assets = self.assets
+        return bool(assets.get("params") or assets.get("buffers"))
+
     def has(self, rel: str) -> bool:
         return rel in self.manifest["files"]
 
@@ -121,10 +148,7 @@ class Record:
         if rel not in self._cache:
             if not self.has(rel):
                 raise RecordError(f"{self.path / rel}: not in this record", fix="record again with the needed options")
-            try:
-                self._cache[rel] = json.loads((self.path / rel).read_text("utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise RecordError(f"{self.path / rel}: unreadable ({exc})", fix="record again") from None
+            self._cache[rel] = load_json_file(self.path / rel)
         return self._cache[rel]
 
     @property
@@ -165,59 +189,122 @@ class Record:
             raise RecordError(f"{self.path / rel}: no tensor {name!r} ({exc})", fix="record again") from None
 
 
+_FIX_COPY = "copy the record again from its source, or record again"
+
+
+def load_json_file(path: Path) -> Any:
+    """A record's JSON file, read without following a symbolic link; RecordError naming it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as f:
+            raw = f.read()
+        return json.loads(raw.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise RecordError(f"{path}: not valid JSON ({_one(exc)})", fix=_FIX_COPY) from None
+
+
+def _one(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:160]
+
+
 def read_record(path: str | os.PathLike[str], *, verify_hashes: bool = True) -> Record:
     """Open and validate a record directory.
 
-    Checks, in order: the directory and manifest exist; the manifest is JSON of this
-    format and not from a future version; every listed file exists with the listed
-    size and (unless ``verify_hashes`` is false) sha256; no listed file is missing.
-    Raises :class:`RecordError` naming the first bad file.
+    Checks, in order: the directory exists and holds no symbolic link or special file;
+    the manifest is JSON of this format, not from a future version, fits the schema and
+    its own ``manifest_sha256``; every listed file is a plain relative path inside the
+    record, not a git-LFS pointer, with the listed size and (unless ``verify_hashes`` is
+    false) sha256; then every JSON file and safetensors header fits the record schema
+    (:func:`parity.records.validate.check_contents`). Raises :class:`RecordError` (an
+    :class:`~parity.errors.LfsPointerError` for a pointer) naming the first bad file.
     """
     root = Path(path)
     if not root.exists():
         raise RecordError(f"{root}: no such record", fix="pass the directory written by `parity record`")
     if not root.is_dir():
         raise RecordError(f"{root}: not a directory", fix="pass the directory written by `parity record`")
+    present = _scan(root)
     mpath = root / MANIFEST
-    if not mpath.is_file():
+    if MANIFEST not in present:
         raise RecordError(f"{mpath}: missing (incomplete or not a record)", fix="record again with `parity record`")
-    try:
-        manifest = json.loads(mpath.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecordError(f"{mpath}: not valid JSON ({exc})", fix="record again") from None
+    manifest = _read_manifest(mpath)
+    for rel, meta in manifest["files"].items():
+        _check_file(root, rel, meta, present, verify_hashes)
+    record = Record(path=root, manifest=manifest)
+    from parity.records.validate import check_contents
+
+    check_contents(record)
+    return record
+
+
+def _scan(root: Path) -> set[str]:
+    """Relative paths of the record's regular files; RecordError for a symbolic link or
+    anything but files and folders (FIFO, socket, device) anywhere inside."""
+    files: set[str] = set()
+    stack = [(str(root), "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            raise RecordError(f"{root / prefix}: cannot be read ({exc.strerror})", fix=_FIX_COPY) from None
+        for entry in entries:
+            rel = prefix + entry.name
+            if entry.is_symlink():
+                raise RecordError(f"{root / rel}: a symbolic link inside a record (refused: a record is read "
+                                  "only from its own files)", fix="replace the link by a copy of the file, or record again")
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((entry.path, rel + "/"))
+            elif entry.is_file(follow_symlinks=False):
+                files.add(rel)
+            else:
+                raise RecordError(f"{root / rel}: not a regular file (a FIFO, socket or device) inside a record",
+                                  fix="remove it; a record holds only files and folders")
+    return files
+
+
+def _read_manifest(mpath: Path) -> dict[str, Any]:
+    from parity.records.validate import MANIFEST_SCHEMA, Invalid
+
+    if is_lfs_pointer(mpath):
+        raise LfsPointerError(mpath)
+    manifest = load_json_file(mpath)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise RecordError(f"{mpath}: not a parity record manifest", fix="pass the directory written by `parity record`")
     version = manifest.get("format_version")
-    if not isinstance(version, int):
+    if type(version) is not int:
         raise RecordError(f"{mpath}: format_version missing", fix="record again")
     if version > FORMAT_VERSION:
         raise RecordError(
             f"{mpath}: record format {version} is newer than this parity understands ({FORMAT_VERSION})",
             fix="upgrade parity in this environment",
         )
-    files = manifest.get("files")
-    if not isinstance(files, dict):
-        raise RecordError(f"{mpath}: file list missing", fix="record again")
-    for rel, meta in files.items():
-        _check_file(root, rel, meta, verify_hashes)
-    return Record(path=root, manifest=manifest)
+    try:
+        MANIFEST_SCHEMA(manifest, "")
+    except Invalid as exc:
+        raise RecordError(f"{mpath}: {exc}", fix=_FIX_COPY) from None
+    if DIGEST in manifest and manifest[DIGEST] != manifest_digest(manifest):
+        raise RecordError(f"{mpath}: changed after it was written ({DIGEST} does not match)", fix=_FIX_COPY)
+    return manifest
 
 
-def _check_file(root: Path, rel: str, meta: Any, verify_hashes: bool) -> None:
+def _check_file(root: Path, rel: str, meta: dict[str, Any], present: set[str], verify_hashes: bool) -> None:
+    parts = rel.split("/")
+    if not rel or rel.startswith("/") or "\0" in rel or any(p in ("", ".", "..") for p in parts) or rel == MANIFEST:
+        raise RecordError(f"{root / MANIFEST}: lists a path outside the record: {rel!r}", fix=_FIX_COPY)
     fpath = root / rel
-    if ".." in Path(rel).parts or Path(rel).is_absolute():
-        raise RecordError(f"{root / MANIFEST}: lists a path outside the record: {rel!r}", fix="record again")
-    if not fpath.is_file():
+    if rel not in present:
         raise RecordError(f"{fpath}: missing from the record", fix="copy the whole record directory, or record again")
-    if not isinstance(meta, dict):
-        raise RecordError(f"{root / MANIFEST}: bad entry for {rel}", fix="record again")
+    if is_lfs_pointer(fpath):  # checked out without `git lfs pull`
+        raise LfsPointerError(fpath)
     size = fpath.stat().st_size
-    if size != meta.get("size"):
+    if size != meta["size"]:
         raise RecordError(
-            f"{fpath}: size {size} bytes, manifest says {meta.get('size')} (truncated or modified)",
+            f"{fpath}: size {size} bytes, manifest says {meta['size']} (truncated or modified)",
             fix="copy the record again from its source",
         )
-    if verify_hashes and sha256_file(fpath) != meta.get("sha256"):
+    if verify_hashes and sha256_file(fpath) != meta["sha256"]:
         raise RecordError(
             f"{fpath}: sha256 does not match the manifest (corrupted or modified)",
             fix="copy the record again from its source",
