@@ -200,6 +200,7 @@ def _assert_model_slower_and_threads_top_suspect(cmp, threads_before: int, threa
     assert (top["a"], top["b"]) == (threads_before, threads_after)
 
 
+@pytest.mark.usefixtures("quiet_machine")  # the timings are virtual: the machine's state is not theirs
 def test_one_thread_against_two_is_a_model_slowdown_with_threads_the_top_suspect(monkeypatch):
     clock = FakeClock(step_ns=1000)
     monkeypatch.setattr(protocol, "measure", functools.partial(protocol.measure, clock=clock))

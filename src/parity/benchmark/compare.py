@@ -13,6 +13,14 @@ IQR/median of the noisier run, when that is larger: a run whose calls spread by 
 cannot establish a 10% shift against a run taken a minute earlier, and saying "no
 significant change (noisy)" is then the honest answer. The margin used is reported
 per stage.
+
+The machine itself can move timings between runs: other work on the CPUs, steal,
+throttling. Each run carries its machine state (:mod:`parity.benchmark.machine`), and
+when either was disturbed the comparison widens the bar by the *drift*, how much the
+machine may have inflated a run's times (from the canary's ratio and the CPU contention,
+times a safety factor). A stage that would be slower on a quiet machine but whose
+interval does not clear the widened bar is *inconclusive*, with the reason; a
+regression (exit 1) needs the interval above ``(1 + max_slowdown) x drift``.
 """
 
 from __future__ import annotations
@@ -27,8 +35,10 @@ from typing import Any
 from parity._io import read_json
 from parity.benchmark import stats
 from parity.benchmark.attribution import attribute
+from parity.benchmark.machine import Drift, machine_drift
 from parity.benchmark.protocol import END_TO_END, SCHEMA, STAGES, BenchResult, bench
 from parity.errors import BenchError, ParityError
+from parity.progress import ProgressFn
 
 COMPARISON_SCHEMA = "parity.bench-comparison/1"
 DEFAULT_MAX_SLOWDOWN = 0.10
@@ -53,15 +63,16 @@ class StageComparison:
     current_p50: float
     ratio: float
     ci: tuple[float, float]
-    verdict: str  # "faster" | "slower" | "no significant change"
+    verdict: str  # "faster" | "slower" | "no significant change" | "inconclusive"
     regression: bool
     noisy: bool
     margin: float = NOISE_MARGIN
+    drift: float = 1.0  # how much the machine may have inflated the current run's times
 
     def to_json(self) -> dict[str, Any]:
         return {"stage": self.stage, "baseline_p50": self.baseline_p50, "current_p50": self.current_p50,
                 "ratio": self.ratio, "ci": list(self.ci), "verdict": self.verdict,
-                "regression": self.regression, "noisy": self.noisy, "margin": self.margin}
+                "regression": self.regression, "noisy": self.noisy, "margin": self.margin, "drift": self.drift}
 
 
 @dataclass
@@ -75,6 +86,7 @@ class BenchComparison:
     current: dict[str, Any]
     forced_mismatches: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    machine: Drift = field(default_factory=lambda: Drift(1.0, 1.0, None, []))
 
     @property
     def slower_stages(self) -> list[str]:
@@ -91,6 +103,8 @@ class BenchComparison:
             return "regression"
         if self.slower_stages:
             return "slower"
+        if any(s.verdict == "inconclusive" for s in self.stages):
+            return "inconclusive"
         if any(s.verdict == "faster" for s in self.stages):
             return "faster"
         return "no significant change"
@@ -105,11 +119,20 @@ class BenchComparison:
             suspect = self._top_suspect()
             because = f"; first suspect: {suspect}" if suspect else ""
             return f"{top.stage} is {top.ratio:.2f}x the baseline time{because}."
+        if self.verdict == "inconclusive":
+            return self._inconclusive_reason()
         if self.verdict == "faster":
             return "no stage is slower; at least one is significantly faster."
         noisy = max((s.margin for s in self.stages if s.noisy), default=None)
         caveat = f"; timings are noisy, so changes under {noisy:.0%} cannot show" if noisy else ""
         return f"no stage changed significantly (largest ratio {worst.ratio:.2f}x){caveat}."
+
+    def _inconclusive_reason(self) -> str:
+        top = max((s for s in self.stages if s.verdict == "inconclusive"), key=lambda s: s.ratio)
+        bar = (1 + self.max_slowdown) * top.drift
+        return (f"{top.stage} is {top.ratio:.2f}x the baseline time, but the machine was not quiet "
+                f"({'; '.join(self.machine.reasons) or 'timings too noisy'}): a slowdown under {bar:.2f}x "
+                "cannot be told from that; re-run on a quiet machine.")
 
     def _top_suspect(self) -> str | None:
         if not self.attribution or not self.attribution[0].get("touches_slower_stage"):
@@ -132,6 +155,7 @@ class BenchComparison:
             "current": self.current,
             "forced_mismatches": self.forced_mismatches,
             "warnings": self.warnings,
+            "machine": self.machine.to_json(),
         }
 
 
@@ -159,8 +183,9 @@ def compare_bench(
     if mismatches and not force:
         raise BenchError(f"baseline is not comparable: {'; '.join(mismatches)}",
                          fix="benchmark the same model and batch size as the baseline, or pass --force")
+    drift = machine_drift(cur.get("machine"), base.get("machine"))
     stages = [_compare_stage(name, cur["stages"][name]["samples"], base["stages"][name]["samples"],
-                             max_slowdown, seed) for name in _shared_stages(cur, base)]
+                             max_slowdown, seed, drift) for name in _shared_stages(cur, base)]
     if not stages:
         raise BenchError("the baseline and the current run share no timed stage",
                          fix="benchmark the same pipeline as the baseline")
@@ -168,7 +193,7 @@ def compare_bench(
     return BenchComparison(
         stages=stages, max_slowdown=max_slowdown, attribution=attribution,
         baseline=_run_summary(base), current=_run_summary(cur), forced_mismatches=mismatches,
-        warnings=_comparison_warnings(cur, base, stages) + env_problem,
+        warnings=_comparison_warnings(cur, base, stages) + env_problem, machine=drift,
     )
 
 
@@ -188,14 +213,15 @@ def _check_max_slowdown(max_slowdown: float) -> None:
 
 
 def verify_performance(pipeline: Any, inputs: Any, baseline_json: Mapping[str, Any],
-                       max_slowdown: float = DEFAULT_MAX_SLOWDOWN) -> dict[str, Any]:
+                       max_slowdown: float = DEFAULT_MAX_SLOWDOWN, progress: ProgressFn | None = None
+                       ) -> dict[str, Any]:
     """Re-measure ``pipeline`` with the baseline's config and compare (for ``parity verify``).
 
     Returns ``BenchComparison.to_json()``; raises :class:`BenchError` when the baseline
     is unreadable or of another model or batch size.
     """
     base = validated_bench(baseline_json, "the record's bench.json")
-    current = bench(pipeline, inputs, **_baseline_options(base))
+    current = bench(pipeline, inputs, progress=progress, **_baseline_options(base))
     return compare_bench(current, base, max_slowdown).to_json()
 
 
@@ -264,20 +290,24 @@ def _shared_stages(cur: Mapping[str, Any], base: Mapping[str, Any]) -> list[str]
 
 
 def _compare_stage(name: str, current: list[float], baseline: list[float], max_slowdown: float,
-                   seed: int) -> StageComparison:
+                   seed: int, drift: Drift) -> StageComparison:
     ratio, low, high = stats.bootstrap_median_ratio(current, baseline, seed=seed)
     cur_p50, base_p50 = stats.quantile(current, 0.5), stats.quantile(baseline, 0.5)
     spread = max(_relative_iqr(current), _relative_iqr(baseline))
     margin = max(NOISE_MARGIN, spread)
     big_enough = abs(cur_p50 - base_p50) > MIN_ABS_CHANGE
-    if big_enough and low > 1 + margin:
-        verdict = "slower"
+    regression = False
+    if big_enough and low > 1 + margin:  # slower, were the machine quiet
+        regression = low > (1 + max_slowdown) * drift.slow
+        # Beyond the machine's drift, or (under it) a change that would not even fail the gate.
+        clear = low > (1 + margin) * drift.slow and (regression or low <= 1 + max_slowdown)
+        verdict = "slower" if clear else "inconclusive"
     elif big_enough and high < 1 / (1 + margin):
-        verdict = "faster"
+        verdict = "faster" if high < 1 / ((1 + margin) * drift.fast) else "inconclusive"
     else:
         verdict = "no significant change"
-    return StageComparison(name, base_p50, cur_p50, ratio, (low, high), verdict,
-                           verdict == "slower" and low > 1 + max_slowdown, spread > stats.NOISY_IQR_RATIO, margin)
+    return StageComparison(name, base_p50, cur_p50, ratio, (low, high), verdict, regression,
+                           spread > stats.NOISY_IQR_RATIO, margin, drift.slow)
 
 
 def _relative_iqr(samples: list[float]) -> float:

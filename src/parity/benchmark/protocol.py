@@ -25,7 +25,9 @@ from typing import Any
 
 from parity.benchmark import stats
 from parity.benchmark._cuda import CudaTimer, cuda_timer_for
+from parity.benchmark.machine import MachineWatch
 from parity.errors import BenchError
+from parity.progress import ProgressEvent, ProgressFn
 
 SCHEMA = "parity.bench/1"
 STAGES = ("preprocess", "model", "postprocess")
@@ -42,6 +44,8 @@ RECORD_MIN_ITERS = 10
 # _SETTLE_TOLERANCE of the median of the window before it.
 _SETTLE_WINDOW = 3
 _SETTLE_TOLERANCE = 0.05
+#: The machine's canary runs after every _CANARY_EVERY-th measured call.
+_CANARY_EVERY = 4
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 Clock = Callable[[], int]
@@ -89,6 +93,7 @@ class Measurement:
     warmup_calls: int
     settled: bool
     gpu: dict[str, Any] | None = None
+    machine: dict[str, Any] | None = None  # parity.benchmark.machine: was the machine quiet?
 
 
 @dataclass
@@ -134,6 +139,7 @@ class BenchResult:
                            "basis": "items per median end-to-end call"},
             "peak_rss_bytes": self.peak_rss_bytes,
             "gpu": m.gpu,
+            "machine": m.machine,
             "warnings": self.warnings,
             "env": self.env,
         }
@@ -141,6 +147,8 @@ class BenchResult:
 
 def _warnings(m: Measurement) -> list[str]:
     noisy = []
+    machine = [f"the machine was not quiet during the run: {'; '.join(m.machine['reasons'])}"
+               ] if m.machine and m.machine.get("disturbed") else []
     for name, s in m.samples.items():
         med = statistics.median(s)
         if med > 0 and stats.iqr(s) / med > stats.NOISY_IQR_RATIO:
@@ -151,7 +159,7 @@ def _warnings(m: Measurement) -> list[str]:
                    "small differences are not meaningful")
     if not m.settled:
         out.append(f"warm-up did not settle within {m.warmup_calls} calls; early samples may be slower")
-    return out
+    return out + machine
 
 
 # --------------------------------------------------------------------------- public API
@@ -166,6 +174,7 @@ def bench(
     min_time: float = DEFAULT_MIN_TIME,
     min_iters: int = DEFAULT_MIN_ITERS,
     max_warmup: int = DEFAULT_MAX_WARMUP,
+    progress: ProgressFn | None = None,
 ) -> BenchResult:
     """Benchmark ``target`` stage by stage and return the raw samples with their environment.
 
@@ -175,7 +184,7 @@ def bench(
     items (default: the pipeline's), cycling through the inputs when there are fewer.
     ``threads``: torch intra-op and BLAS thread count for the run (None: leave as is).
     ``max_warmup``: most warm-up calls, the cold first call included; warm-up also
-    stops after ``min_time`` seconds.
+    stops after ``min_time`` seconds. ``progress`` gets an event after every call.
     """
     pipeline, spec, kind, load_seconds = _resolve_target(target)
     if batch_size is None:
@@ -185,7 +194,7 @@ def bench(
     items, inputs_info = _resolve_inputs(inputs, pipeline)
     batch = _fixed_batch(items, config.batch_size)
     with _thread_limits(config.threads):
-        measurement = measure(pipeline, batch, config, cuda=cuda_timer_for(pipeline.model))
+        measurement = measure(pipeline, batch, config, cuda=cuda_timer_for(pipeline.model), progress=progress)
         thread_state = _thread_state(config.threads)
         env = _env_snapshot()
     return BenchResult(
@@ -196,9 +205,11 @@ def bench(
     )
 
 
-def bench_for_record(pipeline: Any, inputs: Any, batch_size: int) -> dict[str, Any]:
+def bench_for_record(pipeline: Any, inputs: Any, batch_size: int,
+                     progress: ProgressFn | None = None) -> dict[str, Any]:
     """A short ``parity.bench/1`` baseline for ``parity record --bench`` (JSON dict)."""
-    result = bench(pipeline, inputs, batch_size=batch_size, min_time=RECORD_MIN_TIME, min_iters=RECORD_MIN_ITERS)
+    result = bench(pipeline, inputs, batch_size=batch_size, min_time=RECORD_MIN_TIME, min_iters=RECORD_MIN_ITERS,
+                   progress=progress)
     return result.to_json()
 
 
@@ -209,12 +220,16 @@ def measure(
     *,
     clock: Clock = time.perf_counter_ns,
     cuda: CudaTimer | None = None,
+    progress: ProgressFn | None = None,
 ) -> Measurement:
     """Run the protocol on one batch: cold call, bounded warm-up, then measured calls.
 
     ``clock`` returns nanoseconds (injected by tests); ``cuda`` synchronises and times
-    device work when the model is on a GPU.
+    device work when the model is on a GPU. While measuring, a :class:`MachineWatch`
+    notes the machine's load and times its canary every few calls (outside the timings).
     """
+    import torch
+
     stages, first_input = _stage_plan(pipeline, batch)
 
     def call() -> dict[str, float]:
@@ -224,12 +239,30 @@ def measure(
         cuda.synchronize()
         cuda.reset_peak_memory()
     cold, warmup_calls, settled = _warm_up(call, config.max_warmup, config.min_time, clock)
-    samples = _measured_calls(call, config.min_iters, config.min_time, clock)
+    watch = MachineWatch(torch.get_num_threads())
+    samples = _measured_calls(call, config.min_iters, config.min_time, clock,
+                              _between_calls(watch, config, progress))
     gpu = None
     if cuda is not None:
         gpu = {"device": cuda.device_name(), "peak_allocated_bytes": cuda.peak_allocated_bytes(),
                "model_timing": "cuda_events"}
-    return Measurement(samples, cold, warmup_calls, settled, gpu)
+    return Measurement(samples, cold, warmup_calls, settled, gpu, watch.finish())
+
+
+def _between_calls(watch: MachineWatch, config: BenchConfig, progress: ProgressFn | None) -> Callable[[int], None]:
+    """After measured call ``n``: the canary every few calls, and progress (with the
+    number of calls the run will likely make, from the time per call so far)."""
+    start = time.perf_counter()
+
+    def after(n: int) -> None:
+        if n % _CANARY_EVERY == 1:
+            watch.canary.run()
+        if progress is not None:
+            per_call = (time.perf_counter() - start) / n
+            expected = max(config.min_iters, n, math.ceil(config.min_time / per_call) if per_call > 0 else n)
+            progress(ProgressEvent("bench", n, expected, "calls"))
+
+    return after
 
 
 # --------------------------------------------------------------------------- protocol steps
@@ -321,8 +354,9 @@ def _settled(history: Sequence[float]) -> bool:
 
 
 def _measured_calls(call: Callable[[], dict[str, float]], min_iters: int, min_time: float,
-                    clock: Clock) -> dict[str, list[float]]:
-    """Calls until at least ``min_iters`` calls *and* ``min_time`` seconds; raw samples."""
+                    clock: Clock, between: Callable[[int], None] | None = None) -> dict[str, list[float]]:
+    """Calls until at least ``min_iters`` calls *and* ``min_time`` seconds; raw samples.
+    ``between(n)`` runs after the n-th call, outside its timing."""
     samples: dict[str, list[float]] = {}
     t0 = clock()
     n = 0
@@ -330,6 +364,8 @@ def _measured_calls(call: Callable[[], dict[str, float]], min_iters: int, min_ti
         for name, seconds in call().items():
             samples.setdefault(name, []).append(seconds)
         n += 1
+        if between is not None:
+            between(n)
     return samples
 
 

@@ -32,12 +32,14 @@ def command(target: str, inputs: str | None, output: str | None, batch_size: int
     --max-slowdown percent.
     """
     from parity.benchmark.compare import bench_against
+    from parity.cli._progress import progress_for
 
     _check_output_folder(output)
-    result, comparison = bench_against(
-        target, inputs, against=against, max_slowdown=max_slowdown / 100.0, force=force,
-        batch_size=batch_size, threads=threads, min_time=min_time, min_iters=min_iters,
-    )
+    with progress_for(as_json) as progress:
+        result, comparison = bench_against(
+            target, inputs, against=against, max_slowdown=max_slowdown / 100.0, force=force,
+            batch_size=batch_size, threads=threads, min_time=min_time, min_iters=min_iters, progress=progress,
+        )
     doc = result.to_json()
     if output:
         from parity._io import atomic_write_json

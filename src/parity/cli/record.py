@@ -19,18 +19,26 @@ from parity.cli._common import EXIT_OK, emit_json, json_option
 @click.option("--bench", is_flag=True, help="Also store a baseline benchmark (bench.json).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampled positions and torch's RNG.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing record directory.")
+@click.option("--max-size", metavar="SIZE", help="Stop before the record grows past SIZE (500M, 2G, 1.5GB) "
+              "[default: the smaller of 20 GB and the free space minus 1 GB].")
 @json_option
 def command(target: str, inputs: str | None, output: str, capture: str, batch_size: int | None, calibrate: bool,
-            bench: bool, seed: int, overwrite: bool, as_json: bool) -> int:
+            bench: bool, seed: int, overwrite: bool, max_size: str | None, as_json: bool) -> int:
     """Record TARGET's stages and layers into a directory (written atomically).
 
     TARGET is path/file.py:build, package.module:build, a .pt/.ts/.pt2/.onnx file or a
     local Hugging Face model directory.
     """
+    from parity.cli._progress import progress_for
     from parity.records import record
+    from parity.records.budget import parse_size
 
-    result = record(target, inputs=inputs, out=output, capture=capture, batch_size=batch_size,
-                    calibrate=calibrate, bench=bench, seed=seed, overwrite=overwrite)
+    if max_size is not None:
+        parse_size(max_size)  # a bad size fails before the model loads
+    with progress_for(as_json) as progress:
+        result = record(target, inputs=inputs, out=output, capture=capture, batch_size=batch_size,
+                        calibrate=calibrate, bench=bench, seed=seed, overwrite=overwrite, max_size=max_size,
+                        progress=progress)
     doc = result.to_json()
     if as_json:
         emit_json(doc)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from parity.progress import ProgressEvent, ProgressFn, report
 from parity.records.flatten import flatten
 
 
@@ -14,12 +15,13 @@ def other_thread_count(threads: int) -> int:
     return 1 if threads > 1 else 2
 
 
-def noise_floors(model: Any, run_batch: Callable[[int], None], batches: int) -> dict[tuple[int, str], float]:
+def noise_floors(model: Any, run_batch: Callable[[int], None], batches: int,
+                 progress: ProgressFn | None = None) -> dict[tuple[int, str], float]:
     """{(batch, key): max abs difference} between a run at the current thread count and
     one at :func:`other_thread_count`, for every floating-point layer output.
 
     ``run_batch(i)`` runs batch ``i`` through the model (same RNG seed each time).
-    Only one batch's outputs are held in memory at a time.
+    Only one batch's outputs are held in memory at a time. ``progress`` hears of each batch.
     """
     import torch
 
@@ -35,6 +37,7 @@ def noise_floors(model: Any, run_batch: Callable[[int], None], batches: int) -> 
                 run_batch(batch)
         finally:
             torch.set_num_threads(threads)
+        report(progress, ProgressEvent("calibrate", batch + 1, batches, "batches"))
     return floors
 
 

@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any
 
 from parity.records import native
+from parity.records.budget import SizeBudget, header_entry_bytes
 from parity.records.flatten import flatten, structure
 from parity.records.stats import SAMPLE_SIZE, Summary, read_summary, tensor_stats
 from parity.records.writer import ShardWriter
@@ -47,10 +48,11 @@ class LayerCapture:
     """
 
     def __init__(self, model: Any, level: str, writer: ShardWriter, seed: int = 0,
-                 sample_size: int = SAMPLE_SIZE) -> None:
+                 sample_size: int = SAMPLE_SIZE, budget: SizeBudget | None = None) -> None:
         import torch
 
         self.model = model
+        self.budget = budget  # charged before the writer gets a tensor: the record's size limit
         self.level = level
         self.writer = writer
         self.seed = seed
@@ -146,6 +148,8 @@ class LayerCapture:
         blob = self._stored.get(content)
         if blob is None:
             blob = self._stored[content] = f"{self.batch}/{key}"
+            if self.budget is not None:
+                self.budget.charge_layer_tensor(t.numel() * t.element_size(), header_entry_bytes(blob, t.dim()))
             # The writer copies the values now: later in-place ops (ReLU(inplace=True))
             # cannot reach the record.
             self.writer.put(blob, t)
@@ -192,6 +196,10 @@ class LayerCapture:
                     entry["value"] = value
             self.entries.append(entry)
         if samples:
+            if self.budget is not None:
+                for name, sample in samples:
+                    self.budget.charge_layer_tensor(sample.numel() * sample.element_size(),
+                                                    header_entry_bytes(name, sample.dim()))
             self.writer.put_many(samples)
         self._rows.clear()
         self._seen.clear()
@@ -230,5 +238,5 @@ def _resolve_node(node: Any, writer: ShardWriter) -> Any:
             return {**node, container: {k: _resolve_node(v, writer) for k, v in node[container].items()}}
     for container in ("tuple", "list"):
         if container in node:
-            return {container: [_resolve_node(v, writer) for v in node[container]]}
+            return {**node, container: [_resolve_node(v, writer) for v in node[container]]}
     return node

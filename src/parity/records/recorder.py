@@ -13,8 +13,16 @@ from typing import Any
 
 from parity._io import atomic_dir, atomic_write_json
 from parity.errors import ParityError, RecordError, TargetError
+from parity.progress import ProgressEvent, ProgressFn, report
 from parity.records import format as fmt
 from parity.records.assets import assets_json
+from parity.records.budget import (
+    SizeBudget,
+    default_max_size,
+    format_size,
+    header_entry_bytes,
+    parse_size,
+)
 from parity.records.calibrate import noise_floors, other_thread_count
 from parity.records.capture import LayerCapture, hookable
 from parity.records.flatten import structure
@@ -44,6 +52,8 @@ class RecordResult:
     batches: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    max_size: int | None = None  # the size limit in force (bytes)
+    estimated_bytes: int | None = None  # the record's size as projected after its first batch
 
     def to_json(self) -> dict[str, Any]:
         files = self.manifest.get("files", {})
@@ -52,14 +62,15 @@ class RecordResult:
             "capture": self.manifest.get("capture"), "inputs": self.manifest.get("inputs"),
             "batches": self.batches, "layers": self.layers, "files": len(files),
             "bytes": sum(int(f["size"]) for f in files.values()), "seconds": self.seconds,
-            "warnings": list(self.warnings),
+            "warnings": list(self.warnings), "max_size": self.max_size, "estimated_bytes": self.estimated_bytes,
         }
 
 
 def record(target: str | LoadedTarget | Pipeline | Any, inputs: str | Path | list[Any] | None = None,
            out: str | Path | None = None, capture: str = "stats", batch_size: int | None = None,
            calibrate: bool = False, bench: bool = False, seed: int = 0, *, snapshot_env: bool = True,
-           overwrite: bool = False, shard_bytes: int = SHARD_BYTES) -> RecordResult:
+           overwrite: bool = False, shard_bytes: int = SHARD_BYTES, max_size: int | str | None = None,
+           progress: ProgressFn | None = None) -> RecordResult:
     """Record ``target`` (a TARGET spec, a :class:`Pipeline` or a bare ``nn.Module``) on
     ``inputs`` into the directory ``out`` (written atomically).
 
@@ -70,6 +81,13 @@ def record(target: str | LoadedTarget | Pipeline | Any, inputs: str | Path | lis
     environment snapshot (env.json then holds only the runtime state), for a cheap
     capture that is only compared against. Runs under ``torch.no_grad()`` (not
     inference_mode: its tensors carry no version counter, which in-place detection needs).
+
+    ``max_size`` (bytes, or a size such as ``"2G"``; None: the smaller of 20 GB and the
+    free space minus 1 GB) bounds the record: the bytes are counted before they are
+    written, the size is projected after every batch, and :class:`RecordSizeError` stops
+    the record before it would grow past the limit, leaving nothing behind.
+    ``progress`` gets a :class:`~parity.progress.ProgressEvent` after every batch (and a
+    notice with the size estimate of a full capture after the first).
     """
     if capture not in fmt.CAPTURE_LEVELS:
         raise RecordError(f"--capture {capture}: unknown level", fix="use outputs, stats or full")
@@ -83,8 +101,11 @@ def record(target: str | LoadedTarget | Pipeline | Any, inputs: str | Path | lis
     if not items:
         raise RecordError("no inputs to record", fix="pass a non-empty --inputs file")
     batches = list(iter_batches(items, batch_size or loaded.pipeline.batch_size))
+    limit = parse_size(max_size) if isinstance(max_size, str) else max_size
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        session = _Session(tmp, loaded, capture, seed, shard_bytes)
+        limit, origin = default_max_size(tmp.parent) if limit is None else (int(limit), f"--max-size {max_size}")
+        budget = SizeBudget(limit, origin, Path(out), capture, len(batches), shard_bytes)
+        session = _Session(tmp, loaded, capture, seed, shard_bytes, budget, progress)
         session.run(batches)
         if calibrate:
             session.calibrate(batches)
@@ -93,7 +114,8 @@ def record(target: str | LoadedTarget | Pipeline | Any, inputs: str | Path | lis
             session.write_bench(items, batch_size or loaded.pipeline.batch_size)
         manifest = fmt.finalize_manifest(tmp, session.manifest_fields(items, inputs, batches, calibrate, start))
     return RecordResult(path=Path(out), manifest=manifest, layers=len({e["key"] for e in session.entries}),
-                        batches=len(batches), seconds=time.perf_counter() - start, warnings=session.warnings)
+                        batches=len(batches), seconds=time.perf_counter() - start, warnings=session.warnings,
+                        max_size=limit, estimated_bytes=session.estimate)
 
 
 def _as_loaded(target: str | LoadedTarget | Pipeline | Any) -> LoadedTarget:
@@ -132,10 +154,13 @@ def inputs_kind(items: list[Any]) -> str:
 class _Session:
     """One record being written into ``root`` (the temporary directory)."""
 
-    def __init__(self, root: Path, loaded: LoadedTarget, capture: str, seed: int, shard_bytes: int) -> None:
+    def __init__(self, root: Path, loaded: LoadedTarget, capture: str, seed: int, shard_bytes: int,
+                 budget: SizeBudget, progress: ProgressFn | None = None) -> None:
         import torch
 
         self.root, self.loaded, self.capture, self.seed = root, loaded, capture, seed
+        self.budget, self.progress = budget, progress
+        self.estimate: int | None = None
         self.pipeline = loaded.pipeline
         self.shard_bytes = shard_bytes
         self.entries: list[dict[str, Any]] = []
@@ -157,13 +182,15 @@ class _Session:
         # Stats capture writes only a few KB of samples per batch: no O_DIRECT probe, no thread.
         writer = ShardWriter(self.root / fmt.ACTIVATIONS, fmt.ACTIVATIONS, shard_bytes=self.shard_bytes,
                              direct=None if self.capture == "full" else False) if layers else None
-        hooks = LayerCapture(self.pipeline.model, self.capture, writer, self.seed) if writer else None
+        hooks = LayerCapture(self.pipeline.model, self.capture, writer, self.seed,
+                             budget=self.budget) if writer else None
         try:
             with torch.no_grad(), hooks or contextlib.nullcontext():
                 for index, batch in enumerate(batches):
                     if hooks:
                         hooks.begin_batch(index)
                     self._add_stages(index, batch, self._run_batch(index, batch))
+                    self._end_batch(index, len(batches), hooks)
         except BaseException:
             if writer is not None:
                 writer.abort()
@@ -173,6 +200,25 @@ class _Session:
         if hooks:
             hooks.resolve()
             self.entries, self.module_inputs = hooks.entries, hooks.module_inputs
+
+    def _end_batch(self, index: int, total: int, hooks: LayerCapture | None) -> None:
+        """Charge the batch's JSON to the size budget, project the record's size (stop when
+        over the limit), and report progress."""
+        if hooks:
+            hooks.finish_batch()  # entries now, so their JSON can be measured
+        if index == 0:
+            described = (self.stage_meta[0], hooks.entries if hooks else [], hooks.module_inputs if hooks else [])
+            self.budget.json_per_batch = len(json.dumps(described, default=str))
+        projected = self.budget.end_batch()
+        if index == 0:
+            self.estimate = projected
+            if self.capture == "full":
+                report(self.progress, ProgressEvent(
+                    "record", 1, total, "batches", self.budget.written,
+                    notice=f"full capture: the record will take about {format_size(projected)} "
+                           f"({format_size(projected / total)} per batch x {total} batches); "
+                           f"size limit {format_size(self.budget.limit)} (--max-size)"))
+        report(self.progress, ProgressEvent("record", index + 1, total, "batches", self.budget.written))
 
     def _run_batch(self, index: int, batch: list[Any]) -> dict[str, Any]:
         """Each stage's value for one batch, under torch's RNG seeded with seed + index."""
@@ -208,6 +254,7 @@ class _Session:
     def _keep_stage(self, prefix: str, path: str, t: Any) -> str:
         # A copy: postprocess or the caller may change the tensor in place afterwards.
         name = prefix + path
+        self.budget.charge(t.numel() * t.element_size() + header_entry_bytes(name, t.dim()))
         self.stage_tensors.append((name, t.detach().to("cpu", copy=True).contiguous()))
         return name
 
@@ -223,7 +270,7 @@ class _Session:
             with torch.no_grad(), _seeded(self.seed + i):
                 self.pipeline.call_model(model_input(self.pipeline, batches[i]))
 
-        floors = noise_floors(self.pipeline.model, run_batch, len(batches))
+        floors = noise_floors(self.pipeline.model, run_batch, len(batches), self.progress)
         for entry in self.entries:
             entry["noise_floor"] = floors.get((entry["batch"], entry["key"]))
         self.calibration = {"threads": torch.get_num_threads(),
@@ -264,7 +311,7 @@ class _Session:
         except ImportError as exc:
             raise RecordError("--bench: this parity has no bench support (parity.benchmark.bench_for_record)",
                               fix="record without --bench, or install a complete parity") from exc
-        atomic_write_json(self.root / fmt.BENCH, bench_for_record(self.pipeline, items, batch_size))
+        atomic_write_json(self.root / fmt.BENCH, bench_for_record(self.pipeline, items, batch_size, self.progress))
 
     def manifest_fields(self, items: list[Any], source: Any, batches: list[list[Any]], calibrated: bool,
                         start: float) -> dict[str, Any]:
