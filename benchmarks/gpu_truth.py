@@ -182,23 +182,33 @@ def nvidia_smi() -> dict[str, str] | None:
 
 def step_install(ctx: Ctx) -> dict[str, Any]:
     """torch==<lock version> from the configured index (its CUDA build on Linux), then the
-    locks minus torch, then parity from this tree; each action timed on its own."""
+    locks minus torch, then parity from this tree; each action timed on its own.
+
+    A CPU build of torch is never installed (it would hide the machine's CUDA torch), and
+    when torch cannot be downloaded the locks (same index) are not tried: the run goes on
+    with the torch that is there, and this step says so.
+    """
     wanted = lock_torch_version()
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    net = ["--progress-bar", "off", "--retries", "1", "--timeout", "30"]
+    net = ["--progress-bar", "off", "--retries", "1", "--timeout", "15"]
     links = [a for d in _wheel_dirs() for a in ("--find-links", str(d))]
     wheels = ctx.work / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
     actions: dict[str, Any] = {}
     if _timed(actions, "download_torch", [*pip, "download", *net, *links, "--dest", wheels, f"torch=={wanted}"]):
         files = sorted(wheels.glob("*.whl"))
-        actions["download_torch"].update(
-            files=len(files), bytes=sum(f.stat().st_size for f in files),
-            torch_wheel=next((f.name for f in files if f.name.startswith("torch-")), None))
-        _timed(actions, "install_torch", [*pip, "install", "--no-index", "--find-links", wheels, *links, f"torch=={wanted}"])
-    req = ctx.work / "requirements-gpu.txt"
-    req.write_text("\n".join(lock_requirements()) + "\n")
-    _timed(actions, "install_locks", [*pip, "install", *net, *links, "--no-deps", "-r", req])
+        wheel = next((f.name for f in files if f.name.startswith("torch-")), "")
+        actions["download_torch"].update(files=len(files), bytes=sum(f.stat().st_size for f in files),
+                                         torch_wheel=wheel)
+        if "+cpu" in wheel:
+            actions["install_torch"] = {"ok": False, "seconds": 0.0,
+                                        "error": f"not installed: the index served the CPU build {wheel}"}
+        else:  # --ignore-installed: into this venv even when the python it layers over has a torch
+            _timed(actions, "install_torch", [*pip, "install", "--no-index", "--find-links", wheels, *links,
+                                              "--ignore-installed", f"torch=={wanted}"])
+        req = ctx.work / "requirements-gpu.txt"
+        req.write_text("\n".join(lock_requirements()) + "\n")
+        _timed(actions, "install_locks", [*pip, "install", *net, *links, "--no-deps", "-r", req])
     _timed(actions, "install_parity", [*pip, "install", "--no-deps", "--no-build-isolation", "-e", REPO])
     torch_info = _torch_in_use()
     failures = [f"{name} failed: {a['error']}" for name, a in actions.items() if not a["ok"]]

