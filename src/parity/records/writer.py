@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import mmap
 import os
@@ -51,6 +52,7 @@ _MAX_RESERVE = 8 << 20
 _STOP = object()
 
 
+@functools.lru_cache(maxsize=64)
 def safetensors_dtype(dtype: Any) -> str | None:
     """The safetensors name of a torch dtype, or None when it has none."""
     import torch
