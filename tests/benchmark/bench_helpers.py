@@ -30,13 +30,13 @@ def sleepy_postprocess(seconds: float):
 
 
 def synthetic_result(samples: dict, *, batch_size: int = 8, model: dict | None = None, env: dict | None = None,
-                     threads: int | None = None) -> dict:
+                     threads: int | None = None, machine: dict | None = None) -> dict:
     """A parity.bench/1 document with the given raw samples (through the real BenchResult)."""
     from parity.benchmark.protocol import BenchConfig, BenchResult, Measurement
 
     measurement = Measurement(samples={k: list(v) for k, v in samples.items()},
                               cold_first_call={k: float(v[0]) for k, v in samples.items()},
-                              warmup_calls=3, settled=True)
+                              warmup_calls=3, settled=True, machine=machine)
     return BenchResult(target="serve.py:build", model=model or {"name": "m", "class": "torch.nn.Linear",
                                                                  "parameters": 10, "kind": "callable"},
                        config=BenchConfig(batch_size=batch_size, threads=threads, min_time=0.1, min_iters=5),
