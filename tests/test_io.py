@@ -174,3 +174,24 @@ def test_reused_pid_other_host_and_unowned_temporaries(tmp_path):
     assert removed == {names["reused"], names["rebooted"]}
     atomic_write_json(target, {"a": 1})
     assert {p.name for p in tmp_path.iterdir()} == {"out.json"} | (set(names.values()) - removed)
+
+
+def test_commands_refuse_bad_output_places_in_one_line(run_cli, tmp_path, monkeypatch):
+    """snapshot, lock, record and --html all write through the atomic helpers."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    snap = tmp_path / "snap.json"
+    assert run_cli("snapshot", "-o", snap)[0] == 0
+    model = tmp_path / "model.py"
+    model.write_text("import torch\nfrom parity.target import Pipeline\n\ndef build():\n"
+                     "    return Pipeline(model=torch.nn.Linear(2, 2), example_inputs=[torch.ones(2)])\n")
+    assert run_cli("record", f"{model}:build", "-o", "golden")[0] == 0
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for args in (("lock", snap, "-o", "/proc/parity-x"), ("lock", snap, "-o", "folder"),
+                 ("record", f"{model}:build", "-o", "/proc/parity-rec"), ("snapshot", "-o", "/sys/parity-x"),
+                 ("verify", "golden", f"{model}:build", "--html", "/proc/parity-x.html"),
+                 ("verify", "golden", f"{model}:build", "--html", "folder")):
+        code, _, err = run_cli(*args)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, (args, err)
+        assert str(args[-1]) in err, (args, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and list((tmp_path / "folder").iterdir()) == []

@@ -130,21 +130,21 @@ def remove_stale_hook(hook: Callable[[Path], None]) -> None:
 
 def _place_error(path: Path, exc: OSError, doing: str = "cannot write") -> ParityError:
     reason = exc.strerror or type(exc).__name__
-    return ParityError(f"{path}: {doing} here ({reason})", fix="choose another -o path (a writable folder)")
+    return ParityError(f"{path}: {doing} here ({reason})", fix="choose another output path, in a writable folder")
 
 
 def _output_parent(path: Path, want_dir: bool) -> Path:
     """The existing folder ``path`` goes into; ParityError when it cannot be written there."""
     if not path.name or path.name in (".", ".."):
-        raise ParityError(f"{path}: not a {'folder' if want_dir else 'file'} name", fix="choose another -o path")
+        raise ParityError(f"{path}: not a {'folder' if want_dir else 'file'} name", fix="choose another output path")
     parent = path.parent if str(path.parent) else Path(".")
     if not want_dir and path.is_dir():
         raise ParityError(f"{path}: is a folder, a file name is needed here",
                           fix=f"choose a file name, e.g. {path / 'out.json'}")
     if not parent.exists():
-        raise ParityError(f"{parent}: output folder does not exist", fix="create it or choose another -o path")
+        raise ParityError(f"{parent}: output folder does not exist", fix="create it or choose another output path")
     if not parent.is_dir():
-        raise ParityError(f"{parent}: is not a folder", fix="choose another -o path")
+        raise ParityError(f"{parent}: is not a folder", fix="choose another output path")
     return parent
 
 
@@ -201,7 +201,7 @@ def atomic_dir(final: str | os.PathLike[str], *, overwrite: bool = False) -> Ite
         if final.is_dir() and not final.is_symlink() and not any(final.iterdir()):
             final.rmdir()
         else:
-            raise ParityError(f"{final}: already exists", fix="choose another -o path or remove it first")
+            raise ParityError(f"{final}: already exists", fix="choose another output path or remove it first")
     remove_stale_temporaries(final)
     prefix = _temp_prefix(final) + _owner() + "."
     try:
