@@ -49,7 +49,7 @@ def test_env_difference_between_interpreters_is_reported(tmp_path: Path) -> None
     golden = tmp_path / "golden"
     rec = run_parity(python_a, "record", target, "-o", str(golden), "--capture", "stats")
     assert rec.returncode == 0, rec.stderr
-    ver = run_parity(python_b, "verify", str(golden), "--json")
+    ver = run_parity(python_b, "verify", str(golden), target, "--json")
     assert ver.returncode == 0, ver.stderr
     doc = json.loads(ver.stdout)
     assert doc["verdict"].startswith("PASS"), doc["reason"]

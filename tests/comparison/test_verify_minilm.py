@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from record_targets import recorded_target
 
 from parity.comparison import verify
 from parity.comparison.result import FAIL, PASS
@@ -66,7 +67,7 @@ def golden(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> dict[s
 
 @pytest.mark.parametrize("level", ["outputs", "stats", "full"])
 def test_same_model_passes_with_zero_layer_mismatches(golden: dict[str, Path], level: str) -> None:
-    r = verify(golden[level])
+    r = verify(golden[level], recorded_target(golden[level]))
     assert r.verdict == PASS, r.reason
     assert all(s["status"] == "match" for s in r.stages)
     if level != "outputs":
@@ -82,7 +83,7 @@ def test_threads_1_in_a_vs_2_in_b_passes(golden: dict[str, Path], level: str) ->
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        r = verify(golden[level])
+        r = verify(golden[level], recorded_target(golden[level]))
     finally:
         torch.set_num_threads(before)
     assert r.verdict == PASS, r.reason

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from record_targets import recorded_target
 
 from parity.comparison import verify
 from parity.comparison.result import FAIL, PASS
@@ -45,7 +46,7 @@ PERTURB_STEP = "m = models.build(models.LoopNet)\nwith torch.no_grad():\n    m.s
 @pytest.mark.parametrize("capture", ["outputs", "stats", "full"])
 def test_loop_model_same_everything_passes(tmp_path: Path, capture: str) -> None:
     a = _record(tmp_path, _target(tmp_path, "loop", "return models.build(models.LoopNet)"), capture)
-    r = verify(a)
+    r = verify(a, recorded_target(a))
     assert r.verdict == PASS, r.reason
     if capture != "outputs":
         keys = [layer["key"] for layer in r.layers]
@@ -66,7 +67,7 @@ def test_loop_model_each_call_of_a_perturbed_module_introduces(tmp_path: Path) -
 
 def test_inplace_relu_perturbed_bias_introduced_then_inherited(tmp_path: Path) -> None:
     a = _record(tmp_path, _target(tmp_path, "relu", "return models.build(models.InplaceReluNet)"))
-    assert verify(a).verdict == PASS  # the in-place ReLU did not corrupt what A stored
+    assert verify(a, recorded_target(a)).verdict == PASS  # the in-place ReLU did not corrupt what A stored
     body = "m = models.build(models.InplaceReluNet)\nwith torch.no_grad():\n    m.fc.bias += 0.5\nreturn m"
     r = verify(a, _target(tmp_path, "relu_b", body))
     assert r.first_divergent_layer == "fc#0/out" and r.first_introducing_layer == "fc#0/out"
@@ -76,7 +77,7 @@ def test_inplace_relu_perturbed_bias_introduced_then_inherited(tmp_path: Path) -
 
 def test_nested_outputs_compare_per_leaf(tmp_path: Path) -> None:
     a = _record(tmp_path, _target(tmp_path, "nested", "return models.build(models.NestedOutputNet)"))
-    r = verify(a)
+    r = verify(a, recorded_target(a))
     assert r.verdict == PASS, r.reason
     keys = {layer["key"] for layer in r.layers}
     assert {"#0/out/pair/0", "#0/out/pair/1", "#0/out/obj/logits", "#0/out/count"} <= keys
@@ -109,7 +110,7 @@ def test_verify_with_explicit_tolerance_passes_a_small_perturbation(tmp_path: Pa
 
 def test_max_slowdown_without_a_baseline_is_exit_2(tmp_path: Path, run_cli) -> None:
     a = _record(tmp_path, _target(tmp_path, "loop", "return models.build(models.LoopNet)"), "outputs")
-    code, out, err = run_cli("verify", a, "--max-slowdown", "10", "--json")
+    code, out, err = run_cli("verify", a, recorded_target(a), "--max-slowdown", "10", "--json")
     assert code == 2 and out == "" and "bench.json" in err and "--bench" in err and "Traceback" not in err
 
 
@@ -121,12 +122,12 @@ def test_significant_slowdown_fails_the_verdict(tmp_path: Path, monkeypatch: pyt
     record(target, _inputs(), out=out, capture="stats", batch_size=2, snapshot_env=False, bench=True)
     seen = {}
 
-    def slow(pipeline, inputs, baseline_json, max_slowdown):  # the bench engineer's contract
+    def slow(pipeline, inputs, baseline_json, max_slowdown, progress=None):  # the bench engineer's contract
         seen.update(baseline=baseline_json["schema"], max_slowdown=max_slowdown, n=len(inputs))
         return {"regression": True, "verdict": "regression", "stages": []}
 
     monkeypatch.setattr(parity.benchmark, "verify_performance", slow)
-    r = verify(out, max_slowdown=0.05)
+    r = verify(out, target, max_slowdown=0.05)
     assert seen == {"baseline": "parity.bench/1", "max_slowdown": 0.05, "n": 4}
     assert r.verdict == FAIL and r.performance == {"regression": True, "verdict": "regression", "stages": []}
     assert "slower" in r.reason
@@ -137,7 +138,7 @@ def test_max_slowdown_measures_against_the_recorded_baseline(tmp_path: Path, run
     target = _target(tmp_path, "loop", "return models.build(models.LoopNet)")
     out = tmp_path / "golden"
     record(target, _inputs(), out=out, capture="stats", batch_size=2, snapshot_env=False, bench=True)
-    code, stdout, err = run_cli("verify", out, "--max-slowdown", "1000", "--json")
+    code, stdout, err = run_cli("verify", out, target, "--max-slowdown", "1000", "--json")
     doc = json.loads(stdout)
     assert code == 0, (doc["reason"], err)
     assert doc["performance"] is not None and doc["performance"]["regression"] is False
@@ -198,7 +199,7 @@ def test_calibrated_noise_floor_reaches_the_report(tmp_path: Path) -> None:
     target = _target(tmp_path, "conv", "return models.build_conv()")
     out = tmp_path / "golden"
     record(target, out=out, capture="stats", calibrate=True, snapshot_env=False)
-    r = verify(out)
+    r = verify(out, target)
     assert r.verdict == PASS, r.reason
     floors = [x["noise_floor"] for x in r.layers if x["noise_floor"] is not None]
     assert floors and all(f >= 0 for f in floors)
@@ -229,7 +230,7 @@ def test_records_of_different_inputs_say_so(tmp_path: Path) -> None:
 @pytest.mark.parametrize("cls", ["SharedParamsNet", "CustomFunctionNet", "HookedNet"])
 def test_awkward_models_pass_and_localise_a_perturbed_first_layer(tmp_path: Path, cls: str) -> None:
     a = _record(tmp_path, _target(tmp_path, "m", f"return models.build(models.{cls})"))
-    assert verify(a).verdict == PASS
+    assert verify(a, recorded_target(a)).verdict == PASS
     first = "first" if cls == "SharedParamsNet" else "fc"
     body = f"m = models.build(models.{cls})\nwith torch.no_grad():\n    m.{first}.bias += 0.5\nreturn m"
     r = verify(a, _target(tmp_path, "m_b", body))
