@@ -103,18 +103,24 @@ def test_binary_mismatch_markers() -> None:
     assert binary_mismatch([_run(Verdict.BAD, "AssertionError: 3 != 4")]) is None
 
 
-def test_verify_and_bench_oracles_run_parity_with_the_trial_interpreter(tmp_path: Path) -> None:
+def test_verify_and_bench_oracles_run_parity_with_the_trial_interpreter(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
     from parity.bisection.oracle import oracle_from_spec
 
+    monkeypatch.chdir(tmp_path)
+    for name in ("serving.py", "m.py", "r.py"):
+        (tmp_path / name).write_text("def build():\n    pass\n")
     record = tmp_path / "rec"
     record.mkdir()
-    (record / "manifest.json").write_text("{}")
+    (record / "manifest.json").write_text(json.dumps({"target": "serving.py:build"}))
     verify = oracle_from_spec(f"verify:{record}", (), "good.json", "bad.json")
-    assert verify.argv(Path("/py")) == ["/py", "-m", "parity", "verify", str(record.resolve())]
-    assert oracle_from_spec(None, (), str(record), "bad.json").argv(Path("/py"))[3:] == ["verify", str(record.resolve())]
+    assert verify.argv(Path("/py")) == ["/py", "-m", "parity", "verify", str(record.resolve()), "serving.py:build"]
+    assert oracle_from_spec(None, (), str(record), "bad.json").argv(Path("/py"))[3:5] == ["verify", str(record.resolve())]
     assert oracle_from_spec(None, (), "good.json", str(record)).argv(Path("/py"))[3] == "verify"
+    given = oracle_from_spec(f"verify:{record}", (), "good.json", "bad.json", target="other.py:make")
+    assert given.argv(Path("/py"))[-1] == "other.py:make"
     baseline = tmp_path / "base.json"
     baseline.write_text(json.dumps({"schema": "parity.bench/1", "target": "m.py:build"}))
     bench = oracle_from_spec(f"bench:{baseline}", (), "good.json", "bad.json")

@@ -40,13 +40,16 @@ def _record_in_good_env(tmp_path: Path, wheels: Path) -> Path:
     (tmp_path / "model.py").write_text(MODEL)
     env = {**os.environ, "PYTHONPATH": str(site)}
     record = tmp_path / "rec"
-    subprocess.run([sys.executable, "-m", "parity", "record", f"{tmp_path / 'model.py'}:build", "-o", str(record)],
-                   env=env, check=True, capture_output=True)
+    # Recorded as a relative file in the folder bisect runs from: parity may run it without TARGET.
+    subprocess.run([sys.executable, "-m", "parity", "record", "model.py:build", "-o", str(record)],
+                   env=env, check=True, capture_output=True, cwd=tmp_path)
     return record
 
 
 @pytest.mark.slow  # three `parity verify` runs of a real (tiny) torch model
-def test_verify_oracle_finds_the_package_that_changed_preprocess(tmp_path: Path, wheels: Path) -> None:
+def test_verify_oracle_finds_the_package_that_changed_preprocess(tmp_path: Path, wheels: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     build_wheel(wheels, "tinytok", "1.0", "def encode(t):\n    return [ord(c) % 50 for c in t]\n")
     build_wheel(wheels, "tinytok", "2.0", "def encode(t):\n    return [(ord(c) + 1) % 50 for c in t]\n")
     build_wheel(wheels, "helper-a", "1.0")
@@ -60,7 +63,7 @@ def test_verify_oracle_finds_the_package_that_changed_preprocess(tmp_path: Path,
     bad.write_text(json.dumps(snap))
     # No oracle given: `parity verify` on --good's record (the reference made in the good env).
     result = bisect(record, bad, index=IndexOptions((str(wheels),), no_index=True), cache_dir=tmp_path / "cache")
-    assert result.oracle == f"parity verify {record}"
+    assert result.oracle == f"parity verify {record} model.py:build"
     assert result.status == "found", (result.reason, [t.to_json() for t in result.trials])
     assert [(c.name, c.good, c.bad) for c in result.culprits] == [("tinytok", "1.0", "2.0")]
     assert all(t.mode == "overlay" for t in result.trials), "torch is never reinstalled: overlays only"
@@ -70,7 +73,9 @@ def test_verify_oracle_finds_the_package_that_changed_preprocess(tmp_path: Path,
 
 
 @pytest.mark.slow  # several `parity bench` runs; the slowdown is 50 ms per call, far above noise
-def test_bench_oracle_finds_the_package_that_slowed_preprocess(tmp_path: Path, wheels: Path) -> None:
+def test_bench_oracle_finds_the_package_that_slowed_preprocess(tmp_path: Path, wheels: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     build_wheel(wheels, "tinytok", "1.0", "def encode(t):\n    return [ord(c) % 50 for c in t]\n")
     build_wheel(wheels, "tinytok", "2.0",
                 "import time\ndef encode(t):\n    time.sleep(0.05)\n    return [ord(c) % 50 for c in t]\n")
@@ -80,7 +85,7 @@ def test_bench_oracle_finds_the_package_that_slowed_preprocess(tmp_path: Path, w
                     str(site), "--no-index", "--find-links", str(wheels), "tinytok==1.0", "helper-a==1.0"], check=True)
     (tmp_path / "model.py").write_text(MODEL)
     baseline = tmp_path / "base.json"
-    subprocess.run([sys.executable, "-m", "parity", "bench", f"{tmp_path / 'model.py'}:build", "-o", str(baseline),
+    subprocess.run([sys.executable, "-m", "parity", "bench", "model.py:build", "-o", str(baseline),
                     "--min-time", "0.5"], env={**os.environ, "PYTHONPATH": str(site)}, check=True, capture_output=True)
     snap = json.loads(baseline.read_text())["env"]
     snap["packages"]["tinytok"]["version"] = "2.0"

@@ -26,6 +26,7 @@ from parity._io import read_json
 from parity.bisection.ddmin import Verdict
 from parity.bisection.trials import TrialEnv
 from parity.errors import BisectError
+from parity.target.policy import RecordedTarget, recorded_target, target_of_record
 
 #: What Python prints for ``python -m parity`` when parity is not importable.
 _NO_PARITY = re.compile(r"No module named '?parity'?(?:$|[\s)])", re.MULTILINE)
@@ -131,9 +132,10 @@ class ParityOracle(Oracle):
 
     runs_parity = True
 
-    def __init__(self, args: Sequence[str], label: str) -> None:
+    def __init__(self, args: Sequence[str], label: str, chosen: RecordedTarget | None = None) -> None:
         self.args = list(args)
         self.label = label
+        self.chosen = chosen  # the recorded target it runs, when TARGET was not given
 
     def argv(self, python: Path) -> list[str]:
         return [str(python), "-m", "parity", *self.args]
@@ -160,44 +162,65 @@ class ParityOracle(Oracle):
                                   "or give your own oracle command after --")
 
 
-def verify_oracle(record_dir: str | os.PathLike[str]) -> ParityOracle:
+_USAGE = "parity bisect ... --oracle {kind}:{arg} --target path/to/serving.py:build"
+
+
+def verify_oracle(record_dir: str | os.PathLike[str], target: str | None = None) -> ParityOracle:
+    """``parity verify DIR TARGET``. Without ``target``, the recorded one, only when
+    :func:`parity.target.policy.recorded_target` allows it (records never choose code)."""
     path = Path(record_dir)
     if not (path / "manifest.json").is_file():
         raise BisectError(f"--oracle verify:{path}: not a record directory (no manifest.json)",
                           fix="pass a directory written by `parity record`")
-    return ParityOracle(["verify", str(path.resolve())], f"parity verify {path}")
+    chosen = None
+    if target is None:
+        chosen = target_of_record(path, usage=_USAGE.format(kind="verify", arg=path))
+        target = chosen.spec
+    return ParityOracle(["verify", str(path.resolve()), target], f"parity verify {path} {target}", chosen)
 
 
-def bench_oracle(baseline: str | os.PathLike[str]) -> ParityOracle:
-    """``parity bench TARGET --against BASELINE``; TARGET is the one the baseline
-    measured. BASELINE: a bench JSON file or a record directory holding bench.json."""
+def bench_oracle(baseline: str | os.PathLike[str], target: str | None = None) -> ParityOracle:
+    """``parity bench TARGET --against BASELINE``. BASELINE: a bench JSON file or a record
+    directory holding bench.json; without ``target``, the one the baseline measured, under
+    the same rule as a record's (records never choose code)."""
     path = Path(baseline)
     fix = "pass a file written by `parity bench -o FILE` or a record made with --bench"
-    data = read_json(path / "bench.json" if path.is_dir() else path, "a bench result", fix=fix)
-    target = data.get("target") if isinstance(data, dict) else None
-    if not isinstance(target, str) or not target:
+    where = path / "bench.json" if path.is_dir() else path
+    data = read_json(where, "a bench result", fix=fix)
+    if not isinstance(data, dict) or "target" not in data:
         raise BisectError(f"--oracle bench:{path}: not a bench result (no \"target\")", fix=fix)
-    return ParityOracle(["bench", target, "--against", str(path.resolve())], f"parity bench {target} --against {path}")
+    chosen = None
+    if target is None:
+        chosen = recorded_target(data.get("target"), where, path if path.is_dir() else None,
+                                 usage=_USAGE.format(kind="bench", arg=path))
+        target = chosen.spec
+    return ParityOracle(["bench", target, "--against", str(path.resolve())], f"parity bench {target} --against {path}",
+                        chosen)
 
 
-def oracle_from_spec(spec: str | None, command: Sequence[str], good_spec: str, bad_spec: str) -> Oracle:
+def oracle_from_spec(spec: str | None, command: Sequence[str], good_spec: str, bad_spec: str,
+                     target: str | None = None) -> Oracle:
     """``--oracle verify:DIR | bench:FILE``, or ``-- COMMAND``. With neither: ``parity
     verify`` on the side that is a record directory, the good side first (a record is
-    the reference, made where the model was right)."""
+    the reference, made where the model was right). ``target``: TARGET for parity's
+    oracles (default: the recorded one, when parity may run it)."""
     if spec and command:
         raise BisectError("both --oracle and a command after -- were given", fix="keep one of them")
     if command:
+        if target is not None:
+            raise BisectError("--target is for --oracle verify/bench, not a command after --",
+                              fix="put TARGET into your command instead")
         return CommandOracle(command)
     if spec:
         kind, _, arg = spec.partition(":")
         if kind == "verify" and arg:
-            return verify_oracle(arg)
+            return verify_oracle(arg, target)
         if kind == "bench" and arg:
-            return bench_oracle(arg)
+            return bench_oracle(arg, target)
         raise BisectError(f"--oracle {spec}: unknown oracle", fix="use verify:RECORD_DIR, bench:BASELINE.json or -- COMMAND")
     for side in (good_spec, bad_spec):
         if (Path(side) / "manifest.json").is_file():
-            return verify_oracle(side)
+            return verify_oracle(side, target)
     raise BisectError("no oracle: neither --good nor --bad is a record directory",
                       fix="pass --oracle verify:DIR, --oracle bench:FILE or -- COMMAND")
 

@@ -144,6 +144,7 @@ def bisect(
     timeout: float | None = None,
     progress: Progress | None = None,
     cache_max_size: str | None = None,
+    target: str | None = None,
 ) -> BisectResult:
     """Find the package change(s) between ``good`` and ``bad`` that break the oracle.
 
@@ -155,7 +156,8 @@ def bisect(
     per oracle run (None: no limit). ``cache_max_size``: the trial cache's size limit
     (e.g. "10G"; default :func:`parity.bisection.cache.limit`): least recently used
     entries are removed after each new trial environment and at the end. Never prints;
-    ``progress`` is called per trial.
+    ``progress`` is called per trial. ``target``: TARGET for the verify/bench oracles
+    (default: the recorded one, only when it is a .py file in this folder outside the record).
     """
     if runs < 1:
         raise BisectError(f"--runs {runs}: must be at least 1", fix="pass --runs 1 or more (odd numbers avoid ties)")
@@ -163,7 +165,9 @@ def bisect(
         raise BisectError(f"--timeout {timeout}: must be more than 0 seconds", fix="pass a positive number of seconds")
     if cache_max_size is not None:
         parse_size(cache_max_size)  # a bad value fails before any trial
-    session = _Session.open(str(good), str(bad), oracle, command, runs, index or IndexOptions(),
+    if not isinstance(oracle, Oracle):
+        oracle = oracle_from_spec(oracle, command, str(good), str(bad), target)
+    session = _Session.open(str(good), str(bad), oracle, (), runs, index or IndexOptions(),
                             cache_dir, allow_python_mismatch, installer, timeout, progress)
     session.cache_max = cache_max_size
     if not session.changes:

@@ -30,6 +30,9 @@ def command(target: str, inputs: str | None, output: str | None, batch_size: int
 
     Exit 1 when a stage is significantly slower than the baseline by more than
     --max-slowdown percent.
+
+    TARGET is code that runs here: a .py file or a module, and a .pt or .pt2 file
+    too (loading one unpickles). Pass only targets you trust.
     """
     from parity.benchmark.compare import bench_against
     from parity.cli._progress import progress_for

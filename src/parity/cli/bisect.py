@@ -13,6 +13,9 @@ from parity.cli._common import EXIT_OK, console, emit_json, json_option
 @click.option("--good", "good", metavar="A", help="Good side: a snapshot file or a record directory.")
 @click.option("--bad", "bad", metavar="B", help="Bad side: a snapshot file or a record directory.")
 @click.option("--oracle", "oracle", metavar="SPEC", help="verify:RECORD_DIR or bench:BASELINE [default: verify on the side that is a record, --good first].")
+@click.option("--target", "target", metavar="TARGET",
+              help="TARGET for --oracle verify/bench [default: the recorded one, only when it is a relative "
+                   "file.py:function in this folder, outside the record]. TARGET is code: .pt/.pt2 files unpickle.")
 @click.option("--runs", type=int, default=1, metavar="K", show_default=True, help="Oracle runs per trial; the majority decides.")
 @click.option("--narrow", is_flag=True, help="Then bisect the culprit's releases between its good and bad versions.")
 @click.option("--find-links", "find_links", multiple=True, metavar="DIR", help="Folder or URL of wheels, passed to uv/pip (repeatable).")
@@ -31,7 +34,7 @@ from parity.cli._common import EXIT_OK, console, emit_json, json_option
 @click.option("--allow-python-mismatch", is_flag=True, help="Bisect even when the two sides ran different Python versions.")
 @json_option
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def command(good: str, bad: str, oracle: str | None, runs: int, narrow: bool, find_links: tuple[str, ...],
+def command(good: str | None, bad: str | None, oracle: str | None, target: str | None, runs: int, narrow: bool, find_links: tuple[str, ...],
             index_url: str | None, extra_index_urls: tuple[str, ...], no_index: bool, cache_dir: str | None,
             cache_max_size: str | None, cache_info: bool, prune: str | None,
             installer: str | None, timeout: float | None, allow_python_mismatch: bool, as_json: bool,
@@ -46,6 +49,7 @@ def command(good: str, bad: str, oracle: str | None, runs: int, narrow: bool, fi
     Trial environments are cached (see --cache-info) within --cache-max-size.
     """
     from parity.bisection import IndexOptions, bisect
+    from parity.bisection.oracle import oracle_from_spec
 
     if cache_info or prune:
         return _cache_command(cache_dir, cache_max_size, prune, as_json)
@@ -53,9 +57,13 @@ def command(good: str, bad: str, oracle: str | None, runs: int, narrow: bool, fi
         if not value:
             raise click.UsageError(f"missing option {flag}: bisect needs --good A and --bad B")
     assert good is not None and bad is not None
+    resolved = oracle_from_spec(oracle, command, good, bad, target)
+    chosen = getattr(resolved, "chosen", None)
+    if chosen is not None:
+        click.echo(chosen.describe(), err=True)  # which file runs, when the record named it
     index = IndexOptions(tuple(find_links), index_url, tuple(extra_index_urls), no_index)
     with _Progress() as progress:
-        result = bisect(good, bad, oracle, command, runs=runs, narrow=narrow, index=index, cache_dir=cache_dir,
+        result = bisect(good, bad, resolved, (), runs=runs, narrow=narrow, index=index, cache_dir=cache_dir,
                         allow_python_mismatch=allow_python_mismatch, installer=installer, timeout=timeout,
                         progress=progress, cache_max_size=cache_max_size)
     doc = result.to_json()

@@ -31,6 +31,9 @@ def command(target: str, fmt: str, output: str, method: str, static: bool, input
     """Export TARGET and check the artifact against eager on other batch sizes and lengths.
 
     Exit 1 when the parity check fails, 2 when the model cannot be exported.
+
+    TARGET is code that runs here: a .py file or a module, and a .pt or .pt2 file
+    too (loading one unpickles). Pass only targets you trust.
     """
     from parity.exporters import export
 

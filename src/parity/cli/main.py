@@ -178,7 +178,7 @@ def _pipe_safe_stdout() -> None:
     except (AttributeError, OSError, ValueError):
         return  # not a real file (embedded use): leave it alone
     sys.stdout = io.TextIOWrapper(io.BufferedWriter(_PipeSafeStdout(fd)), encoding=old.encoding,
-                                  errors=old.errors, line_buffering=old.line_buffering)
+                                  errors=old.errors, line_buffering=bool(getattr(old, "line_buffering", False)))
 
 
 def run() -> None:

@@ -28,6 +28,9 @@ def command(target: str, inputs: str | None, output: str, capture: str, batch_si
 
     TARGET is path/file.py:build, package.module:build, a .pt/.ts/.pt2/.onnx file or a
     local Hugging Face model directory.
+
+    TARGET is code that runs here: a .py file or a module, and a .pt or .pt2 file
+    too (loading one unpickles). Pass only targets you trust.
     """
     from parity.cli._progress import progress_for
     from parity.records import record

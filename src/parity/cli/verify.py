@@ -21,14 +21,38 @@ from parity.cli.compare import render_result
               help="Fail when B is more than PCT percent slower than A's baseline (needs `record --bench`).")
 def command(record_dir: Path, target: str | None, html: Path | None, as_json: bool, atol: float | None,
             rtol: float | None, max_slowdown: float | None) -> int:
-    """Re-run TARGET (default: the one recorded) on A's inputs and compare with the record DIR.
+    """Re-run TARGET on A's inputs and compare with the record DIR.
 
-    Exit 0 PASS or PASS-with-warnings, 1 FAIL, 2 could not verify.
+    Without TARGET, the recorded one runs only when it is a relative file.py:function
+    in this folder (outside DIR); any other recorded target needs TARGET.
+
+    TARGET is code that runs here: a .py file or a module, and a .pt or .pt2 file
+    too (loading one unpickles). Pass only targets you trust.
+
+    Exit 0 PASS or PASS-with-warnings, 1 FAIL, 2 could not verify, 3 a bug in parity.
     """
     from parity.comparison import verify
 
     if max_slowdown is not None and max_slowdown < 0:
         raise click.BadParameter(f"{max_slowdown}: must be >= 0 (a percentage, e.g. 10)", param_hint="--max-slowdown")
-    result = verify(record_dir, target, atol=atol, rtol=rtol,
-                    max_slowdown=None if max_slowdown is None else max_slowdown / 100.0)
+    from parity.cli._progress import progress_for
+
+    if target is None:
+        _announce_recorded_target(record_dir)
+    with progress_for(as_json) as progress:
+        result = verify(record_dir, target, atol=atol, rtol=rtol,
+                        max_slowdown=None if max_slowdown is None else max_slowdown / 100.0, progress=progress)
     return render_result(result, as_json, html)
+
+
+def _announce_recorded_target(record_dir: Path) -> None:
+    """Say on stderr which file runs when TARGET comes from the record. A recorded target
+    parity may not run is refused by verify() itself, after the record's own checks."""
+    from parity.errors import ParityError
+    from parity.target.policy import target_of_record
+
+    try:
+        chosen = target_of_record(record_dir)
+    except ParityError:
+        return
+    click.echo(chosen.describe(), err=True)

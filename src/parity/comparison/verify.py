@@ -190,11 +190,12 @@ def _explain(result: VerifyResult, rec_a: Record) -> None:
 
 
 def _target_spec(rec_a: Record, target: str | None) -> str:
-    spec = target or rec_a.target
-    if not spec:
-        raise ParityError(f"{rec_a.path / 'manifest.json'}: no target recorded",
-                          fix="pass TARGET: parity verify DIR path/to/serving.py:build")
-    return str(spec)
+    if target:
+        return str(target)
+    # A record never chooses code: only a relative .py file here, outside the record.
+    from parity.target.policy import recorded_target
+
+    return recorded_target(rec_a.manifest.get("target"), rec_a.path / "manifest.json", rec_a.path).spec
 
 
 def _record_inputs(rec_a: Record) -> Any:
