@@ -204,7 +204,7 @@ from parity import Pipeline
 
 
 def model(x):
-    time.sleep(0.004)
+    time.sleep(float(os.environ.get("MODEL_SLEEP", "0.004")))
     return x
 
 
@@ -263,3 +263,59 @@ def test_aa_under_artificial_load_is_never_called_slower(tmp_path: Path) -> None
         assert not doc["regression"]
     loaded_first = verdicts[0]
     assert loaded_first["machine"]["disturbed"]
+
+
+class _Watch:
+    """A MachineWatch whose canary ran ``factor`` times the quiet one, on a busy machine."""
+
+    factor = 1.0
+
+    def __init__(self, threads: int) -> None:
+        import types
+
+        self.threads = threads
+        self.canary = types.SimpleNamespace(run=lambda: None)
+
+    def finish(self) -> dict:
+        return _loaded(self.factor, self.threads) if self.factor != 1.0 else _quiet(self.threads)
+
+
+def _record_then_verify(tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch, canary_factor: float,
+                        **planted: str) -> tuple[int, dict]:
+    from parity.benchmark import protocol
+
+    (tmp_path / "serving.py").write_text(SERVING)
+    target = f"{tmp_path / 'serving.py'}:build"
+    monkeypatch.setattr(protocol, "MachineWatch", _Watch)
+    code, _, err = run_cli("record", target, "-o", str(tmp_path / "golden"), "--bench")
+    assert code == 0, err
+    for name, value in planted.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(_Watch, "factor", canary_factor)
+    code, out, err = run_cli("verify", str(tmp_path / "golden"), target, "--max-slowdown", "10", "--json")
+    assert code in (0, 1), err
+    return code, json.loads(out)["performance"]
+
+
+def test_verify_max_slowdown_on_a_loaded_machine_is_inconclusive_and_passes(tmp_path: Path, run_cli,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # The model takes twice as long, and so did the machine's canary: the machine explains it.
+    code, perf = _record_then_verify(tmp_path, run_cli, monkeypatch, 3.0, MODEL_SLEEP="0.008")
+    assert code == 0 and perf["verdict"] == "inconclusive" and not perf["regression"]
+    assert "the machine was not quiet" in perf["reason"]
+
+
+def test_verify_max_slowdown_on_a_quiet_machine_fails_a_real_slowdown(tmp_path: Path, run_cli,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    code, perf = _record_then_verify(tmp_path, run_cli, monkeypatch, 1.0, MODEL_SLEEP="0.008")
+    assert code == 1 and perf["verdict"] == "regression"
+
+
+def test_no_stage_is_a_regression_unless_it_is_slower() -> None:
+    # A stage whose own spread swamps the change is never a regression, however large the ratio.
+    base = synthetic_result({"model": lognormal(1e-3, sigma=1.0), "end_to_end": lognormal(1e-3)},
+                            machine=_quiet())
+    cur = synthetic_result({"model": lognormal(4e-3, sigma=1.0, seed=5), "end_to_end": lognormal(1e-3, seed=6)},
+                           machine=_loaded(1.5))
+    for stage in compare_bench(cur, base).stages:
+        assert not stage.regression or stage.verdict == "slower"

@@ -298,9 +298,10 @@ def _compare_stage(name: str, current: list[float], baseline: list[float], max_s
     big_enough = abs(cur_p50 - base_p50) > MIN_ABS_CHANGE
     regression = False
     if big_enough and low > 1 + margin:  # slower, were the machine quiet
-        regression = low > (1 + max_slowdown) * drift.slow
+        beyond_drift = low > (1 + margin) * drift.slow
+        regression = beyond_drift and low > (1 + max_slowdown) * drift.slow
         # Beyond the machine's drift, or (under it) a change that would not even fail the gate.
-        clear = low > (1 + margin) * drift.slow and (regression or low <= 1 + max_slowdown)
+        clear = beyond_drift and (regression or low <= 1 + max_slowdown)
         verdict = "slower" if clear else "inconclusive"
     elif big_enough and high < 1 / (1 + margin):
         verdict = "faster" if high < 1 / ((1 + margin) * drift.fast) else "inconclusive"
