@@ -99,12 +99,28 @@ def test_vcs_without_commit_and_local_directory_are_not_lockable():
     assert sorted(e.name for e in result.not_lockable) == ["local-dir", "our-app", "vcs-lib"]
 
 
-def test_masked_credentials_are_flagged(tmp_path):
+def test_a_direct_url_with_masked_credentials_is_a_comment_never_an_active_line(tmp_path):
     snap = _snapshot()
     snap["packages"]["wheel-file"]["direct_url"]["url"] = (
         "https://***@files.example.invalid/w/wheel_file-2.0-py3-none-any.whl"
     )
-    assert "credentials in this URL were masked" in lock(snap).text
+    result = lock(snap)
+    assert "whose credentials were masked in the snapshot" in result.text
+    assert [e.name for e in result.not_lockable if e.name == "wheel-file"]
+    assert not [ln for ln in result.text.splitlines() if "***" in ln and not ln.startswith("#")]
+
+
+def test_secrets_an_older_snapshot_kept_are_masked_in_the_lock(tmp_path):
+    """A snapshot written before path tokens and pip's last-@ split were masked (or edited
+    by hand) still never puts a credential into the lock."""
+    token = "Zq8Rk2Lm9Tx4Vb7Nw3Yp"
+    snap = _with_sources({"extra_index_urls": [_entry(f"https://host.invalid/{token}/org/simple/", "PIP_EXTRA_INDEX_URL")],
+                          "index_url": _entry("https://user:p@ss@word@host.invalid/simple/", "/etc/pip.conf [global]")})
+    snap["packages"]["wheel-file"]["direct_url"]["url"] = f"https://host.invalid/{token}/w/wheel_file-2.0-py3-none-any.whl"
+    text = lock(snap).text
+    assert token not in text and "p@ss" not in text and "word@" not in text
+    assert "PIP_EXTRA_INDEX_URL" in text and "PIP_INDEX_URL" in text
+    assert not [ln for ln in text.splitlines() if "***" in ln and not ln.startswith("#")]
 
 
 def test_lock_parses_cleanly_and_the_doctor_agrees_with_the_snapshot(tmp_path):

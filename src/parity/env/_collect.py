@@ -26,18 +26,24 @@ _ISA_FLAG = re.compile(
     r"|vnni|asimd.*|neon|fphp|sve.*|sme(?!p$).*|bf16|i8mm|dotprod|asimddp|asimdhp)$"
 )
 
-#: Environment variables that can change numerics or speed (prefixes and exact names).
+#: Environment variables that can change numerics or speed (prefixes and exact names): the
+#: only ones ever recorded. The table in docs/architecture.md ("Environment variables
+#: recorded") lists them with why; keep the two in step.
 _ENV_PREFIXES = (
-    "OMP_", "MKL_", "OPENBLAS_", "GOTO_", "BLIS_", "VECLIB_", "KMP_", "GOMP_", "CUDA_",
-    "CUBLAS_", "CUBLASLT_", "CUDNN_", "NCCL_", "NVIDIA_", "PYTORCH_", "TORCH", "ATEN_",
-    "ONEDNN_", "DNNL_", "TOKENIZERS_", "HF_", "TRANSFORMERS_", "HUGGINGFACE_", "OPENCV_",
-    "ORT_",
+    "OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "GOTO_", "BLIS_", "VECLIB_", "ONEDNN_", "DNNL_",
+    "ATEN_", "CUDA_", "CUBLAS_", "CUBLASLT_", "CUDNN_", "NCCL_", "NVIDIA_", "HIP_", "ROCR_", "HSA_",
+    "MIOPEN_", "ROCBLAS_", "PYTORCH_", "TORCH", "TRITON_", "HF_", "HUGGINGFACE_", "TRANSFORMERS_",
+    "TOKENIZERS_", "ORT_", "OPENCV_",
 )
-_ENV_NAMES = ("LD_PRELOAD", "LD_LIBRARY_PATH", "PYTHONHASHSEED", "MALLOC_ARENA_MAX", "CC", "CXX")
-#: A name that looks like it holds a secret is dropped whatever its prefix.
-_SECRET = re.compile(r"TOKEN|KEY|SECRET|PASSW|PWD|CREDENTIAL|AUTH|COOKIE|SESSION|PRIVATE|SIGNATURE", re.I)
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
-_URL_SECRET_PARAM = re.compile(r"(?P<key>[?&][^=&\s]*(?:token|key|secret|passw|sig|auth)[^=&\s]*=)[^&\s]+", re.I)
+_ENV_NAMES = ("LD_PRELOAD", "LD_LIBRARY_PATH", "PYTHONHASHSEED", "MALLOC_ARENA_MAX", "MALLOC_CONF", "CC", "CXX")
+#: A name that may hold a credential is dropped whatever its prefix: one of these words
+#: anywhere in it (TORCH_HUB_PASS, PYTORCH_PASSPHRASE, CUDA_ACCESS, HF_TOKEN)...
+_SECRET_WORDS = ("TOKEN", "SECRET", "PASS", "PWD", "KEY", "ACCESS", "CREDENTIAL", "AUTH", "COOKIE",
+                 "SESSION", "PRIVATE", "SIGNATURE", "LOGIN", "CERT")
+#: ...or one of these as a whole word between underscores (HF_HUB_PAT; PATH and COMPAT are fine).
+_SECRET_PARTS = frozenset({"PAT", "PATS", "PW", "SIG", "CRED", "CREDS", "SAS", "JWT", "BEARER"})
+#: Words that hold one of the above but name no credential (TOKENIZERS_PARALLELISM).
+_NOT_SECRET_PARTS = frozenset({"TOKENIZERS", "TOKENIZER"})
 #: Cache and home folders of the HF/torch stacks: machine-local paths, not numerics.
 _LOCAL_PATH_PREFIXES = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TORCH", "PYTORCH_", "TOKENIZERS_")
 _LOCAL_PATH_NAME = re.compile(r"_(HOME|CACHE|CACHE_DIR|CACHE_PATH|DIR|PATH)$")
@@ -201,7 +207,7 @@ def _read_direct_url(path: str):
     except ValueError:
         return {"url": None, "error": "direct_url.json is not valid JSON"}
     if isinstance(data, dict) and isinstance(data.get("url"), str):
-        data["url"] = redact_url(data["url"])
+        data["url"] = redact(data["url"])
     return data if isinstance(data, dict) else None
 
 
@@ -528,27 +534,174 @@ _SET_BY_PARITY_DEPENDENCIES = {"KMP_DUPLICATE_LIB_OK": "True"}
 
 
 def collect_env_vars(environ) -> dict:
-    """Numerics-relevant variables, values kept; names that look secret are dropped,
-    credentials inside URLs are masked, and HF/torch cache folders (paths that differ
-    on every machine) are left out."""
+    """Numerics-relevant variables (:func:`env_var_recorded`), each value through
+    :func:`redact` (credentials in URLs and anything shaped like a token masked)."""
     out = {}
     for name in sorted(environ):
-        if not (name.startswith(_ENV_PREFIXES) or name in _ENV_NAMES):
+        if not env_var_recorded(name):
             continue
         if _SET_BY_PARITY_DEPENDENCIES.get(name) == environ[name]:
             continue
-        if _SECRET.search(name):
-            continue
-        if name.startswith(_LOCAL_PATH_PREFIXES) and _LOCAL_PATH_NAME.search(name):
-            continue
-        out[name] = redact_url(environ[name])
+        out[name] = redact(environ[name])
     return out
 
 
+def env_var_recorded(name: str) -> bool:
+    """Whether a variable of that name is recorded: on the allow-list (prefixes and names
+    that change numerics or speed), no word of a credential in it, and not one of the
+    HF/torch cache folders (paths that differ on every machine)."""
+    if not (name.startswith(_ENV_PREFIXES) or name in _ENV_NAMES):
+        return False
+    parts = [part for part in name.upper().split("_") if part not in _NOT_SECRET_PARTS]
+    if any(word in "_".join(parts) for word in _SECRET_WORDS) or _SECRET_PARTS.intersection(parts):
+        return False
+    return not (name.startswith(_LOCAL_PATH_PREFIXES) and _LOCAL_PATH_NAME.search(name))
+
+
+# --- secrets: masked wherever a value is recorded ----------------------------------------------
+#
+# Every scan here is linear in the length of the text (str.find and single-class regexes,
+# no nested or backtracking quantifiers): values come from the user's environment and
+# configuration files, which may be hostile or simply huge.
+
+MASK = "***"
+#: Prefixes of well-known credential formats (Hugging Face, GitHub, GitLab, OpenAI/Stripe,
+#: Slack, AWS, Google, npm, PyPI, DigitalOcean, Shopify, SendGrid).
+_KNOWN_TOKEN = re.compile(
+    r"(?<![A-Za-z0-9])(?:hf_|api_org_|ghp_|gho_|ghu_|ghs_|ghr_|github_pat_|glpat-|sk-|sk_live_|sk_test_"
+    r"|rk_live_|xox[abposr]-|AKIA|ASIA|AIza|ya29\.|npm_|pypi-|dop_v1_|shpat_|SG\.)"
+)
+#: A run of characters that may form one token (base64/base62/hex, URL-safe and JWT alphabets).
+_TOKEN_RUN = re.compile(r"[A-Za-z0-9_\-.~+/=]+")
+_WHITESPACE = re.compile(r"\s")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+#: Query or fragment keys whose value is a credential whatever it looks like.
+_SECRET_KEY_WORDS = ("token", "key", "secret", "pass", "pwd", "sig", "auth", "credential", "session",
+                     "access", "code", "jwt", "bearer")
+_VCS_SCHEMES = ("git+", "hg+", "svn+", "bzr+")
+#: A path segment that names a package file is a file name, never a token.
+_ARCHIVES = (".whl", ".zip", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar")
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
+#: Longer than this, a single token is masked unread (no legitimate setting is one word this long).
+_MAX_TOKEN = 1024
+
+
+def looks_like_secret(token: str) -> bool:
+    """A known credential prefix (``hf_``, ``ghp_``, ``github_pat_``, ``sk-``, ``AKIA``,
+    ``xox?-``...), a JWT, or a long random-looking string (20+ letters and digits that
+    switch character class often, or 32+ hex digits). UUIDs (GPU ids) are not secrets."""
+    if len(token) > _MAX_TOKEN:
+        return True
+    m = _KNOWN_TOKEN.search(token)
+    if m is not None and len(token) - m.start() >= 12:
+        return True
+    if token.startswith("eyJ") and token.count(".") >= 2 and len(token) >= 24:
+        return True
+    core = [c for c in _UUID.sub("", token) if c.isalnum() and c.isascii()]
+    if len(core) < 20:
+        return False
+    if len(core) >= 32 and all(c in "0123456789abcdefABCDEF" for c in core):
+        return True
+    digits = sum(c.isdigit() for c in core)
+    if digits < 2 or digits == len(core):
+        return False
+    switches = sum(1 for x, y in zip(core, core[1:]) if _char_class(x) != _char_class(y))
+    return switches * 4 >= len(core)
+
+
+def _char_class(c: str) -> int:
+    return 0 if c.isdigit() else 1 if c.islower() else 2
+
+
+def redact(value: str) -> str:
+    """``value`` with every credential masked as ``***``: URLs as :func:`redact_url` does,
+    and, outside URLs, any token :func:`looks_like_secret` (a path segment by segment)."""
+    return _redact(value, tokens=True)
+
+
 def redact_url(value: str) -> str:
-    """``https://user:pw@host/x?token=t`` -> ``https://***@host/x?token=***``."""
-    value = _URL_USERINFO.sub(lambda m: m.group("scheme") + "***@", value)
-    return _URL_SECRET_PARAM.sub(lambda m: m.group("key") + "***", value)
+    """Mask the credentials of every URL in ``value``: the user-info (split at the last
+    ``@`` of the host part, as pip splits it: a password may hold an unencoded ``@``),
+    path segments that look like tokens (``https://host/TOKEN/org/simple/``), and query
+    values that are secrets by their key (``?token=``) or by their look.
+
+    ``https://user:p@ss@host/x?token=t`` -> ``https://***@host/x?token=***``.
+    """
+    return _redact(value, tokens=False)
+
+
+def _redact(value: str, tokens: bool) -> str:
+    out, pos = [], 0
+    found = value.find("://")
+    while found != -1:
+        start = found
+        while start > pos and value[start - 1] in _SCHEME_CHARS:
+            start -= 1
+        space = _WHITESPACE.search(value, found)
+        end = space.start() if space else len(value)
+        out += [_redact_tokens(value[pos:start]) if tokens else value[pos:start],
+                _redact_one_url(value[start:found], value[found + 3:end])]
+        pos = end
+        found = value.find("://", end)
+    out.append(_redact_tokens(value[pos:]) if tokens else value[pos:])
+    return "".join(out)
+
+
+def _redact_tokens(text: str) -> str:
+    return _TOKEN_RUN.sub(_mask_token, text) if text else text
+
+
+def _mask_token(match) -> str:
+    token = match.group(0)
+    if token.startswith(("/", "./", "~/")) and len(token) <= _MAX_TOKEN:
+        return "/".join(MASK if looks_like_secret(part) else part for part in token.split("/"))
+    return MASK if looks_like_secret(token) else token
+
+
+def _redact_one_url(scheme: str, rest: str) -> str:
+    cut = min([i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i != -1] or [len(rest)])
+    netloc, tail = rest[:cut], rest[cut:]
+    if "@" in netloc:
+        netloc = MASK + "@" + netloc.rpartition("@")[2]
+    elif ":" in netloc and not netloc.startswith("[") and not netloc.rpartition(":")[2].isdigit():
+        # "user:pa/ss@host": a password holding a "/" ends the host part early for a URL
+        # parser; everything up to the last "@" before the query is the user-info.
+        before_query = _split_first(tail, "?#")[0]
+        at = before_query.rfind("@")
+        netloc = MASK
+        if at != -1:
+            host, mark, after = _split_first(tail[at + 1:], "/?#")
+            netloc, tail = MASK + "@" + host, mark + after
+    path, mark, after = _split_first(tail, "?#")
+    ref = ""
+    if scheme.lower().startswith(_VCS_SCHEMES) and "@" in path:
+        path, ref = path[:path.rfind("@")], path[path.rfind("@"):]  # a branch, tag or commit
+    if scheme.lower() != "file":
+        path = "/".join(MASK if looks_like_secret(part) and not part.lower().endswith(_ARCHIVES) else part
+                        for part in path.split("/"))
+    path += ref
+    if mark == "?":
+        query, hash_mark, fragment = _split_first(after, "#")
+        after = "&".join(_redact_param(p) for p in query.split("&")) + hash_mark + fragment
+    return scheme + "://" + netloc + path + mark + after
+
+
+def _split_first(text: str, marks: str) -> tuple:
+    """``(before, mark, after)`` at the first character of ``marks`` in ``text``."""
+    found = [i for i in (text.find(m) for m in marks) if i != -1]
+    if not found:
+        return text, "", ""
+    i = min(found)
+    return text[:i], text[i], text[i + 1:]
+
+
+def _redact_param(param: str) -> str:
+    key, eq, value = param.partition("=")
+    if not eq:
+        return MASK if looks_like_secret(key) else param
+    if any(word in key.lower() for word in _SECRET_KEY_WORDS) or looks_like_secret(value):
+        return key + "=" + MASK
+    return param
 
 
 # --- package sources: where pip and uv fetch packages from --------------------------------
@@ -582,7 +735,7 @@ def collect_package_sources(environ, home=None, prefix=None, etc="/etc") -> dict
 
 def _source_entry(value, source: str) -> dict:
     if isinstance(value, str):
-        value = redact_url(value)
+        value = redact(value)
     return {"value": value, "source": source}
 
 
@@ -673,7 +826,7 @@ def _read_pip_conf(path: str, out: dict) -> dict:
     try:
         parser.read_string(text, source=path)
     except configparser.Error as exc:
-        out["errors"].append(f"{path}: not a valid pip configuration file ({str(exc).splitlines()[0]})")
+        out["errors"].append(redact(f"{path}: not a valid pip configuration file ({str(exc).splitlines()[0]})"))
         return {}
     # pip accepts index_url and --index-url for index-url
     return {s: {k.lower().lstrip("-").replace("_", "-"): v for k, v in parser.items(s)} for s in parser.sections()}
@@ -685,7 +838,7 @@ def _set_option(out: dict, key: str, kind: str, raw: str, source: str) -> None:
     if kind == "bool":
         value = _as_bool(raw)
         if value is None:
-            out["errors"].append(f"{source}: {key}={raw!r} is not a boolean")
+            out["errors"].append(redact(f"{source}: {key}={raw!r} is not a boolean"))
         else:
             out[field] = _source_entry(value, source)
     elif kind == "list":
@@ -768,7 +921,7 @@ def _read_uv_toml(path: str, out: dict) -> dict:
         out["errors"].append(f"{path}: not read: this Python has no TOML parser (tomllib is 3.11+, tomli absent)")
         return {}
     except ValueError as exc:  # tomllib.TOMLDecodeError is a ValueError
-        out["errors"].append(f"{path}: not valid TOML ({exc})")
+        out["errors"].append(redact(f"{path}: not valid TOML ({exc})"))
         return {}
     return _uv_toml_layer(data, path)
 

@@ -39,6 +39,7 @@ from packaging.utils import (
 )
 
 from parity._io import atomic_write_text, sha256_file
+from parity.env._collect import MASK, redact
 from parity.env.diff import check_package_sources
 from parity.errors import ParityError, SnapshotError
 
@@ -100,7 +101,7 @@ class SourceOption:
 
     @property
     def masked(self) -> bool:
-        return "***" in (self.value or "")
+        return MASK in (self.value or "")
 
     @property
     def line(self) -> str:
@@ -309,8 +310,8 @@ def _tool_options(tool: str, settings: Mapping[str, Any]) -> list[SourceOption]:
         for entry in value if isinstance(value, list) else [value]:
             if not isinstance(entry, Mapping) or entry.get("value") in (None, False, ""):
                 continue
-            text = None if option == "--no-index" else str(entry["value"])
-            out.append(SourceOption(option, text, str(entry.get("source") or "?"), tool))
+            text = None if option == "--no-index" else redact(str(entry["value"]))  # an older snapshot's too
+            out.append(SourceOption(option, text, redact(str(entry.get("source") or "?")), tool))
     return out
 
 
@@ -398,12 +399,13 @@ def _entry(name: str, info: Any) -> LockEntry:
 
 
 def _direct_entry(name: str, version: str, direct: Mapping[str, Any]) -> LockEntry:
-    url = str(direct["url"])
+    url = redact(str(direct["url"]))  # masked again: the snapshot may predate today's masking
+    if MASK in url:
+        # Never an active line: pip would fail on it, and the user must supply the secret.
+        return LockEntry(name, version, "not_lockable", None, (
+            f"installed from {url}, whose credentials were masked in the snapshot; put the URL with its "
+            "credentials back through a netrc, keyring or a PIP_* variable, then pin it here",))  # fmt: skip
     notes: list[str] = []
-    if "***@" in url:
-        notes.append(
-            "credentials in this URL were masked in the snapshot; put them back (or use a netrc) before installing"
-        )
     subdir = direct.get("subdirectory")
     fragment = f"#subdirectory={subdir}" if subdir else ""
     vcs = direct.get("vcs_info")
