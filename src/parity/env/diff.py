@@ -515,13 +515,20 @@ def declared_note(item: Difference) -> str:
 
 
 def display(value: Any) -> str:
-    """A value as one short cell of text (None shows as a dash)."""
+    """A value as one cell of text (None shows as a dash), control characters and newlines
+    shown as escapes: values come from snapshots that travel between machines."""
+    from parity._text import one_line
+
+    return one_line(_display(value))
+
+
+def _display(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
-        return "; ".join(display(v) for v in value)
+        return "; ".join(_display(v) for v in value)
     if isinstance(value, dict):
         return _display_dict(value)
     return str(value)

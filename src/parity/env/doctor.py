@@ -29,6 +29,8 @@ from typing import Any, Optional, Union
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from parity._text import printable
+from parity.env._collect import redact_url
 from parity.env.requirements import (
     Location,
     RequirementLine,
@@ -136,7 +138,14 @@ def _finding(
     package: Optional[str] = None,
     severity: Optional[str] = None,
 ) -> Finding:
-    return Finding(code, severity or CODES[code][0], loc, message, fix, package)
+    """A finding whose text is safe to print and to share: credentials in the file's URLs
+    masked, control characters shown as ``\\xNN``."""
+    return Finding(code, severity or CODES[code][0], loc, printable(redact_url(message)), printable(redact_url(fix)), package)
+
+
+def _cut(text: str, limit: int = 300) -> str:
+    """A line quoted in a message, cut in the middle when very long (a 100 kB line)."""
+    return text if len(text) <= limit else text[: limit // 2] + " … " + text[-limit // 2:]
 
 
 # --- the index probe --------------------------------------------------------------------
@@ -380,7 +389,8 @@ def _sort_key(reqs: RequirementsFile) -> Any:
 
 def _syntax_findings(reqs: RequirementsFile) -> list[Finding]:
     out = [
-        _finding("PD001", p.location, f"pip cannot read {p.text!r}: {p.message}",
+        _finding("PD001", p.location, p.message, p.fix) if p.fix else
+        _finding("PD001", p.location, f"pip cannot read {_cut(p.text)!r}: {p.message}",
                  "fix the line (pip's syntax: name[extras] specifier ; marker, or one option per line)")
         for p in reqs.problems
     ]  # fmt: skip
@@ -400,9 +410,10 @@ def _line_findings(reqs: RequirementsFile, snap: Optional[Mapping[str, Any]]) ->
         r.hashes for r in reqs.requirements
     )
     has_index_source = _has_index_source(reqs)
+    pinned = _pinned_names(reqs)
     out: list[Finding] = []
     for req in reqs.requirements + reqs.constraints:
-        pinned_elsewhere = _pinned_elsewhere(reqs, req)
+        pinned_elsewhere = req.name is not None and req.pin is None and req.name in pinned
         out += _version_findings(req, snap, pinned_elsewhere, has_index_source)
         out += _variant_findings(req, has_index_source, snap)
         out += _source_findings(req)
@@ -433,13 +444,11 @@ def _pin_fix(
     return "pin the version you tested with == (pass --snapshot FILE to get the exact pin)"
 
 
-def _pinned_elsewhere(reqs: RequirementsFile, req: RequirementLine) -> bool:
-    """Whether other lines (a ``-c`` constraint, usually) pin the package exactly."""
-    if req.name is None or req.pin is not None:
-        return False
-    return any(
-        r.pin is not None and r.kind == "index" for r in reqs.lines_for(req.name) if r is not req
-    )
+def _pinned_names(reqs: RequirementsFile) -> set[str]:
+    """Packages some line (a ``-c`` constraint, usually) pins exactly through the index: a
+    line without a version is fine when another one pins it. One pass, not one per line."""
+    return {r.name for r in reqs.requirements + reqs.constraints
+            if r.name is not None and r.pin is not None and r.kind == "index"}
 
 
 def _version_findings(
@@ -588,8 +597,9 @@ def _comparable_groups(lines: list[RequirementLine]) -> list[list[RequirementLin
 def _group_findings(name: str, lines: list[RequirementLine]) -> list[Finding]:
     if len(lines) < 2:
         return []
-    pins = [r.pin for r in lines if r.kind == "index" and r.pin is not None]
-    if pins and not any(_satisfies_all(pin, lines) for pin in pins):
+    pins = list(dict.fromkeys(r.pin for r in lines if r.kind == "index" and r.pin is not None))
+    distinct = list({str(r.specifier): r for r in lines if r.kind == "index"}.values())
+    if pins and not any(_satisfies_all(pin, distinct) for pin in pins):
         last = lines[-1]
         others = ", ".join(f"{r.text} ({r.location})" for r in lines[:-1])
         return [_finding("PD060", last.location, f"{last.text} conflicts with {others}: no version satisfies them all, pip will refuse",

@@ -18,9 +18,11 @@ The question the environment diff asks, "what does the file declare for package 
 from __future__ import annotations
 
 import codecs
+import errno
 import os
 import re
 import shlex
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,11 +41,16 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion
 
+from parity._text import one_line
 from parity.errors import RequirementsError
 
-# pip's COMMENT_RE: a comment starts the line or follows whitespace, so the "#egg="
-# fragment of a URL survives.
-_COMMENT_RE = re.compile(r"(^|\s+)#.*$")
+#: Largest requirements file read (bytes): a bigger one is refused unread. Real files,
+#: generated locks with thousands of hashes included, stay far below it.
+MAX_FILE_BYTES = 5 << 20
+#: Deepest chain of ``-r``/``-c`` includes followed; deeper lines get a problem, not a crash.
+MAX_INCLUDE_DEPTH = 64
+#: Deepest parentheses in a line (markers); deeper is a problem, not a RecursionError.
+MAX_NESTING = 32
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^file:", re.IGNORECASE)
 _VCS_SCHEMES = ("git+", "hg+", "svn+", "bzr+")
 _ARCHIVE_SUFFIXES = (
@@ -233,6 +240,8 @@ class ParseProblem:
     location: Location
     text: str
     message: str
+    #: How to put it right, when it is not a syntax error (None: fix the syntax).
+    fix: Optional[str] = None
 
     def to_json(self) -> dict[str, Any]:
         return {"location": self.location.to_json(), "text": self.text, "message": self.message}
@@ -361,9 +370,9 @@ class _Reader:
         stack: tuple[Path, ...],
         included_from: Optional[Location],
     ) -> None:
-        resolved = path.resolve()
+        resolved = _resolve(path, included_from)
         if resolved in stack:
-            chain = " -> ".join(str(p) for p in (*stack, resolved))
+            chain = " -> ".join(_shown(p) for p in (*stack, resolved))
             raise RequirementsError(
                 f"{included_from}: include cycle: {chain}",
                 fix=f"remove the -r/-c line at {included_from} or the one it loops back through",
@@ -399,16 +408,39 @@ class _Reader:
         if re.match(r"^(https?|ftp)://", target, re.IGNORECASE):
             self.result.includes.append(Include(opt.location, target, constraint, remote=True))
             return
-        child = _local_path(target, path.parent)
+        child = _local_path(target, path.parent, opt.location)
         self.result.includes.append(Include(opt.location, str(child), constraint))
+        if len(stack) >= MAX_INCLUDE_DEPTH:
+            self.result.problems.append(ParseProblem(
+                opt.location, f"{opt.option} {target}",
+                f"includes nest more than {MAX_INCLUDE_DEPTH} files deep here: {_shown(child)} and what it "
+                "includes were not read, so not checked", "flatten the chain of -r/-c files (is it generated, or runaway?)"))  # fmt: skip
+            return
         self.read(child, constraint, stack, included_from=opt.location)
 
 
-def _local_path(target: str, base: Path) -> Path:
+def _local_path(target: str, base: Path, where: Location) -> Path:
     if target.lower().startswith("file:"):
         target = unquote(urlsplit(target).path)
-    child = Path(target).expanduser()
+    try:
+        child = Path(target).expanduser()
+    except RuntimeError:  # ~name of a user this machine does not have
+        user = target[1:].split("/", 1)[0]
+        raise RequirementsError(f"{where}: {_shown(target)}: no user {_shown(user)!r} on this machine to expand ~ for",
+                                fix=f"fix the path in the -r/-c line at {where}") from None  # fmt: skip
     return child if child.is_absolute() else base / child
+
+
+def _resolve(path: Path, included_from: Optional[Location]) -> Path:
+    """``path.resolve()``; a symlink loop (or a name the OS refuses) is a RequirementsError."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:
+        where = f"{included_from}: " if included_from else ""
+        why = "a symlink loop" if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP \
+            else (exc.strerror or str(exc))
+        raise RequirementsError(f"{where}{_shown(path)}: cannot be read ({why})",
+                                fix="point the path at a real file") from None  # fmt: skip
 
 
 _ENV_VAR = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)\}")
@@ -424,38 +456,73 @@ def expand_env_vars(value: str) -> str:
 
 
 def read_text(path: Path, included_from: Optional[Location] = None) -> str:
-    """Read a requirements file as text, refusing binary and undecodable files.
+    """Read a requirements file as text, refusing binary and undecodable files, anything
+    that is not a regular file (a FIFO would block, ``/dev/zero`` never ends) and files
+    over :data:`MAX_FILE_BYTES`.
 
     A BOM selects UTF-8/16/32; otherwise the file must be UTF-8 (pip would fall back
     to the locale's encoding, which makes the same file mean different things on two
     machines).
     """
     where = f"{included_from}: " if included_from else ""
-    fix_missing = "check the path" + (
-        f" in the -r/-c line at {included_from}" if included_from else ""
-    )
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise RequirementsError(f"{where}{path}: no such file", fix=fix_missing) from None
-    except IsADirectoryError:
-        raise RequirementsError(
-            f"{where}{path}: is a directory, not a requirements file", fix=fix_missing
-        ) from None
-    except OSError as exc:
-        raise RequirementsError(
-            f"{where}{path}: cannot be read ({exc.strerror})", fix="check its permissions"
-        ) from None
+    raw = _read_regular_file(path, where, included_from)
     for bom, encoding in _BOMS:
         if raw.startswith(bom):
             return _decode(raw, encoding, path, where)
     if b"\x00" in raw:
         line = raw.count(b"\n", 0, raw.index(b"\x00")) + 1
         raise RequirementsError(
-            f"{where}{path}:{line}: binary file (NUL byte), not a requirements file",
+            f"{where}{_shown(path)}:{line}: binary file (NUL byte), not a requirements file",
             fix="pass a text requirements file",
         )
     return _decode(raw, "utf-8", path, where)
+
+
+def _shown(path: object) -> str:
+    """A path or name from a file, safe and short enough for a one-line message."""
+    text = one_line(path)
+    return text if len(text) <= 200 else text[:100] + "…" + text[-99:]
+
+
+def _check_regular(info: os.stat_result, shown: str, fix_missing: str) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise RequirementsError(f"{shown}: is a directory, not a requirements file", fix=fix_missing)
+    if not stat.S_ISREG(info.st_mode):
+        raise RequirementsError(f"{shown}: is not a regular file (a FIFO, device or socket): refused",
+                                fix="save the requirements to a file and pass that")  # fmt: skip
+    if info.st_size > MAX_FILE_BYTES:
+        raise RequirementsError(f"{shown}: is {info.st_size} bytes, over the {MAX_FILE_BYTES >> 20} MiB "
+                                "parity reads from a requirements file", fix="split it, or check it is the file you meant")  # fmt: skip
+
+
+def _read_regular_file(path: Path, where: str, included_from: Optional[Location]) -> bytes:
+    """The bytes of ``path``, opened without blocking and checked on the open descriptor
+    (no window between a check and the read for a swapped-in FIFO)."""
+    shown = _shown(path)
+    fix_missing = "check the path" + (f" in the -r/-c line at {included_from}" if included_from else "")
+    if str(path) == os.devnull:
+        return b""  # an empty include, as pip reads it
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise RequirementsError(f"{where}{shown}: no such file", fix=fix_missing) from None
+    except IsADirectoryError:
+        raise RequirementsError(f"{where}{shown}: is a directory, not a requirements file", fix=fix_missing) from None
+    except OSError as exc:
+        fix = fix_missing if exc.errno in (errno.ENAMETOOLONG, errno.ENOTDIR, errno.ELOOP) else "check its permissions"
+        raise RequirementsError(f"{where}{shown}: cannot be read ({exc.strerror})", fix=fix) from None
+    try:
+        _check_regular(os.fstat(fd), f"{where}{shown}", fix_missing)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise RequirementsError(f"{where}{shown}: cannot be read ({exc.strerror})", fix="check its permissions") from None
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_FILE_BYTES:  # grew while being read
+        raise RequirementsError(f"{where}{shown}: is over the {MAX_FILE_BYTES >> 20} MiB parity reads from a requirements file",
+                                fix="split it, or check it is the file you meant")  # fmt: skip
+    return raw
 
 
 def _decode(raw: bytes, encoding: str, path: Path, where: str) -> str:
@@ -464,7 +531,7 @@ def _decode(raw: bytes, encoding: str, path: Path, where: str) -> str:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise RequirementsError(
-            f"{where}{path}:{line}: not valid {encoding} text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+            f"{where}{_shown(path)}:{line}: not valid {encoding} text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
             fix="re-save the file as UTF-8",
         ) from None
 
@@ -474,12 +541,15 @@ def logical_lines(text: str) -> Iterator[tuple[int, str]]:
 
     pip's ``join_lines`` then ``ignore_comments``: a trailing backslash continues the
     line; a comment line ends a continuation; comments and blank lines are dropped.
+    Linear in the length of the text (pip's own comment regex is quadratic on a line
+    of spaces).
     """
     joined: list[str] = []
     start = 0
     for number, line in enumerate(text.splitlines(), 1):
-        if not line.endswith("\\") or _COMMENT_RE.match(line):
-            if _COMMENT_RE.match(line):
+        comment_line = _is_comment_line(line)
+        if not line.endswith("\\") or comment_line:
+            if comment_line:
                 line = " " + line
             if joined:
                 joined.append(line)
@@ -495,8 +565,23 @@ def logical_lines(text: str) -> Iterator[tuple[int, str]]:
         yield from _strip_comment(start, "".join(joined))
 
 
+def _is_comment_line(line: str) -> bool:
+    """pip's ``COMMENT_RE.match``: ``#`` first, or after leading whitespace."""
+    return line.lstrip().startswith("#")
+
+
+def comment_start(line: str) -> int:
+    """Where pip's ``COMMENT_RE`` (``(^|\\s+)#.*$``) starts a comment: the first ``#`` at the
+    start of the line or after whitespace (so a URL's ``#egg=`` survives); -1 if none."""
+    at = line.find("#")
+    while at > 0 and not line[at - 1].isspace():
+        at = line.find("#", at + 1)
+    return at
+
+
 def _strip_comment(number: int, line: str) -> Iterator[tuple[int, str]]:
-    line = _COMMENT_RE.sub("", line).strip()
+    at = comment_start(line)
+    line = (line if at == -1 else line[:at]).strip()
     if line:
         yield number, line
 
@@ -505,6 +590,9 @@ def parse_line(
     line: str, loc: Location, constraint: bool
 ) -> RequirementLine | OptionLine | ParseProblem:
     """Parse one logical line (comments already stripped)."""
+    if _nesting(line) > MAX_NESTING:
+        # packaging parses markers recursively: deep parentheses would exhaust the stack
+        return ParseProblem(loc, line, f"parentheses nest more than {MAX_NESTING} deep")
     args, options = _break_args_options(line)
     try:
         tokens = shlex.split(options)
@@ -522,6 +610,18 @@ def parse_line(
             loc, line, f"--hash={bad} is not algo:hexdigest with sha256, sha384 or sha512"
         )
     return parse_requirement(args, loc, constraint=constraint, hashes=hashes, text=line)
+
+
+def _nesting(line: str) -> int:
+    """How deep ``(`` nest in ``line`` (one pass, no parsing)."""
+    depth = deepest = 0
+    for char in line:
+        if char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")" and depth:
+            depth -= 1
+    return deepest
 
 
 def _break_args_options(line: str) -> tuple[str, str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -20,15 +21,17 @@ from typing import Any
 from parity._io import read_json
 from parity._version import __version__
 from parity.env import _collect, runtime
-from parity.errors import SnapshotError
+from parity.errors import ParityError, SnapshotError
 
 SCHEMA = _collect.SCHEMA
 SCHEMA_NAME, SCHEMA_VERSION = "parity.snapshot", 1
 SCHEMA_FILE = Path(__file__).with_name("snapshot.schema.json")
+#: A snapshot is a few hundred KiB; a file larger than this is refused unread.
+MAX_SNAPSHOT_BYTES = 64 << 20
 #: Seconds a foreign interpreter may take (``--runtime`` imports torch there).
 FOREIGN_TIMEOUT = 300.0
 
-_SCHEMA_RE = re.compile(r"^parity\.snapshot/(\d+)$")
+_SCHEMA_RE = re.compile(r"^parity\.snapshot/(\d{1,6})$")
 _MARKER = "@@parity-snapshot@@"
 _FIX_SNAPSHOT = "create one with `parity snapshot -o FILE`, or pass a record directory or `current`"
 _FIX_PYTHON = "pass the path of a Python 3.7+ executable, e.g. /srv/venv/bin/python"
@@ -171,10 +174,33 @@ def load_snapshot(spec: str | os.PathLike[str]) -> dict[str, Any]:
         return snapshot(python=path)
     if path.is_dir():
         return check_snapshot(_env_of_record(path), str(path / "env.json"))
-    data = read_json(path, "a snapshot", fix=_FIX_SNAPSHOT)
+    data = read_snapshot_file(path)
     if isinstance(data, dict) and data.get("schema") == "parity.bench/1" and isinstance(data.get("env"), dict):
         data = data["env"]
     return check_snapshot(data, str(path))
+
+
+def read_snapshot_file(path: Path) -> Any:
+    """The JSON of a snapshot file; :class:`SnapshotError` naming ``path`` when it is not a
+    regular file (a FIFO or ``/dev/zero`` would block or never end), is larger than
+    :data:`MAX_SNAPSHOT_BYTES`, or is not JSON."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise SnapshotError(f"{path}: no such file", fix=_FIX_SNAPSHOT) from None
+    except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long, no permission
+        raise SnapshotError(f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc})", fix=_FIX_SNAPSHOT) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise SnapshotError(f"{path}: is not a regular file (a FIFO, device or socket), so not a snapshot", fix=_FIX_SNAPSHOT)
+    if info.st_size > MAX_SNAPSHOT_BYTES:
+        raise SnapshotError(f"{path}: is {info.st_size} bytes, too large for a snapshot (they are well under "
+                            f"{MAX_SNAPSHOT_BYTES >> 20} MiB)", fix=_FIX_SNAPSHOT)
+    try:
+        return read_json(path, "a snapshot", fix=_FIX_SNAPSHOT)
+    except SnapshotError:
+        raise
+    except ParityError as exc:
+        raise SnapshotError(exc.message, fix=exc.fix) from None
 
 
 def _env_of_record(folder: Path) -> Any:
@@ -188,7 +214,7 @@ def _env_of_record(folder: Path) -> Any:
     if not (folder / MANIFEST).is_file():
         if not env.is_file():
             raise SnapshotError(f"{folder}: is a directory but not a record (no env.json)", fix=_FIX_SNAPSHOT)
-        return read_json(env, "a snapshot", fix=_FIX_SNAPSHOT)
+        return read_snapshot_file(env)
     record = read_record(folder, verify_hashes=False)  # sizes of every file; hashing all is diff's business no more
     meta = record.manifest["files"].get(ENV)
     if meta is None:
@@ -201,15 +227,17 @@ def _env_of_record(folder: Path) -> Any:
 
 def check_snapshot(data: Any, source: str) -> dict[str, Any]:
     """Refuse what is not a snapshot this parity can read; ``source`` names it in errors.
+    Returns the snapshot with its credentials masked again (:func:`mask_credentials`).
 
     The full JSON Schema is :data:`SCHEMA_FILE`; this check is the part a reader relies
-    on (schema tag and version, the sections diff walks), kept cheap and dependency-free.
+    on (schema tag and version, the type of every section and field diff, lock and
+    doctor read), kept cheap and dependency-free.
     """
     if not isinstance(data, dict) or not isinstance(data.get("schema"), str):
         raise SnapshotError(f"{source}: not a snapshot (no \"schema\" field)", fix=_FIX_SNAPSHOT)
     m = _SCHEMA_RE.match(data["schema"])
     if not m:
-        raise SnapshotError(f"{source}: not a snapshot (schema is {data['schema']!r})", fix=_FIX_SNAPSHOT)
+        raise SnapshotError(f"{source}: not a snapshot (schema is {_short(data['schema'])})", fix=_FIX_SNAPSHOT)
     if int(m.group(1)) > SCHEMA_VERSION:
         raise SnapshotError(
             f"{source}: written by a newer parity (schema {data['schema']}; this parity {__version__} reads up to {SCHEMA})",
@@ -218,10 +246,89 @@ def check_snapshot(data: Any, source: str) -> dict[str, Any]:
     for section in ("meta", "python", "platform", "cpu", "packages", "env_vars"):
         if not isinstance(data.get(section), dict):
             raise SnapshotError(f"{source}: not a complete snapshot (section {section!r} missing)", fix=_FIX_SNAPSHOT)
-    for key, dist in data["packages"].items():
+    problem = _section_problem(data) or _packages_problem(data["packages"])
+    if problem:
+        raise SnapshotError(f"{source}: not a snapshot parity can read ({problem})", fix=_FIX_SNAPSHOT)
+    return mask_credentials(data)
+
+
+#: Sections and fields that must have one JSON type when present: (path, types, shown as).
+_FIELD_TYPES: tuple[tuple[tuple[str, ...], tuple[type, ...], str], ...] = (
+    (("torch",), (dict, type(None)), "an object or null"),
+    (("gpu",), (dict, type(None)), "an object or null"),
+    (("runtime",), (dict, type(None)), "an object or null"),
+    (("nvidia_wheels",), (dict, type(None)), "an object or null"),
+    (("cpu", "flags"), (list, type(None)), "a list"),
+    (("gpu", "devices"), (list, type(None)), "a list"),
+    (("meta", "sys_path"), (list, type(None)), "a list"),
+    (("runtime", "torch"), (dict, type(None)), "an object or null"),
+    (("runtime", "threadpool"), (dict, type(None)), "an object or null"),
+)
+
+
+def _section_problem(data: dict[str, Any]) -> str | None:
+    for path, types, shown in _FIELD_TYPES:
+        value: Any = data
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if not isinstance(value, types):
+            return f"{'.'.join(path)} is not {shown}"
+    flags = (data["cpu"].get("flags") or [])
+    if not all(isinstance(f, str) for f in flags):
+        return "cpu.flags holds something that is not a string"
+    bad = next((k for k, v in data["env_vars"].items() if not isinstance(v, str)), None)
+    return None if bad is None else f"env_vars.{_short(bad)} is not a string"
+
+
+def _packages_problem(packages: dict[str, Any]) -> str | None:
+    for key, dist in packages.items():
         if not isinstance(dist, dict) or not isinstance(dist.get("version"), str):
-            raise SnapshotError(f"{source}: not a complete snapshot (package {key!r} has no version)", fix=_FIX_SNAPSHOT)
-    return data
+            return f"package {_short(key)} has no version"
+        for field in ("vcs", "direct_url", "variant"):
+            if not isinstance(dist.get(field), (dict, type(None))):
+                return f"package {_short(key)}: {field} is not an object or null"
+    return None
+
+
+def _short(value: Any) -> str:
+    from parity._text import one_line
+
+    text = one_line(repr(value))
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def mask_credentials(snap: dict[str, Any]) -> dict[str, Any]:
+    """``snap`` with credentials masked as a snapshot taken today masks them: variables
+    off the allow-list or named like a credential dropped, every value, index URL and
+    direct URL through :func:`parity.env._collect.redact`. A snapshot written by an
+    older parity (or edited by hand) may hold what today's would not; nothing read from
+    one reaches a report unmasked. The caller's dict is not changed."""
+    redact = _collect.redact
+    out = dict(snap)
+    out["env_vars"] = {k: redact(v) for k, v in snap["env_vars"].items() if _collect.env_var_recorded(k)}
+    packages = {}
+    for name, dist in snap["packages"].items():
+        url = (dist.get("direct_url") or {}).get("url")
+        if isinstance(url, str) and redact(url) != url:
+            dist = {**dist, "direct_url": {**dist["direct_url"], "url": redact(url)}}
+            if dist.get("editable_location") == url:
+                dist["editable_location"] = redact(url)
+        packages[name] = dist
+    out["packages"] = packages
+    if isinstance(snap.get("package_sources"), dict):
+        out["package_sources"] = _mask_values(snap["package_sources"])
+    return out
+
+
+def _mask_values(value: Any) -> Any:
+    """Every string in a JSON tree through ``redact`` (package_sources: URLs, paths, errors)."""
+    if isinstance(value, str):
+        return _collect.redact(value)
+    if isinstance(value, dict):
+        return {k: _mask_values(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_values(v) for v in value]
+    return value
 
 
 def load_schema() -> dict[str, Any]:
