@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from parity.cli._common import EXIT_FINDING, EXIT_OK, console, emit_json, json_option
-from parity.errors import BenchError
+from parity.cli._common import (
+    EXIT_FINDING,
+    EXIT_OK,
+    check_output_file,
+    console,
+    emit_json,
+    json_option,
+)
 
 
 @click.command("bench")
@@ -37,7 +41,7 @@ def command(target: str, inputs: str | None, output: str | None, batch_size: int
     from parity.benchmark.compare import bench_against
     from parity.cli._progress import progress_for
 
-    _check_output_folder(output)
+    check_output_file(output)
     with progress_for(as_json) as progress:
         result, comparison = bench_against(
             target, inputs, against=against, max_slowdown=max_slowdown / 100.0, force=force,
@@ -50,13 +54,6 @@ def command(target: str, inputs: str | None, output: str | None, batch_size: int
         atomic_write_json(output, doc)
     _render(doc, comparison.to_json() if comparison else None, as_json)
     return EXIT_FINDING if comparison is not None and comparison.regression else EXIT_OK
-
-
-def _check_output_folder(output: str | None) -> None:
-    """Fail before a long run, not after it, when -o cannot be written."""
-    if output and not Path(output).resolve().parent.is_dir():
-        raise BenchError(f"-o {output}: folder {Path(output).parent} does not exist",
-                         fix="create the folder or choose another -o path")
 
 
 def _render(doc: dict, comparison: dict | None, as_json: bool) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from parity.cli._common import console, emit_json, json_option
+from parity.cli._common import check_output_file, console, emit_json, json_option
 
 
 @click.command("compare")
@@ -22,6 +22,7 @@ def command(dir_a: Path, dir_b: Path, html: Path | None, as_json: bool) -> int:
     """
     from parity.comparison import compare
 
+    check_output_file(html)
     return render_result(compare(dir_a, dir_b), as_json, html)
 
 

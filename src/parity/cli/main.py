@@ -40,6 +40,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("parity.cli.demo", "Run the embedded demo and write its reports."),
 }
 
+#: `parity` alone (click >= 8.2 raises this to show the help; older clicks print it themselves)
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
 #: Set to 1 to also print the traceback of a bug on stderr.
 DEBUG_VAR = "PARITY_DEBUG"
 _INTERRUPTED = 130
@@ -80,6 +83,23 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; never raises (except SystemExit from a command)."""
+    from parity._io import add_stale_hook, remove_stale_hook
+
+    add_stale_hook(_say_stale_removed)
+    try:
+        return _main(argv)
+    finally:
+        remove_stale_hook(_say_stale_removed)
+
+
+def _say_stale_removed(path: Path) -> None:
+    from parity._text import one_line
+
+    click.echo(f"parity: removed {one_line(path)}, a temporary left by a parity run that died "
+               "(killed, or out of memory)", err=True)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         rv: Any = cli.main(args=argv, prog_name="parity", standalone_mode=False)
     except ParityError as exc:
@@ -87,8 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
+    except _NO_ARGS_IS_HELP as exc:
+        exc.show()  # `parity` alone: the help text
+        return EXIT_USAGE
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"parity: error: {_click_error_line(exc)}", err=True)
         return EXIT_USAGE
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("parity: interrupted", err=True)
@@ -96,6 +119,17 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:  # anything else is parity's own bug
         return report_bug(argv)
     return int(rv) if isinstance(rv, int) else EXIT_OK
+
+
+def _click_error_line(exc: click.ClickException) -> str:
+    """A bad flag or argument as one line (click's own text spans three)."""
+    from parity._text import one_line
+
+    message = one_line(exc.format_message()).rstrip(".")
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return message
+    return f"{ctx.command_path}: {message} (fix: see `{ctx.command_path} --help`)"
 
 
 def report_bug(argv: list[str] | None) -> int:

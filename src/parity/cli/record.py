@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from parity.cli._common import EXIT_OK, emit_json, json_option
+from parity.cli._common import EXIT_OK, check_output_dir, emit_json, json_option
 
 
 @click.command("record")
@@ -38,6 +38,7 @@ def command(target: str, inputs: str | None, output: str, capture: str, batch_si
 
     if max_size is not None:
         parse_size(max_size)  # a bad size fails before the model loads
+    check_output_dir(output)  # so does an -o that cannot be written
     with progress_for(as_json) as progress:
         result = record(target, inputs=inputs, out=output, capture=capture, batch_size=batch_size,
                         calibrate=calibrate, bench=bench, seed=seed, overwrite=overwrite, max_size=max_size,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from parity.cli._common import json_option
+from parity.cli._common import check_output_file, json_option
 from parity.cli.compare import render_result
 
 
@@ -37,6 +37,7 @@ def command(record_dir: Path, target: str | None, html: Path | None, as_json: bo
         raise click.BadParameter(f"{max_slowdown}: must be >= 0 (a percentage, e.g. 10)", param_hint="--max-slowdown")
     from parity.cli._progress import progress_for
 
+    check_output_file(html)
     if target is None:
         _announce_recorded_target(record_dir)
     with progress_for(as_json) as progress:
