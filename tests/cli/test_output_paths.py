@@ -86,3 +86,19 @@ def test_bad_output_place_is_exit_2_in_one_line_and_leaves_nothing(work: Path, n
     assert _listing(work) == before, "nothing left behind (no temporary, no partial output)"
     if runs_model and not place.startswith("/proc"):
         assert _builds(work) == builds, f"{name}: the output place is checked before the model runs"
+
+
+def test_temporary_of_a_dead_run_is_removed_and_the_cli_says_so(tmp_path: Path) -> None:
+    """A kill -9 leaves ``.NAME.<owner>.*.tmp`` beside the output; the next write removes it
+    and parity says so in one line on stderr."""
+    from parity._io import _host_and_boot, _start_time
+
+    host, boot = _host_and_boot()
+    me, started = os.getpid(), _start_time(os.getpid())
+    stale = tmp_path / f".snap.json.{host}-{boot}-{me}-{started + 1}.abc.tmp"  # this pid, another start: dead
+    stale.write_text("half a snapshot")
+    proc = _parity(tmp_path, "snapshot", "-o", "snap.json")
+    assert proc.returncode == 0, proc.stderr
+    assert not stale.exists() and (tmp_path / "snap.json").is_file()
+    said = [line for line in proc.stderr.splitlines() if stale.name in line]
+    assert len(said) == 1 and "died" in said[0]
