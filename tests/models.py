@@ -180,3 +180,118 @@ def build_conv() -> target.Pipeline:
     torch.manual_seed(0)
     images = [torch.randn(3, 32, 32) for _ in range(4)]
     return target.Pipeline(model=SmallConvNet().eval(), example_inputs=images, batch_size=2, name="conv")
+
+
+# --- edge models: complex values, packed sequences, a forward signature that changes ---
+
+
+class ComplexNet(nn.Module):
+    """complex64 in, a complex64 Linear, the magnitude into a real head (a spectral filter)."""
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        self.mix = nn.Linear(width, width, dtype=torch.complex64)
+        self.head = nn.Linear(width, 2)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.head(self.mix(z).abs())
+
+
+def complex_inputs(n: int = 4, width: int = 8) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(3)
+    return [torch.complex(torch.randn(width, generator=g), torch.randn(width, generator=g)) for _ in range(n)]
+
+
+def build_complex() -> target.Pipeline:
+    torch.manual_seed(0)
+    return target.Pipeline(model=ComplexNet().eval(), example_inputs=complex_inputs(), batch_size=2,
+                           name="complex")
+
+
+class PackedLSTM(nn.Module):
+    """Linear -> pack_padded_sequence -> LSTM -> head on the last hidden state: the LSTM's
+    argument (and first output) is a PackedSequence, a named tuple."""
+
+    def __init__(self, width: int = 6, hidden: int = 10) -> None:
+        super().__init__()
+        self.embed = nn.Linear(width, width)
+        self.lstm = nn.LSTM(width, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, 3)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        from torch.nn.utils.rnn import pack_padded_sequence
+
+        packed = pack_padded_sequence(self.embed(x), lengths, batch_first=True, enforce_sorted=False)
+        _, (h, _) = self.lstm(packed)
+        return self.head(h[-1])
+
+
+def pad_sequences(items: list[Any]) -> dict[str, torch.Tensor]:
+    """Variable-length ``[T][width]`` sequences (nested lists, as JSON holds them) ->
+    zero-padded float batch and their lengths."""
+    rows = [torch.as_tensor(item, dtype=torch.float32) for item in items]
+    lengths = torch.tensor([len(t) for t in rows])
+    x = torch.zeros(len(rows), int(lengths.max()), rows[0].shape[-1])
+    for i, t in enumerate(rows):
+        x[i, : len(t)] = t
+    return {"x": x, "lengths": lengths}
+
+
+def build_packed_lstm() -> target.Pipeline:
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(4)
+    seqs = [torch.randn(n, 6, generator=g).tolist() for n in (5, 2, 7, 3)]
+    return target.Pipeline(model=PackedLSTM().eval(), preprocess=pad_sequences, example_inputs=seqs,
+                           batch_size=2, name="packed-lstm")
+
+
+class CacheBlock(nn.Module):
+    """Release 1 of a block: ``forward(x, cache_length=None)``, as A's library has it."""
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor, cache_length: int | None = None) -> torch.Tensor:
+        if cache_length is not None and cache_length < x.shape[0]:
+            raise ValueError("cache too short")
+        return torch.tanh(self.proj(x))
+
+
+class Release2:
+    """Release 2 of the block's library: the same class name, another signature."""
+
+    class CacheBlock(nn.Module):
+        """``cache_length`` is gone from the signature and the block scales its output
+        (the API and the numbers changed together, as in a library upgrade)."""
+
+        def __init__(self, width: int = 8) -> None:
+            super().__init__()
+            self.proj = nn.Linear(width, width)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.tanh(self.proj(x)) * 1.01
+
+
+class SignatureNet(nn.Module):
+    """``block`` then ``head``; release 1 passes ``cache_length``, release 2 does not."""
+
+    def __init__(self, v2: bool = False, width: int = 8) -> None:
+        super().__init__()
+        self.v2 = v2
+        self.block = Release2.CacheBlock(width) if v2 else CacheBlock(width)
+        self.head = nn.Linear(width, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.block(x) if self.v2 else self.block(x, cache_length=x.shape[0])
+        return self.head(h)
+
+
+def build_signature_v1() -> nn.Module:
+    torch.manual_seed(0)
+    return SignatureNet(v2=False).eval()
+
+
+def build_signature_v2() -> nn.Module:
+    torch.manual_seed(0)
+    return SignatureNet(v2=True).eval()
