@@ -66,6 +66,7 @@ def test_unknown_package_is_low_with_a_reason():
         ("runtime", "torch.float32_matmul_precision", "high"),
         ("runtime", "torch.cudnn_version", "high"),
         ("env_var", "OMP_NUM_THREADS", "medium"),
+        ("env_var", "HIP_VISIBLE_DEVICES", "medium"),
         ("env_var", "CUBLAS_WORKSPACE_CONFIG", "high"),
         ("env_var", "HF_HUB_OFFLINE", "low"),
         ("something_new", "x", "low"),

@@ -156,13 +156,16 @@ def rekey_threadpool(snap: Mapping[str, Any]) -> Mapping[str, Any]:
     the snapshot's ``meta.sys_path``, so an old record still compares library by library
     with a new one."""
     runtime = snap.get("runtime")
-    pool = runtime.get("threadpool") if isinstance(runtime, Mapping) else None
+    if not isinstance(runtime, Mapping):
+        return snap
+    pool = runtime.get("threadpool")
     if not isinstance(pool, Mapping) or not any(_old_threadpool_key(k) for k in pool):
         return snap
     from parity.env.runtime import threadpool_entries
 
-    meta = snap.get("meta") if isinstance(snap.get("meta"), Mapping) else {}
-    python = snap.get("python") if isinstance(snap.get("python"), Mapping) else {}
+    meta, python = snap.get("meta"), snap.get("python")
+    meta = meta if isinstance(meta, Mapping) else {}
+    python = python if isinstance(python, Mapping) else {}
     listed = meta.get("sys_path")
     sys_path = [p for p in listed if isinstance(p, str)] if isinstance(listed, list) else []
     prefixes = [p for p in (python.get("prefix"), python.get("base_prefix")) if isinstance(p, str)]

@@ -181,6 +181,8 @@ RISK_TABLE: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("env_var:CUBLAS_WORKSPACE_CONFIG", "high", "cuBLAS determinism setting changed", (_MODEL,)),
     ("env_var:NVIDIA_TF32_OVERRIDE", "high", "TF32 forced on or off", (_MODEL,)),
     ("env_var:CUDA_VISIBLE_DEVICES", "medium", "other GPUs visible", (_MODEL,)),
+    ("env_var:HIP_VISIBLE_DEVICES", "medium", "other GPUs visible", (_MODEL,)),
+    ("env_var:ROCR_VISIBLE_DEVICES", "medium", "other GPUs visible", (_MODEL,)),
     ("env_var:TORCH_ALLOW_TF32*", "high", "TF32 flag changed", (_MODEL,)),
     ("env_var:PYTORCH_*", "medium", "torch setting changed", (_MODEL,)),
     ("env_var:TORCH*", "medium", "torch setting changed", (_MODEL,)),
