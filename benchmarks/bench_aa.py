@@ -67,7 +67,7 @@ def one_trial(pipeline: Any, min_time: float, load: int = 0) -> dict[str, Any]:
             p.kill()
             p.wait()
     cmp = compare_bench(second, first).to_json()
-    return {"verdict": cmp["verdict"], "machine": cmp["machine"],
+    return {"verdict": cmp["verdict"], "machine": cmp.get("machine"),
             "stages": {s["stage"]: {"ratio": round(s["ratio"], 4), "ci": [round(c, 4) for c in s["ci"]],
                                     "margin": round(s["margin"], 4), "verdict": s["verdict"]}
                        for s in cmp["stages"]}}

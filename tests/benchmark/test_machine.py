@@ -64,6 +64,7 @@ def test_a_quiet_machine_has_nothing_to_say() -> None:
     ({"steal_fraction": 0.08}, "the hypervisor took 8% of CPU time (steal)"),
     ({"freq_khz": {"start": {"0": 3_000_000}, "end": {"0": 2_000_000}}}, "CPU frequency changed by up to 50%"),
     ({"throttle_events": 3}, "3 thermal throttling events"),
+    ({"run_queue_wait": 0.3}, "the benchmark waited for a CPU 30% of the time"),
 ])
 def test_each_signal_is_named(change: dict, words: str) -> None:
     reasons = disturbance({**_quiet(), **change})
@@ -162,7 +163,7 @@ def test_a_baseline_without_machine_state_uses_the_current_runs_contention() -> 
 
 # --------------------------------------------------------------------------- real runs
 
-SLEEP = 0.004
+SLEEP = 0.02  # long against the scheduler's wake-up delays on a busy machine
 
 
 def _sleeping_pipeline() -> Pipeline:
@@ -204,7 +205,7 @@ from parity import Pipeline
 
 
 def model(x):
-    time.sleep(float(os.environ.get("MODEL_SLEEP", "0.004")))
+    time.sleep(float(os.environ.get("MODEL_SLEEP", "0.02")))
     return x
 
 
@@ -214,7 +215,8 @@ def post(out):
 
 
 def build():
-    return Pipeline(model=model, postprocess=post, example_inputs=[torch.ones(4)] * 4, batch_size=4, name="s")
+    planted = post if os.environ.get("PLANTED_SLEEP") else None  # a stage of microseconds is all noise
+    return Pipeline(model=model, postprocess=planted, example_inputs=[torch.ones(4)] * 4, batch_size=4, name="s")
 '''
 
 
@@ -226,7 +228,7 @@ def test_bench_against_exits_1_for_a_real_2x_slowdown_on_a_quiet_machine(tmp_pat
     fast = ("--min-time", "0.3", "--min-iters", "20")
     code, _, err = run_cli("bench", target, "-o", str(tmp_path / "base.json"), *fast)
     assert code == 0, err
-    monkeypatch.setenv("PLANTED_SLEEP", "0.004")
+    monkeypatch.setenv("PLANTED_SLEEP", "0.02")
     code, out, err = run_cli("bench", target, "--against", str(tmp_path / "base.json"), "--json")
     assert code == 1, err
     assert json.loads(out)["comparison"]["verdict"] == "regression"
@@ -300,14 +302,14 @@ def _record_then_verify(tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch
 def test_verify_max_slowdown_on_a_loaded_machine_is_inconclusive_and_passes(tmp_path: Path, run_cli,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     # The model takes twice as long, and so did the machine's canary: the machine explains it.
-    code, perf = _record_then_verify(tmp_path, run_cli, monkeypatch, 3.0, MODEL_SLEEP="0.008")
+    code, perf = _record_then_verify(tmp_path, run_cli, monkeypatch, 3.0, MODEL_SLEEP="0.04")
     assert code == 0 and perf["verdict"] == "inconclusive" and not perf["regression"]
     assert "the machine was not quiet" in perf["reason"]
 
 
 def test_verify_max_slowdown_on_a_quiet_machine_fails_a_real_slowdown(tmp_path: Path, run_cli,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    code, perf = _record_then_verify(tmp_path, run_cli, monkeypatch, 1.0, MODEL_SLEEP="0.008")
+    code, perf = _record_then_verify(tmp_path, run_cli, monkeypatch, 1.0, MODEL_SLEEP="0.04")
     assert code == 1 and perf["verdict"] == "regression"
 
 
@@ -319,3 +321,25 @@ def test_no_stage_is_a_regression_unless_it_is_slower() -> None:
                            machine=_loaded(1.5))
     for stage in compare_bench(cur, base).stages:
         assert not stage.regression or stage.verdict == "slower"
+
+
+def test_time_spent_waiting_for_a_cpu_is_drift() -> None:
+    # Long calls on a starved CPU take 1 / (1 - wait) times as long, whatever the canary says.
+    starved = {**_quiet(), "run_queue_wait": 0.6}
+    starved["reasons"] = disturbance(starved)
+    starved["disturbed"] = True
+    drift = machine_drift(starved, {**_quiet(), "run_queue_wait": 0.2})
+    assert drift.slow == pytest.approx(LOAD_SAFETY * (1 / 0.4) / (1 / 0.8))
+    cmp = compare_bench(_run(18e-3, starved, seed=10), _run(10e-3, _quiet()))
+    assert cmp.verdict == "inconclusive" and "waited for a CPU 60% of the time" in cmp.reason
+
+
+def test_a_pipeline_that_mostly_sleeps_is_barely_slowed_by_a_busy_cpu() -> None:
+    # The same busy machine; the pipeline wanted a CPU 10% of the time, so at most that
+    # share of its time can be stretched by the others.
+    busy = _loaded(2.0)
+    sleeper = {**busy, "cpu_demand": 0.1}
+    assert machine_drift(busy, _quiet()).slow == pytest.approx(2.0 * LOAD_SAFETY)
+    assert machine_drift(sleeper, _quiet()).slow == pytest.approx(1 + 0.1 * (2.0 * LOAD_SAFETY - 1))
+    cmp = compare_bench(_run(20e-3, sleeper, seed=10), _run(10e-3, _quiet()))
+    assert cmp.regression and cmp.verdict == "regression"

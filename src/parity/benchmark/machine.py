@@ -8,6 +8,12 @@ benchmark's own threads between measured calls. From them:
 - ``idle_cores``: CPU time nobody used during the run, in cores. Under half a core
   means the benchmark competed with other work for the processors;
 - ``steal_fraction``: time the hypervisor gave the CPUs to other guests;
+- ``run_queue_wait``: the fraction of the run's wall time the measuring thread spent
+  ready but waiting for a CPU (``/proc/thread-self/schedstat``). A call that waited
+  that long took ``1 / (1 - wait)`` times its time on a free CPU: the run's *starvation*;
+- ``cpu_demand``: the fraction of wall time that thread ran or waited to run. A pipeline
+  that mostly sleeps or waits for I/O (demand near 0) is barely slowed by a busy CPU,
+  so the machine's drift is scaled by the demand (1: all of it);
 - ``load_avg``: the 1-minute load average at the start, against the machine's CPUs;
 - frequency changes of the benchmark's CPUs and thermal-throttle events;
 - ``canary.p50``: the canary's median time. Two runs on the same machine in the same
@@ -38,6 +44,8 @@ MIN_IDLE_CORES = 0.5
 MAX_STEAL = 0.02
 #: A CPU whose frequency moved by more than this ratio during the run marks it.
 MAX_FREQ_CHANGE = 1.15
+#: A measuring thread that waited for a CPU more than this fraction of the run marks it.
+MAX_RUN_QUEUE_WAIT = 0.05
 #: The canary's matrix size: ~0.1 ms on one modern core; the loop's length, ~0.2 ms.
 CANARY_SIZE = 192
 CANARY_LOOP = 5000
@@ -70,6 +78,15 @@ def _proc_stat() -> dict[str, int] | None:
     cpus = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
     return {"idle": idle + iowait, "steal": steal, "cpus": cpus,
             "total": user + nice + system + idle + iowait + irq + softirq + steal}
+
+
+def _thread_sched_ns() -> tuple[int, int] | None:
+    """(nanoseconds on a CPU, nanoseconds runnable but waiting for one) of this thread."""
+    try:
+        run, wait = Path("/proc/thread-self/schedstat").read_text().split()[:2]
+        return int(run), int(wait)
+    except (OSError, ValueError):
+        return None
 
 
 def _load_avg() -> float | None:
@@ -148,6 +165,7 @@ class MachineWatch:
         self._start_freq = _frequencies()
         self._start_throttle = _throttle_count()
         self._load_start = _load_avg()
+        self._start_sched = _thread_sched_ns()
 
     def finish(self) -> dict[str, Any]:
         """The run's machine state (JSON): the signals, ``disturbed`` and ``reasons``."""
@@ -162,6 +180,7 @@ class MachineWatch:
             "throttle_events": (throttle - self._start_throttle)
             if throttle is not None and self._start_throttle is not None else None,
             "canary": _canary_summary(self.canary.samples, self.canary.one_thread),
+            **_sched_fractions(self._start_sched, _thread_sched_ns(), wall),
         }
         if self._start_stat and end_stat and end_stat["total"] > self._start_stat["total"]:
             tick = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
@@ -171,6 +190,14 @@ class MachineWatch:
         state["reasons"] = disturbance(state)
         state["disturbed"] = bool(state["reasons"])
         return state
+
+
+def _sched_fractions(start: tuple[int, int] | None, end: tuple[int, int] | None,
+                     wall: float) -> dict[str, float | None]:
+    if start is None or end is None:
+        return {"run_queue_wait": None, "cpu_demand": None}
+    run, wait = (end[0] - start[0]) / 1e9 / wall, (end[1] - start[1]) / 1e9 / wall
+    return {"run_queue_wait": min(0.99, max(0.0, wait)), "cpu_demand": min(1.0, max(0.0, run + wait))}
 
 
 def _own_cpu_seconds() -> float:
@@ -197,6 +224,9 @@ def disturbance(state: dict[str, Any]) -> list[str]:
     load = (state.get("load_avg") or {}).get("start")
     if isinstance(load, (int, float)) and load > cpus:
         reasons.append(f"load average {load:.1f} on {cpus} CPUs")
+    wait = state.get("run_queue_wait")
+    if isinstance(wait, (int, float)) and wait > MAX_RUN_QUEUE_WAIT:
+        reasons.append(f"the benchmark waited for a CPU {wait:.0%} of the time")
     steal = state.get("steal_fraction")
     if isinstance(steal, (int, float)) and steal > MAX_STEAL:
         reasons.append(f"the hypervisor took {steal:.0%} of CPU time (steal)")
@@ -259,9 +289,25 @@ def machine_drift(current: Mapping[str, Any] | None, baseline: Mapping[str, Any]
     if ratio is not None and ratio < 1 / MAX_CANARY_DRIFT:
         base_disturbed = True
         reasons.append(f"a fixed matrix multiply ran {1 / ratio:.2f}x slower in the baseline's run than in this one")
-    slow = LOAD_SAFETY * max(1.0, ratio or 1.0, _contention(cur)) if cur_disturbed else 1.0
-    fast = LOAD_SAFETY * max(1.0, 1 / ratio if ratio else 1.0, _contention(base)) if base_disturbed else 1.0
-    return Drift(slow, fast, ratio, reasons)
+    starved = _starvation(cur) / _starvation(base) if base else _starvation(cur)
+    slow = LOAD_SAFETY * max(1.0, ratio or 1.0, _contention(cur), starved) if cur_disturbed else 1.0
+    fast = LOAD_SAFETY * max(1.0, 1 / ratio if ratio else 1.0, _contention(base), 1 / starved) if base_disturbed else 1.0
+    return Drift(_scaled(slow, cur), _scaled(fast, base), ratio, reasons)
+
+
+def _scaled(drift: float, state: Mapping[str, Any]) -> float:
+    """``drift`` for the share of the run that used (or wanted) a CPU: a run that slept
+    90% of its time can be slowed by a busy machine on the other 10% only."""
+    demand = state.get("cpu_demand")
+    if not isinstance(demand, (int, float)):
+        return drift
+    return 1.0 + (drift - 1.0) * min(1.0, max(0.0, float(demand)))
+
+
+def _starvation(state: Mapping[str, Any]) -> float:
+    """How many times longer the run's calls took than on a free CPU (from the run-queue wait)."""
+    wait = state.get("run_queue_wait")
+    return 1.0 / (1.0 - min(float(wait), 0.99)) if isinstance(wait, (int, float)) and wait > 0 else 1.0
 
 
 def _canary_ratio(cur: Mapping[str, Any], base: Mapping[str, Any]) -> float | None:
