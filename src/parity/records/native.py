@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from parity._io import cache_root
+from parity.records.hashdef import BLOCK, hash_keys
 
 _SOURCE = Path(__file__).with_name("_summary.c")
 # Reassociation lets the compiler vectorise the float sums; no finite-math assumption,
@@ -92,9 +93,7 @@ def kernel() -> Kernel | None:
         return None
     try:
         lib = _load()
-        from parity.records.stats import _hash_keys
-
-        loaded = Kernel(lib, _hash_keys())
+        loaded = Kernel(lib, hash_keys())
         problem = _self_test(loaded)
     except _Unavailable as exc:
         _why_not = str(exc)
@@ -187,14 +186,12 @@ def _compile(compiler: list[str], directory: Path, target: Path) -> None:
 def _self_test(k: Kernel) -> str | None:
     """Compare the kernel with the numpy definitions on fixed data: a wrong build (a
     compiler that miscompiles or ignores the flags) is never used."""
-    from parity.records.stats import _BLOCK, _hash_keys
-
     rng = np.random.default_rng(7)
-    values = rng.standard_normal(3 * _BLOCK + 123).astype(np.float32)
+    values = rng.standard_normal(3 * BLOCK + 123).astype(np.float32)
     values[5] = -1.5e18  # large words with the sign bit set (and negatives throughout)
-    hashes, moments = k.f32_summary(values, _BLOCK)
-    words = values[: 3 * _BLOCK].view("<u4").reshape(3, _BLOCK)
-    expected = np.einsum("ij,j->i", words, _hash_keys()).astype("<u4")
+    hashes, moments = k.f32_summary(values, BLOCK)
+    words = values[: 3 * BLOCK].view("<u4").reshape(3, BLOCK)
+    expected = np.einsum("ij,j->i", words, hash_keys()).astype("<u4")
     if hashes is None or not np.array_equal(hashes, expected):
         return "hash blocks differ"
     if not np.array_equal(k.block_hashes(np.ascontiguousarray(words)), expected):

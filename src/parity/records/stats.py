@@ -15,19 +15,13 @@ from typing import Any
 import numpy as np
 
 from parity.records import native
+from parity.records.hashdef import BLOCK as _BLOCK
+from parity.records.hashdef import MASK as _MASK
+from parity.records.hashdef import hash_keys as _hash_keys
+from parity.records.hashdef import splitmix64 as _splitmix64
 
 SAMPLE_SIZE = 64
-_BLOCK = 4096  # uint32 words per hashed block
-_MASK = (1 << 64) - 1
 _CANCEL = 1e-6  # var below this fraction of mean^2 is recomputed exactly (cancellation)
-
-
-def _splitmix64(state: int) -> tuple[int, int]:
-    state = (state + 0x9E3779B97F4A7C15) & _MASK
-    z = state
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
-    return state, z ^ (z >> 31)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -83,17 +77,6 @@ def _numpy_dtypes() -> frozenset[Any]:
 
     return frozenset({torch.float16, torch.float32, torch.float64, torch.int8, torch.int16, torch.int32,
                       torch.int64, torch.uint8, torch.bool})
-
-
-@functools.lru_cache(maxsize=1)
-def _hash_keys() -> Any:
-    """A fixed vector of odd 32-bit keys (splitmix64 from a fixed seed, so every machine
-    and numpy version gets the same)."""
-    state, words = 0x5EED0001, []
-    for _ in range(_BLOCK):
-        state, z = _splitmix64(state)
-        words.append((z & 0xFFFFFFFF) | 1)
-    return np.asarray(words, dtype="<u4")
 
 
 def content_hash(t: Any) -> str:
