@@ -39,10 +39,9 @@ class ParityWheel:
 
 
 def package_dir() -> Path:
-    """The folder of the running ``parity`` package."""
-    import parity
-
-    return Path(parity.__file__).resolve().parent
+    """The folder of the running ``parity`` package (this file's parent's parent: asking
+    ``parity.__file__`` would make bisection import the package front that imports it)."""
+    return Path(__file__).resolve().parent.parent
 
 
 def package_files() -> dict[str, Path]:
