@@ -49,3 +49,21 @@ def serving_folder(folder: Path, minilm_dir: Path) -> None:
 
 def run(command: str, cwd: Path, env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def headings() -> list[str]:
+    """The README's section titles (the text after ``## ``)."""
+    return re.findall(r"^## (.+)$", README, flags=re.MULTILINE)
+
+
+def lock_pins(name: str) -> dict[str, str]:
+    """``canonical name -> version`` of requirements/<name>'s ``==`` lines, ``-r`` followed."""
+    pins: dict[str, str] = {}
+    for raw in (REPO / "requirements" / name).read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line.startswith("-r "):
+            pins.update(lock_pins(line[3:].strip()))
+        elif "==" in line:
+            pkg, _, version = line.partition("==")
+            pins[re.sub(r"[-_.]+", "-", pkg).lower()] = version.strip()
+    return pins

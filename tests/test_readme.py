@@ -9,13 +9,31 @@ PATH meaning this interpreter's parity.
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
+from parity.errors import EXIT_BUG, EXIT_FINDING, EXIT_OK, EXIT_USAGE
+from parity.records.budget import DEFAULT_FREE_MARGIN, DEFAULT_MAX_SIZE
 from parity.report.html import MAX_PLOT_POINTS
-from readme_tools import REPO, code_blocks, parity_env, run, section
+from readme_tools import (
+    REPO,
+    code_blocks,
+    headings,
+    lock_pins,
+    parity_env,
+    run,
+    section,
+    serving_folder,
+)
 
 DEMO_SETUP = "python3 -m venv .venv && .venv/bin/pip install -q --no-deps -r requirements/demo.lock -e ."
 WALKTHROUGH = ("## Your own model", "## Record on the research box, verify on the production box", "## Reading the report")
@@ -106,3 +124,111 @@ def test_bisect_commands_run(parity_on_path, tmp_path):
     proc = run(block, tmp_path, parity_on_path)
     assert proc.returncode == 0, proc.stderr
     assert "nothing to bisect" in (proc.stdout + proc.stderr).lower() or "no difference" in (proc.stdout + proc.stderr).lower()
+
+
+def test_lock_comments_point_at_sections_that_exist():
+    for lock in sorted((REPO / "requirements").glob("*.lock")):
+        for title in re.findall(r"see README, '([^']+)'", lock.read_text()):
+            assert title in headings(), f"{lock.name} points at README section {title!r}"
+
+
+def _min_python(spec: str) -> Version | None:
+    """The lowest 3.x (x < 20) a Requires-Python specifier allows."""
+    allowed = [Version(f"3.{minor}") for minor in range(20) if Version(f"3.{minor}") in SpecifierSet(spec)]
+    return allowed[0] if allowed else None
+
+
+def test_python_versions_stated_are_the_locks_own():
+    """The README's "CPython 3.11 or newer" is the strictest Requires-Python among the
+    pinned releases (read from this environment, which test.lock built), and the packages
+    it names are ones that need it, at the versions pinned."""
+    needs: dict[str, Version] = {}
+    for name, version in lock_pins("test.lock").items():
+        try:
+            meta = importlib.metadata.metadata(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        if meta["Version"] == version.split("+")[0] and meta.get("Requires-Python"):
+            needs[name] = _min_python(meta["Requires-Python"]) or Version("3.0")
+    strictest = max(needs.values())
+    text = " ".join(section("## Two commands on a fresh machine").split())
+    assert f"**CPython {strictest} or newer**" in text
+    named = re.findall(r"pin ([\w-]+) ([\d.]+) and ([\w-]+) ([\d.]+), which require it", text)
+    assert named, "the README names the packages that need it"
+    for name, version in zip(named[0][::2], named[0][1::2]):
+        assert lock_pins("test.lock")[name] == version and needs[name] == strictest, name
+    assert 'requires-python = ">=3.9"' in (REPO / "pyproject.toml").read_text()
+    assert "parity itself declares Python 3.9+" in text
+
+
+def test_exit_codes_documented_are_the_ones_parity_uses():
+    text = section("## Commands")
+    for code, meaning in ((EXIT_OK, "parity holds"), (EXIT_FINDING, "a divergence or regression"),
+                          (EXIT_USAGE, "parity could not do the job"), (EXIT_BUG, "a bug in parity itself")):
+        assert f"**{code}** {meaning}" in text
+    assert "PARITY_DEBUG=1" in text
+    walkthrough = section("## Record on the research box, verify on the production box")
+    assert "3: a bug in parity" in walkthrough
+
+
+def test_max_size_default_is_the_one_record_uses():
+    assert DEFAULT_MAX_SIZE == 20 * 10**9 and DEFAULT_FREE_MARGIN == 10**9
+    text = " ".join(section("## Record on the research box, verify on the production box").split())
+    assert "`--max-size` (default: the smaller of 20 GB and the free space minus 1 GB)" in text
+
+
+def test_artifact_targets_are_called_code():
+    text = " ".join(section("## Your own model").split())
+    assert "**A TARGET is code**" in text and "unpickled" in text
+
+
+@pytest.mark.slow
+def test_embedding_example_pools_over_real_tokens_only(tmp_path, minilm_dir, monkeypatch):
+    """A sentence embeds the same alone and padded into a batch with a longer one (the
+    README's mean over all positions gave cosine 0.64 there)."""
+    import torch
+
+    serving_folder(tmp_path, minilm_dir)
+    monkeypatch.chdir(tmp_path)
+    spec = importlib.util.spec_from_file_location("readme_serving", tmp_path / "serving.py")
+    assert spec is not None and spec.loader is not None
+    serving = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(serving)
+    pipe = serving.build()
+    sentence = "a short example"
+    longer = "a much longer sentence, with many more words in it, pads the short one in its batch"
+
+    def embed(texts: list[str]) -> torch.Tensor:
+        inputs = pipe.preprocess(texts)
+        with torch.no_grad():
+            return pipe.run_postprocess(pipe.model(**inputs), inputs)
+
+    alone, batched = embed([sentence])[0], embed([sentence, longer])[0]
+    assert torch.nn.functional.cosine_similarity(alone, batched, dim=0) > 0.9999
+    inputs = pipe.preprocess([sentence, longer])
+    with torch.no_grad():
+        unmasked = pipe.model(**inputs).last_hidden_state.mean(dim=1)[0]
+    assert torch.nn.functional.cosine_similarity(alone, unmasked, dim=0) < 0.99  # what the mask prevents
+
+
+@pytest.mark.slow
+def test_installing_parity_into_your_environment_runs_as_written(tmp_path):
+    """The README's three lines, as written, in a fresh venv and a copy of the clone:
+    parity runs afterwards, pip check is clean, and torch was not pulled in."""
+    (block,) = code_blocks(section("## parity in your own A and B environments"), "bash")
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, clone / name)
+    shutil.copytree(REPO / "src", clone / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env = parity_env(tmp_path)
+    env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
+    for line in [line for line in block.splitlines() if line.strip()]:
+        proc = run(line, clone, env)
+        assert proc.returncode == 0, f"{line}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    check = run("pip check && parity --version && parity snapshot -o snap.json", clone, env)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "parity, version" in check.stdout
+    assert run("python -c 'import torch'", clone, env).returncode != 0

@@ -29,13 +29,13 @@ def _blocks(lang: str) -> list[str]:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    """golden/ and golden-b/ of the tiny text model, and serving.py, in tmp_path."""
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """golden/ (with a bench baseline) of the tiny text model and serving.py in tmp_path,
+    the current folder; the README's block records golden-b itself."""
     (tmp_path / "serving.py").write_text(
         f"import sys\nsys.path.insert(0, {str(REPO / 'tests')!r})\nfrom models import build_tiny_text as build\n")
-    target = f"{tmp_path / 'serving.py'}:build"
-    record(target, out=tmp_path / "golden", capture="full", bench=True)
-    record(target, out=tmp_path / "golden-b", capture="full", snapshot_env=True)
+    monkeypatch.chdir(tmp_path)
+    record("serving.py:build", out=tmp_path / "golden", capture="full", bench=True)
     return tmp_path
 
 
