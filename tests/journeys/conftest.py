@@ -65,7 +65,8 @@ def journey(tmp_path_factory: pytest.TempPathFactory, journey_root: Path) -> Ite
     with parity's and uv's caches inside the session."""
     work = tmp_path_factory.mktemp("work")
     caches = tmp_path_factory.mktemp("caches")
-    env = clean_env({"PARITY_CACHE_DIR": str(caches / "parity"), "UV_CACHE_DIR": str(caches / "uv")})
+    env = clean_env({"XDG_CACHE_HOME": str(caches), "PARITY_CACHE_DIR": str(caches / "parity"),
+                     "UV_CACHE_DIR": str(caches / "uv")})
     j = Journey(work, env)
     yield j
     lines = [f"{s.seconds:7.1f} s  exit {s.returncode}  [{s.where}] {' '.join(s.argv)}" for s in j.log]

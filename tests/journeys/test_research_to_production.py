@@ -7,6 +7,7 @@ textprep 1.1 instead of 1.0). Each command is a fresh process of that venv's `pa
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -55,6 +56,11 @@ def test_verify_max_slowdown_in_b(research: Journey, venv_b: Venv) -> None:
     head = step.stdout[: step.stdout.find("Environment")]
     assert "PASS" in head and "low-risk" not in head, head
     assert "slower" not in head.lower() or "not slower" in head.lower(), head
+    # counts agree between the headline and the table
+    table = re.search(r"Environment: (\d+) difference", step.stdout)
+    assert table, step.stdout
+    for said in re.findall(r"differs in (\d+) place", " ".join(head.split())):
+        assert said == table.group(1), f"headline says {said}, the table lists {table.group(1)}"
 
 
 def test_diff_in_b_lists_the_three_releases_as_high_risk(research: Journey, venv_b: Venv) -> None:
