@@ -63,8 +63,11 @@ def format_size(n: float) -> str:
     return f"{n:.0f} B"
 
 
-def default_max_size(where: Path) -> tuple[int, str]:
-    """(limit, how it was chosen) for a record written under the folder ``where``."""
+def default_max_size(where: Path | None) -> tuple[int, str]:
+    """(limit, how it was chosen) for a record written under the folder ``where`` (None:
+    a place with no free space to ask, such as object storage)."""
+    if where is None:
+        return DEFAULT_MAX_SIZE, f"the default --max-size, {format_size(DEFAULT_MAX_SIZE)}"
     try:
         free = shutil.disk_usage(where).free
     except OSError:

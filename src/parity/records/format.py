@@ -19,9 +19,11 @@ A record is a directory readable with nothing but JSON and safetensors::
                           "args", "kwargs"}, structures whose tensor nodes are
                           {"tensor": {"shard", "name"}} (see parity.records.flatten)
 
-Writing goes through :func:`finalize_manifest` inside :func:`parity._io.atomic_dir`;
-the manifest carries ``manifest_sha256``, the sha256 of its own JSON without that field
-(:func:`manifest_digest`), so a changed byte anywhere in the record is caught.
+Records are read and written only through a record store
+(:mod:`parity.records.store`: a local folder now). Writing ends with
+:func:`finalize_manifest`, which commits the store's writer with the manifest written
+last; the manifest carries ``manifest_sha256``, the sha256 of its own JSON without that
+field (:func:`manifest_digest`), so a changed byte anywhere in the record is caught.
 
 Reading goes through :func:`read_record`, which refuses, naming the bad file and before
 any verdict: anything tampered, truncated, incomplete or from a future format; any
@@ -41,13 +43,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parity._io import atomic_write_json, dumps_json, is_lfs_pointer, sha256_bytes, sha256_file
+from parity._io import atomic_write_json, dumps_json, sha256_bytes, sha256_file
 from parity._version import __version__
 from parity.errors import LfsPointerError, RecordError
+from parity.records.store import MANIFEST, RecordReader, RecordWriter, store_for
 
 FORMAT = "parity.record"
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 ENV = "env.json"
 ASSETS = "assets.json"
 STAGES = "stages.safetensors"
@@ -75,27 +77,39 @@ STAGE_NAMES = ("inputs", "preprocess", "model", "postprocess")
 LAYER_FIELDS = ("key", "module", "call", "out", "batch", "type", "kind", "shape", "dtype", "stats", "hash")
 
 
-def finalize_manifest(root: Path, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Hash every file under ``root`` and write manifest.json last.
+def finalize_manifest(target: RecordWriter | Path, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Write manifest.json last, listing every file of the record with its sha256 and size.
 
-    ``fields`` carries the descriptive part (target, inputs, capture, tolerances...).
-    Returns the manifest written.
+    ``target`` is the :class:`~parity.records.store.RecordWriter` of a record being
+    written (the manifest commits it) or a local record folder, sealed again in place
+    (hand-made or edited records). ``fields`` carries the descriptive part (target,
+    inputs, capture, tolerances...). Returns the manifest written.
     """
+    if isinstance(target, RecordWriter):
+        manifest = build_manifest(fields, target.members())
+        target.commit(manifest)
+        return manifest
+    root = Path(target)
     files: dict[str, dict[str, Any]] = {}
     for path in sorted(_walk(root)):
         rel = path.relative_to(root).as_posix()
-        if rel == MANIFEST:
-            continue
-        files[rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}
+        if rel != MANIFEST:
+            files[rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}
+    manifest = build_manifest(fields, files)
+    atomic_write_json(root / MANIFEST, manifest)
+    return manifest
+
+
+def build_manifest(fields: Mapping[str, Any], files: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The manifest document: format, version, ``fields``, ``files`` and its own digest."""
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "parity_version": __version__,
         **{k: v for k, v in fields.items() if k != DIGEST},
-        "files": files,
+        "files": {name: dict(meta) for name, meta in files.items()},
     }
     manifest[DIGEST] = manifest_digest(manifest)
-    atomic_write_json(root / MANIFEST, manifest)
     return manifest
 
 
@@ -112,16 +126,31 @@ def _walk(root: Path) -> Iterator[Path]:
 
 @dataclass
 class Record:
-    """A validated record directory. Large parts are loaded on first use.
+    """A validated record, read through its store's :class:`RecordReader`. Large parts
+    are loaded on first use.
 
     ``headers`` maps each safetensors file of the record to its validated header
     (name -> (dtype, shape, begin, end)); JSON files were parsed and checked at open.
     """
 
-    path: Path
+    reader: RecordReader
     manifest: dict[str, Any]
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
     headers: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def location(self) -> str:
+        """Where the record is, as given (a folder or a URL)."""
+        return self.reader.location
+
+    @property
+    def path(self) -> Path:
+        """The record's folder (for a record elsewhere, its location as a path)."""
+        return Path(self.reader.location)
+
+    def where(self, rel: str = "") -> str:
+        """A file of the record, named for messages."""
+        return self.reader.where(rel)
 
     @property
     def capture(self) -> str:
@@ -147,8 +176,8 @@ class Record:
         """A JSON file of the record (cached); RecordError if absent or invalid."""
         if rel not in self._cache:
             if not self.has(rel):
-                raise RecordError(f"{self.path / rel}: not in this record", fix="record again with the needed options")
-            self._cache[rel] = load_json_file(self.path / rel)
+                raise RecordError(f"{self.where(rel)}: not in this record", fix="record again with the needed options")
+            self._cache[rel] = read_json_member(self.reader, rel)
         return self._cache[rel]
 
     @property
@@ -171,13 +200,11 @@ class Record:
         """An open safetensors file (framework "pt") for ``rel``; use ``.get_tensor(name)``."""
         if rel not in self._cache:
             if not self.has(rel):
-                raise RecordError(f"{self.path / rel}: not in this record", fix="record with --capture full")
-            from safetensors import safe_open
-
+                raise RecordError(f"{self.where(rel)}: not in this record", fix="record with --capture full")
             try:
-                self._cache[rel] = safe_open(str(self.path / rel), framework="pt")
+                self._cache[rel] = _open_tensors(self.reader, rel)
             except Exception as exc:  # safetensors raises its own SafetensorError
-                raise RecordError(f"{self.path / rel}: not a safetensors file ({exc})", fix="record again") from None
+                raise RecordError(f"{self.where(rel)}: not a safetensors file ({exc})", fix="record again") from None
         return self._cache[rel]
 
     def tensor(self, rel: str, name: str) -> Any:
@@ -186,21 +213,43 @@ class Record:
         try:
             return handle.get_tensor(name)
         except Exception as exc:
-            raise RecordError(f"{self.path / rel}: no tensor {name!r} ({exc})", fix="record again") from None
+            raise RecordError(f"{self.where(rel)}: no tensor {name!r} ({exc})", fix="record again") from None
+
+
+def _open_tensors(reader: RecordReader, rel: str) -> Any:
+    """A local file mapped by safetensors; a member elsewhere read into memory."""
+    local = reader.local_path(rel)
+    if local is not None:
+        from safetensors import safe_open
+
+        return safe_open(str(local), framework="pt")
+    return _LoadedTensors(reader.read_bytes(rel))
+
+
+class _LoadedTensors:
+    """safetensors bytes, with ``safe_open``'s ``keys()`` and ``get_tensor(name)``."""
+
+    def __init__(self, raw: bytes) -> None:
+        from safetensors.torch import load
+
+        self._tensors = load(raw)
+
+    def keys(self) -> list[str]:
+        return list(self._tensors)
+
+    def get_tensor(self, name: str) -> Any:
+        return self._tensors[name]
 
 
 _FIX_COPY = "copy the record again from its source, or record again"
 
 
-def load_json_file(path: Path) -> Any:
-    """A record's JSON file, read without following a symbolic link; RecordError naming it."""
+def read_json_member(reader: RecordReader, rel: str) -> Any:
+    """A record's JSON file (links are not followed); RecordError naming it."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        with os.fdopen(fd, "rb") as f:
-            raw = f.read()
-        return json.loads(raw.decode("utf-8"))
+        return json.loads(reader.read_bytes(rel).decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise RecordError(f"{path}: not valid JSON ({_one(exc)})", fix=_FIX_COPY) from None
+        raise RecordError(f"{reader.where(rel)}: not valid JSON ({_one(exc)})", fix=_FIX_COPY) from None
 
 
 def _one(exc: BaseException) -> str:
@@ -208,104 +257,54 @@ def _one(exc: BaseException) -> str:
     return text[:160]
 
 
-def read_record(path: str | os.PathLike[str], *, verify_hashes: bool = True) -> Record:
-    """Open and validate a record directory.
+def read_record(location: str | os.PathLike[str] | RecordReader, *, verify_hashes: bool = True) -> Record:
+    """Open and validate a record: a folder, a URL of a registered store
+    (:func:`parity.records.store.store_for`), or a reader already open.
 
-    Checks, in order: the directory exists and holds no symbolic link or special file;
+    Checks, in order: the record exists and holds no symbolic link or special file;
     the manifest is JSON of this format, not from a future version, fits the schema and
     its own ``manifest_sha256``; every listed file is a plain relative path inside the
     record, not a git-LFS pointer, with the listed size and (unless ``verify_hashes`` is
-    false) sha256; then every JSON file and safetensors header fits the record schema
-    (:func:`parity.records.validate.check_contents`). Raises :class:`RecordError` (an
-    :class:`~parity.errors.LfsPointerError` for a pointer) naming the first bad file.
+    false) sha256 (:meth:`RecordReader.verify`); then every JSON file and safetensors
+    header fits the record schema (:func:`parity.records.validate.check_contents`).
+    Raises :class:`RecordError` (an :class:`~parity.errors.LfsPointerError` for a
+    pointer) naming the first bad file.
     """
-    root = Path(path)
-    if not root.exists():
-        raise RecordError(f"{root}: no such record", fix="pass the directory written by `parity record`")
-    if not root.is_dir():
-        raise RecordError(f"{root}: not a directory", fix="pass the directory written by `parity record`")
-    present = _scan(root)
-    mpath = root / MANIFEST
+    reader = location if isinstance(location, RecordReader) else store_for(location).open_reader(location)
+    present = set(reader.list())
     if MANIFEST not in present:
-        raise RecordError(f"{mpath}: missing (incomplete or not a record)", fix="record again with `parity record`")
-    manifest = _read_manifest(mpath)
-    for rel, meta in manifest["files"].items():
-        _check_file(root, rel, meta, present, verify_hashes)
-    record = Record(path=root, manifest=manifest)
+        raise RecordError(f"{reader.where(MANIFEST)}: missing (incomplete or not a record)",
+                          fix="record again with `parity record`")
+    manifest = _read_manifest(reader)
+    reader.verify(manifest["files"], hashes=verify_hashes, present=present)
+    record = Record(reader=reader, manifest=manifest)
     from parity.records.validate import check_contents
 
     check_contents(record)
     return record
 
 
-def _scan(root: Path) -> set[str]:
-    """Relative paths of the record's regular files; RecordError for a symbolic link or
-    anything but files and folders (FIFO, socket, device) anywhere inside."""
-    files: set[str] = set()
-    stack = [(str(root), "")]
-    while stack:
-        folder, prefix = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError as exc:
-            raise RecordError(f"{root / prefix}: cannot be read ({exc.strerror})", fix=_FIX_COPY) from None
-        for entry in entries:
-            rel = prefix + entry.name
-            if entry.is_symlink():
-                raise RecordError(f"{root / rel}: a symbolic link inside a record (refused: a record is read "
-                                  "only from its own files)", fix="replace the link by a copy of the file, or record again")
-            if entry.is_dir(follow_symlinks=False):
-                stack.append((entry.path, rel + "/"))
-            elif entry.is_file(follow_symlinks=False):
-                files.add(rel)
-            else:
-                raise RecordError(f"{root / rel}: not a regular file (a FIFO, socket or device) inside a record",
-                                  fix="remove it; a record holds only files and folders")
-    return files
-
-
-def _read_manifest(mpath: Path) -> dict[str, Any]:
+def _read_manifest(reader: RecordReader) -> dict[str, Any]:
     from parity.records.validate import MANIFEST_SCHEMA, Invalid
 
-    if is_lfs_pointer(mpath):
-        raise LfsPointerError(mpath)
-    manifest = load_json_file(mpath)
+    where = reader.where(MANIFEST)
+    if reader.is_lfs_pointer(MANIFEST):
+        raise LfsPointerError(where)
+    manifest = read_json_member(reader, MANIFEST)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise RecordError(f"{mpath}: not a parity record manifest", fix="pass the directory written by `parity record`")
+        raise RecordError(f"{where}: not a parity record manifest", fix="pass the directory written by `parity record`")
     version = manifest.get("format_version")
     if type(version) is not int:
-        raise RecordError(f"{mpath}: format_version missing", fix="record again")
+        raise RecordError(f"{where}: format_version missing", fix="record again")
     if version > FORMAT_VERSION:
         raise RecordError(
-            f"{mpath}: record format {version} is newer than this parity understands ({FORMAT_VERSION})",
+            f"{where}: record format {version} is newer than this parity understands ({FORMAT_VERSION})",
             fix="upgrade parity in this environment",
         )
     try:
         MANIFEST_SCHEMA(manifest, "")
     except Invalid as exc:
-        raise RecordError(f"{mpath}: {exc}", fix=_FIX_COPY) from None
+        raise RecordError(f"{where}: {exc}", fix=_FIX_COPY) from None
     if DIGEST in manifest and manifest[DIGEST] != manifest_digest(manifest):
-        raise RecordError(f"{mpath}: changed after it was written ({DIGEST} does not match)", fix=_FIX_COPY)
+        raise RecordError(f"{where}: changed after it was written ({DIGEST} does not match)", fix=_FIX_COPY)
     return manifest
-
-
-def _check_file(root: Path, rel: str, meta: dict[str, Any], present: set[str], verify_hashes: bool) -> None:
-    parts = rel.split("/")
-    if not rel or rel.startswith("/") or "\0" in rel or any(p in ("", ".", "..") for p in parts) or rel == MANIFEST:
-        raise RecordError(f"{root / MANIFEST}: lists a path outside the record: {rel!r}", fix=_FIX_COPY)
-    fpath = root / rel
-    if rel not in present:
-        raise RecordError(f"{fpath}: missing from the record", fix="copy the whole record directory, or record again")
-    if is_lfs_pointer(fpath):  # checked out without `git lfs pull`
-        raise LfsPointerError(fpath)
-    size = fpath.stat().st_size
-    if size != meta["size"]:
-        raise RecordError(
-            f"{fpath}: size {size} bytes, manifest says {meta['size']} (truncated or modified)",
-            fix="copy the record again from its source",
-        )
-    if verify_hashes and sha256_file(fpath) != meta["sha256"]:
-        raise RecordError(
-            f"{fpath}: sha256 does not match the manifest (corrupted or modified)",
-            fix="copy the record again from its source",
-        )

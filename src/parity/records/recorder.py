@@ -11,7 +11,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from parity._io import atomic_dir, atomic_write_json
 from parity.errors import ParityError, RecordError, TargetError
 from parity.progress import ProgressEvent, ProgressFn, report
 from parity.records import format as fmt
@@ -28,6 +27,7 @@ from parity.records.capture import LayerCapture, hookable
 from parity.records.flatten import structure
 from parity.records.runtime import model_runtime_state
 from parity.records.stats import SAMPLE_SIZE
+from parity.records.store import RecordWriter, store_for
 from parity.records.writer import SHARD_BYTES, ShardWriter, write_safetensors
 from parity.target import (
     LoadedTarget,
@@ -72,7 +72,9 @@ def record(target: str | LoadedTarget | Pipeline | Any, inputs: str | Path | lis
            overwrite: bool = False, shard_bytes: int = SHARD_BYTES, max_size: int | str | None = None,
            progress: ProgressFn | None = None) -> RecordResult:
     """Record ``target`` (a TARGET spec, a :class:`Pipeline` or a bare ``nn.Module``) on
-    ``inputs`` into the directory ``out`` (written atomically).
+    ``inputs`` into the record ``out``: a folder, or a URL of a registered record store
+    (:func:`parity.records.store.store_for`), written atomically: it appears complete or
+    not at all.
 
     ``inputs``: an inputs file, a list of raw inputs (e.g. :func:`load_record_inputs` of
     another record) or None for the pipeline's example inputs. ``batch_size`` None means
@@ -93,6 +95,7 @@ def record(target: str | LoadedTarget | Pipeline | Any, inputs: str | Path | lis
         raise RecordError(f"--capture {capture}: unknown level", fix="use outputs, stats or full")
     if out is None:
         raise RecordError("no output directory given", fix="pass -o DIR")
+    store = store_for(out)  # a place no store serves fails before the model loads
     start = time.perf_counter()
     loaded = _as_loaded(target)
     if isinstance(inputs, tuple):
@@ -102,17 +105,18 @@ def record(target: str | LoadedTarget | Pipeline | Any, inputs: str | Path | lis
         raise RecordError("no inputs to record", fix="pass a non-empty --inputs file")
     batches = list(iter_batches(items, batch_size or loaded.pipeline.batch_size))
     limit = parse_size(max_size) if isinstance(max_size, str) else max_size
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        limit, origin = default_max_size(tmp.parent) if limit is None else (int(limit), f"--max-size {max_size}")
+    with store.create(out, overwrite=overwrite) as writer:
+        limit, origin = (default_max_size(writer.free_space_folder()) if limit is None
+                         else (int(limit), f"--max-size {max_size}"))
         budget = SizeBudget(limit, origin, Path(out), capture, len(batches), shard_bytes)
-        session = _Session(tmp, loaded, capture, seed, shard_bytes, budget, progress)
+        session = _Session(writer, loaded, capture, seed, shard_bytes, budget, progress)
         session.run(batches)
         if calibrate:
             session.calibrate(batches)
         session.write(items, inputs, batches, snapshot_env)
         if bench:
             session.write_bench(items, batch_size or loaded.pipeline.batch_size)
-        manifest = fmt.finalize_manifest(tmp, session.manifest_fields(items, inputs, batches, calibrate, start))
+        manifest = fmt.finalize_manifest(writer, session.manifest_fields(items, inputs, batches, calibrate, start))
     return RecordResult(path=Path(out), manifest=manifest, layers=len({e["key"] for e in session.entries}),
                         batches=len(batches), seconds=time.perf_counter() - start, warnings=session.warnings,
                         max_size=limit, estimated_bytes=session.estimate)
@@ -152,13 +156,13 @@ def inputs_kind(items: list[Any]) -> str:
 
 
 class _Session:
-    """One record being written into ``root`` (the temporary directory)."""
+    """One record being written through ``out`` (its store's writer)."""
 
-    def __init__(self, root: Path, loaded: LoadedTarget, capture: str, seed: int, shard_bytes: int,
+    def __init__(self, out: RecordWriter, loaded: LoadedTarget, capture: str, seed: int, shard_bytes: int,
                  budget: SizeBudget, progress: ProgressFn | None = None) -> None:
         import torch
 
-        self.root, self.loaded, self.capture, self.seed = root, loaded, capture, seed
+        self.out, self.loaded, self.capture, self.seed = out, loaded, capture, seed
         self.budget, self.progress = budget, progress
         self.estimate: int | None = None
         self.pipeline = loaded.pipeline
@@ -180,8 +184,9 @@ class _Session:
         if self.capture != "outputs" and self.why_not_hooked:
             self.warnings.append(f"layers not captured: {self.why_not_hooked}")
         # Stats capture writes only a few KB of samples per batch: no O_DIRECT probe, no thread.
-        writer = ShardWriter(self.root / fmt.ACTIVATIONS, fmt.ACTIVATIONS, shard_bytes=self.shard_bytes,
-                             direct=None if self.capture == "full" else False) if layers else None
+        writer = ShardWriter(self.out.spool(fmt.ACTIVATIONS), fmt.ACTIVATIONS, shard_bytes=self.shard_bytes,
+                             direct=None if self.capture == "full" else False,
+                             on_shard=self.out.spooled) if layers else None
         hooks = LayerCapture(self.pipeline.model, self.capture, writer, self.seed,
                              budget=self.budget) if writer else None
         try:
@@ -279,20 +284,21 @@ class _Session:
     # -- writing ----------------------------------------------------------------------------
     def write(self, items: list[Any], source: Any, batches: list[list[Any]], snapshot_env: bool) -> None:
         kind = inputs_kind(items)
-        atomic_write_json(self.root / fmt.INPUTS, {
+        self.out.write_json(fmt.INPUTS, {
             "kind": kind, "direct": isinstance(items, TensorInputs),
             "source": str(source) if isinstance(source, (str, Path)) else None,
             "count": len(items), "batch_sizes": [len(b) for b in batches],
             "items": list(items) if kind in ("text", "json") else None,
         })
-        write_safetensors(self.root / fmt.STAGES, self.stage_tensors)
-        atomic_write_json(self.root / fmt.STAGES_META, {"batches": self.stage_meta})
+        with self.out.open(fmt.STAGES) as f:
+            write_safetensors(f, self.stage_tensors)
+        self.out.write_json(fmt.STAGES_META, {"batches": self.stage_meta})
         if self.capture != "outputs" and not self.why_not_hooked:
-            atomic_write_json(self.root / fmt.LAYERS, self.entries)
+            self.out.write_json(fmt.LAYERS, self.entries)
         if self.capture == "full" and not self.why_not_hooked:
-            atomic_write_json(self.root / fmt.MODULE_INPUTS, self.module_inputs)
-        atomic_write_json(self.root / fmt.ASSETS, assets_json(self.pipeline.assets, self.pipeline.model))
-        atomic_write_json(self.root / fmt.ENV, self._env(snapshot_env))
+            self.out.write_json(fmt.MODULE_INPUTS, self.module_inputs)
+        self.out.write_json(fmt.ASSETS, assets_json(self.pipeline.assets, self.pipeline.model))
+        self.out.write_json(fmt.ENV, self._env(snapshot_env))
 
     def _env(self, snapshot_env: bool) -> dict[str, Any]:
         env: dict[str, Any] = {"schema": "parity.snapshot/1", "meta": {"partial": True}, "runtime": {}}
@@ -311,7 +317,7 @@ class _Session:
         except ImportError as exc:
             raise RecordError("--bench: this parity has no bench support (parity.benchmark.bench_for_record)",
                               fix="record without --bench, or install a complete parity") from exc
-        atomic_write_json(self.root / fmt.BENCH, bench_for_record(self.pipeline, items, batch_size, self.progress))
+        self.out.write_json(fmt.BENCH, bench_for_record(self.pipeline, items, batch_size, self.progress))
 
     def manifest_fields(self, items: list[Any], source: Any, batches: list[list[Any]], calibrated: bool,
                         start: float) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import os
 import struct
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from parity.records.flatten import namedtuple_class
 
@@ -57,17 +57,20 @@ class Invalid(Exception):
 # -------------------------------------------------------------------- safetensors
 
 
-def read_header(path: Path, size: int) -> Header:
-    """The validated header of the safetensors file ``path`` of ``size`` bytes."""
+def read_header(source: Path | IO[bytes], size: int) -> Header:
+    """The validated header of the safetensors file ``source`` (a local path, or a
+    binary file open at its start, e.g. a record store member) of ``size`` bytes."""
     if size < 8:
         raise Invalid(f"{size} bytes: too short for a safetensors file")
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        if n > size - 8 or n > MAX_HEADER_BYTES:
-            raise Invalid(f"header length {n} does not fit the file ({size} bytes; "
-                          f"at most {MAX_HEADER_BYTES} allowed)")
-        raw = f.read(n)
+    if isinstance(source, (str, os.PathLike)):
+        fd = os.open(source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as f:
+            return read_header(f, size)
+    (n,) = struct.unpack("<Q", source.read(8))
+    if n > size - 8 or n > MAX_HEADER_BYTES:
+        raise Invalid(f"header length {n} does not fit the file ({size} bytes; "
+                      f"at most {MAX_HEADER_BYTES} allowed)")
+    raw = source.read(n)
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -446,7 +449,8 @@ def check_contents(record: Any) -> None:
         for rel in sorted(files):
             if rel.endswith(".safetensors"):
                 current = rel
-                record.headers[rel] = read_header(record.path / rel, files[rel]["size"])
+                with record.reader.open(rel) as f:
+                    record.headers[rel] = read_header(f, files[rel]["size"])
         capture = record.capture
         checks: dict[str, Check] = {
             fmt.ENV: ENV_SCHEMA, fmt.ASSETS: ASSETS_SCHEMA, fmt.INPUTS: inputs_check,
@@ -460,7 +464,7 @@ def check_contents(record: Any) -> None:
                 check(record.json(rel), "")
                 _check_counts(rel, record.json(rel), record.manifest)
     except Invalid as exc:
-        raise RecordError(f"{record.path / current}: {exc}",
+        raise RecordError(f"{record.where(current)}: {exc}",
                           fix="copy the record again from its source, or record again") from None
 
 

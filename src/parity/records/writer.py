@@ -36,8 +36,9 @@ import queue
 import struct
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -81,23 +82,26 @@ def storable_dtype(dtype: Any, what: str) -> str:
     return name
 
 
-def write_safetensors(path: Path, named: list[tuple[str, Any]], metadata: dict[str, str] | None = None) -> int:
+def write_safetensors(dest: Path | IO[bytes], named: list[tuple[str, Any]],
+                      metadata: dict[str, str] | None = None) -> int:
     """Write CPU tensors as one safetensors file straight from their buffers (no
-    serialisation copy). Returns the file size in bytes."""
+    serialisation copy), in order: ``dest`` is a path or a binary file written
+    sequentially (a record store member). Returns the file size in bytes."""
     import torch
 
     header: dict[str, Any] = {}
     offset = 0
+    what = dest.name if isinstance(dest, Path) else str(getattr(dest, "name", "safetensors"))
     for name, t in named:
         nbytes = t.numel() * t.element_size()
-        header[name] = {"dtype": storable_dtype(t.dtype, f"{path.name}: tensor {name}"), "shape": list(t.shape),
-                        "data_offsets": [offset, offset + nbytes]}
+        header[name] = {"dtype": storable_dtype(t.dtype, f"{Path(what).name}: tensor {name}"),
+                        "shape": list(t.shape), "data_offsets": [offset, offset + nbytes]}
         offset += nbytes
     if metadata:
         header["__metadata__"] = metadata
     raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
     raw += b" " * (-len(raw) % 8)  # the format aligns the data section to 8 bytes
-    with open(path, "wb") as f:
+    with open(dest, "wb") if isinstance(dest, Path) else contextlib.nullcontext(dest) as f:
         f.write(struct.pack("<Q", len(raw)))
         f.write(raw)
         for _, t in named:
@@ -112,13 +116,16 @@ class ShardWriter:
 
     After :meth:`close`, ``blobs[name]`` is ``{"shard", "tensor"}`` (``tensor`` is the
     stored name). A dtype safetensors cannot hold is refused (RecordError) by :meth:`put`.
+    ``on_shard(rel)`` hears of each shard file once it is complete and closed (from the
+    thread that finished it): a record store's :meth:`~parity.records.store.RecordWriter.spooled`.
     """
 
     def __init__(self, directory: Path, rel_prefix: str, *, shard_bytes: int = SHARD_BYTES,
                  queue_bytes: int = QUEUE_BYTES, chunk_bytes: int = CHUNK_BYTES, inline: bool | None = None,
-                 direct: bool | None = None) -> None:
+                 direct: bool | None = None, on_shard: Callable[[str], None] | None = None) -> None:
         self.directory = directory
         self.rel_prefix = rel_prefix
+        self.on_shard = on_shard
         self.shard_bytes = shard_bytes
         self.chunk_bytes = _round_up(max(_ALIGN, min(chunk_bytes, shard_bytes)), _ALIGN)
         self.max_chunks = max(2, queue_bytes // self.chunk_bytes)
@@ -379,6 +386,8 @@ class ShardWriter:
     def _mark(self, rel: str, names: list[str]) -> None:
         for name in names:
             self.blobs[name]["shard"] = rel
+        if self.on_shard is not None:
+            self.on_shard(rel)
 
 
 class _ShardFile:
