@@ -66,8 +66,8 @@ def eager_outputs(spec: str, inputs: str | None = None) -> dict:
     """{output name: tensor} of the eager model on the export example (first batch)."""
     import torch
 
-    from parity.exporters._model_io import flatten_outputs
     from parity.target import iter_batches, load_inputs, load_target, model_input
+    from parity.target.formats.model_io import flatten_outputs
 
     pipeline = load_target(spec).pipeline
     items = load_inputs(inputs, pipeline)

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from export_testing import MODELS, run_isolated, target
 
-from parity.exporters import aoti, export
+from parity.exporters import export
+from parity.target.formats import aoti
 
 
 def test_without_a_compiler_aoti_says_why_and_what_to_use(run_cli, monkeypatch: pytest.MonkeyPatch,

@@ -137,6 +137,6 @@ def test_specialised_batch_is_a_finding_with_the_guarding_line_and_fails_the_che
 
 
 def _short(path: Path) -> str:
-    from parity.exporters._job import short_path
+    from parity.target.formats.job import short_path
 
     return short_path(str(path))

@@ -9,7 +9,7 @@ import pytest
 from export_testing import MODELS, run_isolated, target
 
 from parity.exporters import export
-from parity.exporters import onnx as onnx_format
+from parity.target.formats import onnx as onnx_format
 
 
 @pytest.mark.slow

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import click
 
 from parity.cli._common import EXIT_FINDING, EXIT_OK, console, emit_json, json_option
+from parity.target.formats import all_formats, names
 
-_FORMATS = ("torchscript", "export", "aoti", "onnx")
+
+class FormatChoice(click.Choice):  # type: ignore[type-arg]
+    """``--format``: the registered artifact formats, read from the registry at parse time."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property  # type: ignore[override]
+    def choices(self) -> Sequence[str]:
+        return names()
+
+    @choices.setter
+    def choices(self, value: Sequence[str]) -> None:
+        """click sets the choices once; the registry stays the source."""
 
 
 @click.command("export")
 @click.argument("target")
-@click.option("--format", "fmt", required=True, type=click.Choice(_FORMATS),
-              help="torchscript (.pt), export (.pt2), aoti (.pt2, needs a C++ compiler), onnx (.onnx).")
+@click.option("--format", "fmt", required=True, type=FormatChoice(),
+              help=", ".join(f.help() for f in all_formats()) + ".")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Artifact file to write.")
 @click.option("--method", type=click.Choice(("trace", "script")), default="trace", show_default=True,
               help="TorchScript only: trace one run, or script the Python code.")

@@ -10,14 +10,23 @@ from typing import Any
 from parity._io import atomic_write_bytes
 from parity.errors import ExportError, ParityError
 from parity.exporters import _inputs
-from parity.exporters._job import ExportJob
-from parity.exporters._model_io import ArtifactMeta, encode_example, flatten_outputs, split_inputs
 from parity.exporters.check import CheckTolerance, check_case, submodule_checks
 from parity.exporters.result import CheckResult, ExportResult, Finding
+from parity.target.formats import ArtifactFormat, FormatSuffixes
+from parity.target.formats import get as get_format
+from parity.target.formats import names as format_names
+from parity.target.formats.job import ExportJob
+from parity.target.formats.model_io import (
+    ArtifactMeta,
+    encode_example,
+    flatten_outputs,
+    split_inputs,
+)
 from parity.target.pipeline import call_model
 
-#: format -> suffixes accepted for -o
-FORMATS = {"torchscript": (".pt", ".ts"), "export": (".pt2",), "aoti": (".pt2",), "onnx": (".onnx",)}
+#: format -> suffixes accepted for -o: a live view of :mod:`parity.target.formats`
+FORMATS = FormatSuffixes()
+#: what ``--method`` may say (formats whose ``methods`` is empty ignore it)
 METHODS = ("trace", "script")
 #: input batches (beyond the example) the check also runs
 MAX_EXTRA_BATCHES = 3
@@ -36,22 +45,22 @@ def export(target: Any, format: str, out: str | os.PathLike[str], *, method: str
     (x10 for float outputs of onnx and aoti, which run their own kernels).
     The artifact is written atomically even when the check fails (``result.ok`` false).
     """
-    out_path = _validate(format, out, method)
+    fmt, out_path = _validate(format, out, method)
     _validate_tolerances(atol, rtol)
     spec, pipeline = _resolve(target)
     batches = _model_batches(pipeline, inputs)
-    job = _job(pipeline, spec, format, method, static, batches[0])
+    job = _job(pipeline, spec, fmt, method, static, batches[0])
     started = time.perf_counter()
-    data, findings = _to_bytes(job, format)
+    data, findings = fmt.export(job)
     export_seconds = time.perf_counter() - started
     atomic_write_bytes(out_path, data)
     findings = _pre_findings(job, batches[0]) + findings
     result = ExportResult(
-        target=spec, format=format, out=str(out_path), method=method if format == "torchscript" else None,
+        target=spec, format=format, out=str(out_path), method=job.meta.method,
         static=static, size_bytes=len(data), export_seconds=export_seconds, input_names=list(job.names),
         output_names=list(job.meta.output_names), dynamic=job.dims, findings=findings)
     if check:
-        result.check = _check(job, format, out_path, batches, atol, rtol)
+        result.check = _check(job, fmt, out_path, batches, atol, rtol)
     if bench:
         from parity.exporters.side_by_side import side_by_side
 
@@ -59,34 +68,25 @@ def export(target: Any, format: str, out: str | os.PathLike[str], *, method: str
     return result
 
 
-def _validate(format: str, out: str | os.PathLike[str], method: str) -> Path:
-    if format not in FORMATS:
-        raise ExportError(f"--format {format!r}: unknown format", fix=f"use one of {', '.join(FORMATS)}")
+def _validate(format: str, out: str | os.PathLike[str], method: str) -> tuple[ArtifactFormat, Path]:
+    """(the format, the output path) once both are usable and the format's toolchain is here."""
+    if format not in format_names():
+        raise ExportError(f"--format {format!r}: unknown format", fix=f"use one of {', '.join(format_names())}")
+    fmt = get_format(format)
     if method not in METHODS:
         raise ExportError(f"--method {method!r}: unknown method", fix="use --method trace or --method script")
     path = Path(out)
-    if path.suffix.lower() not in FORMATS[format]:
-        raise ExportError(f"-o {path}: a {format} artifact must end in {' or '.join(FORMATS[format])}",
-                          fix=f"name the output e.g. model{FORMATS[format][0]}")
+    if path.suffix.lower() not in fmt.suffixes:
+        raise ExportError(f"-o {path}: a {format} artifact must end in {' or '.join(fmt.suffixes)}",
+                          fix=f"name the output e.g. model{fmt.suffixes[0]}")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise ExportError(f"-o {path}: folder {parent} does not exist", fix="create it or choose another -o path")
     if path.is_dir():
         raise ExportError(f"-o {path}: is a directory", fix="give a file name")
-    _require_tools(format)
-    return path
-
-
-def _require_tools(format: str) -> None:
-    """Fail before loading the model when the format's toolchain is missing."""
-    if format == "aoti":
-        from parity.exporters.aoti import require_compiler
-
-        require_compiler()
-    elif format == "onnx":
-        from parity.exporters.onnx import require_onnx
-
-        require_onnx()
+    if fmt.require is not None:  # fail before loading the model when the toolchain is missing
+        fmt.require()
+    return fmt, path
 
 
 def _validate_tolerances(atol: float | None, rtol: float | None) -> None:
@@ -104,7 +104,7 @@ def _resolve(target: Any) -> tuple[str | None, Any]:
     if isinstance(target, (str, os.PathLike)):
         target = load_target(str(target))
     if isinstance(target, LoadedTarget):
-        if target.kind in ("torchscript", "export", "aoti", "onnx"):
+        if target.kind in format_names():
             raise ExportError(f"{target.spec}: is already an exported artifact ({target.kind})",
                               fix="export from the model's Python TARGET (file.py:build or a model folder)")
         return target.spec, target.pipeline
@@ -143,7 +143,8 @@ def _preprocess(pipeline: Any, batch: Any) -> Any:
                           fix="check that --inputs suit the target's preprocess") from exc
 
 
-def _job(pipeline: Any, spec: str | None, format: str, method: str, static: bool, example: Any) -> ExportJob:
+def _job(pipeline: Any, spec: str | None, fmt: ArtifactFormat, method: str, static: bool,
+         example: Any) -> ExportJob:
     """Resolve names, dynamic dims, outputs and metadata for one export."""
     import torch
 
@@ -156,9 +157,9 @@ def _job(pipeline: Any, spec: str | None, format: str, method: str, static: bool
     dims = {} if static else _inputs.dynamic_dims(names, tensors)
     export_tensors = tensors if static else _inputs.batch_of_at_least_two(tensors, dims, names)
     output_names, single = _outputs(model, names, tensors, call)
-    meta = ArtifactMeta(format=format, input_names=names, call=call, output_names=output_names,
+    meta = ArtifactMeta(format=fmt.name, input_names=names, call=call, output_names=output_names,
                         single_output=single, dynamic=dims, source=spec,
-                        method=method if format == "torchscript" else None,
+                        method=method if fmt.methods else None,
                         torch_version=torch.__version__, example_b64=encode_example(names, tensors))
     return ExportJob(model=model, names=names, tensors=export_tensors, call=call, dims=dims,
                      method=method, meta=meta)
@@ -168,7 +169,7 @@ def _outputs(model: Any, names: list[str], tensors: list[Any], call: str) -> tup
     """(flattened output names, whether the model returns one bare tensor)."""
     import torch
 
-    from parity.exporters._model_io import join_inputs
+    from parity.target.formats.model_io import join_inputs
 
     with torch.no_grad():
         try:
@@ -178,24 +179,6 @@ def _outputs(model: Any, names: list[str], tensors: list[Any], call: str) -> tup
                               fix="check the example inputs (or --inputs) against the model") from exc
     flat = flatten_outputs(out)
     return [n for n, _ in flat], isinstance(out, torch.Tensor)
-
-
-def _to_bytes(job: ExportJob, format: str) -> tuple[bytes, list[Finding]]:
-    if format == "torchscript":
-        from parity.exporters.torchscript import export_torchscript
-
-        return export_torchscript(job)
-    if format == "export":
-        from parity.exporters.torch_export import export_bytes
-
-        return export_bytes(job)
-    if format == "aoti":
-        from parity.exporters.aoti import aoti_bytes
-
-        return aoti_bytes(job)
-    from parity.exporters.onnx import onnx_bytes
-
-    return onnx_bytes(job, list(job.meta.output_names))
 
 
 def _pre_findings(job: ExportJob, example: Any) -> list[Finding]:
@@ -210,7 +193,7 @@ def _pre_findings(job: ExportJob, example: Any) -> list[Finding]:
     return findings
 
 
-def _check(job: ExportJob, format: str, out_path: Path, batches: list[Any],
+def _check(job: ExportJob, fmt: ArtifactFormat, out_path: Path, batches: list[Any],
            atol: float | None, rtol: float | None) -> CheckResult:
     """Load the written artifact and compare it with eager on every case."""
     from parity.target.artifacts import load_artifact
@@ -224,10 +207,10 @@ def _check(job: ExportJob, format: str, out_path: Path, batches: list[Any],
         cases.extend(_inputs.shape_variants(example_names, example_tensors, job.dims))
     else:
         cases = [c for c in cases if _same_shapes(c[1], example_tensors)]
-    tol = CheckTolerance.for_format(format, atol, rtol)
+    tol = CheckTolerance.for_format(fmt.name, atol, rtol)
     result = CheckResult([check_case(label, job.model, artifact, example_names, tensors, call, tol)
                           for label, tensors in cases], tolerance=tol)
-    if format == "torchscript":
+    if fmt.named_submodules:
         prefix = "model." if job.method == "trace" else ""
         scripted = artifact.artifact.runner
         result.submodules = submodule_checks(job.model, scripted, prefix, batches[0], tol)

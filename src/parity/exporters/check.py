@@ -12,16 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from parity.exporters._inputs import shapes_of
-from parity.exporters._job import first_line
-from parity.exporters._model_io import flatten_outputs, join_inputs
 from parity.exporters.result import CaseResult, OutputCheck, SubmoduleCheck
+from parity.target.formats import get as get_format
+from parity.target.formats.job import first_line
+from parity.target.formats.model_io import flatten_outputs, join_inputs
 from parity.target.pipeline import call_model
 
 #: submodules compared at most (the first ones in execution order)
 MAX_SUBMODULES = 400
-#: formats that run their own kernels (ONNX Runtime, AOTInductor's generated C++): float
-#: reductions are reordered and fused, so float defaults are this many times looser
-OWN_KERNEL_FORMATS = {"onnx": 10.0, "aoti": 10.0}
 
 
 @dataclass(frozen=True)
@@ -35,7 +33,9 @@ class CheckTolerance:
 
     @classmethod
     def for_format(cls, format: str, atol: float | None, rtol: float | None) -> CheckTolerance:
-        return cls(atol, rtol, OWN_KERNEL_FORMATS.get(format, 1.0))
+        """The format's ``tolerance_scale`` applies: formats that run their own kernels
+        (ONNX Runtime, AOTInductor's generated C++) reorder and fuse float reductions."""
+        return cls(atol, rtol, get_format(format).tolerance_scale)
 
     def for_dtype(self, dtype: str) -> tuple[float, float]:
         from parity.comparison.tolerances import default_tolerance

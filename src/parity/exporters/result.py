@@ -5,21 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from parity.target.formats.job import Finding
+
 SCHEMA = "parity.export/1"
 SEVERITIES = ("error", "warning", "info")
-
-
-@dataclass(frozen=True)
-class Finding:
-    """Something the export did that the user must know; ``where`` is ``file:line`` or None."""
-
-    severity: str
-    code: str
-    message: str
-    where: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"severity": self.severity, "code": self.code, "message": self.message, "where": self.where}
 
 
 @dataclass

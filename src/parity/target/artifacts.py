@@ -1,7 +1,7 @@
-"""Exported artifacts as TARGETs: TorchScript, torch.export / AOTInductor ``.pt2``, ONNX.
+"""Exported artifacts as TARGETs, in any format of :mod:`parity.target.formats`.
 
 An artifact runs without the model's Python code. The parity metadata stored inside it
-at export (``parity.artifact/1``, see :mod:`parity.exporters._model_io`) names the inputs in
+at export (``parity.artifact/1``, see :mod:`parity.target.formats.model_io`) names the inputs in
 order and the outputs, and carries example inputs, so the Pipeline built here can be
 recorded, verified and benchmarked with no ``--inputs``. Artifacts made by other tools
 load too: inputs are then passed positionally and outputs are named by position.
@@ -16,7 +16,9 @@ from typing import Any
 
 from parity._io import check_not_lfs_pointer
 from parity.errors import ParityError, TargetError
-from parity.exporters._model_io import (
+from parity.target.formats import describe_suffixes, detect, is_artifact
+from parity.target.formats.base import ArtifactFormat
+from parity.target.formats.model_io import (
     CALL_ARGS,
     CALL_KWARGS,
     CALL_SINGLE,
@@ -26,9 +28,6 @@ from parity.exporters._model_io import (
 from parity.target.inputs import TensorInputs, collate
 from parity.target.pipeline import Pipeline
 
-#: suffix -> format name used in messages and metadata
-SUFFIX_FORMATS = {".pt": "torchscript", ".ts": "torchscript", ".pt2": "export", ".onnx": "onnx"}
-
 
 class ArtifactModel:
     """Calls an artifact the way the eager model was called.
@@ -37,10 +36,11 @@ class ArtifactModel:
     Returns a tensor for a single-output model, else ``{output name: tensor}``.
     """
 
-    def __init__(self, run: Callable[..., Any], meta: ArtifactMeta | None, fmt: str, path: str) -> None:
+    def __init__(self, run: Callable[..., Any], meta: ArtifactMeta | None, fmt: ArtifactFormat, path: str) -> None:
         self.runner = run
         self.meta = meta
-        self.format = fmt
+        self.artifact_format = fmt
+        self.format = fmt.name
         self.path = path
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -77,12 +77,12 @@ class ArtifactModel:
     def named_weights(self, kind: str, remove_duplicate: bool = True) -> Iterator[tuple[str, Any]]:
         """The artifact's parameters or buffers (``kind``) under the eager model's names.
 
-        TorchScript and torch.export keep every weight with its module path; parity's
-        export wrapper adds ``model.``, removed here so records of eager and artifact
-        match. ONNX and AOTInductor expose no named weights: nothing is yielded.
+        Formats with ``named_weights`` (TorchScript, torch.export) keep every weight with
+        its module path; parity's export wrapper adds ``model.``, removed here so records
+        of eager and artifact match. Others (ONNX, AOTInductor) yield nothing.
         """
         method = getattr(self.runner, f"named_{kind}", None)
-        if method is None or self.format not in ("torchscript", "export"):
+        if method is None or not self.artifact_format.named_weights:
             return
         wrapped = self.meta is not None and self.meta.method != "script"
         for name, tensor in method(remove_duplicate=remove_duplicate):
@@ -123,21 +123,23 @@ def as_module(artifact: ArtifactModel) -> Any:
 
 
 def load_artifact(path: str | os.PathLike[str]) -> Pipeline:
-    """A Pipeline around the artifact at ``path``; format chosen by suffix (and contents).
+    """A Pipeline around the artifact at ``path``; format chosen by suffix (and contents,
+    :func:`parity.target.formats.detect`).
 
     ``.pt``/``.ts``: TorchScript. ``.pt2``: torch.export archive or AOTInductor package.
     ``.onnx``: onnxruntime (the ``parity[onnx]`` extra). Raises :class:`TargetError`
     naming the file when it is missing, of another format, or corrupt.
     """
     p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix not in SUFFIX_FORMATS:
-        raise TargetError(f"{p}: not an exported model ({suffix or 'no suffix'})",
-                          fix="pass a .pt/.ts (TorchScript), .pt2 (torch.export/AOTInductor) or .onnx file")
+    if not is_artifact(p):
+        raise TargetError(f"{p}: not an exported model ({p.suffix.lower() or 'no suffix'})",
+                          fix=f"pass a {describe_suffixes()} file")
     if not p.is_file():
         raise TargetError(f"{p}: no such file", fix="pass the path of an exported model file")
     check_not_lfs_pointer(p)
-    run, meta_text, fmt = _open(p, suffix)
+    fmt = detect(p)
+    assert fmt is not None, p  # is_artifact: some format claims the suffix
+    run, meta_text = _open(p, fmt)
     meta = ArtifactMeta.from_text(meta_text, str(p)) if meta_text else None
     model = as_module(ArtifactModel(run, meta, fmt, str(p)))
     examples = _example_rows(meta)
@@ -146,43 +148,16 @@ def load_artifact(path: str | os.PathLike[str]) -> Pipeline:
                     name=p.name)
 
 
-def _open(p: Path, suffix: str) -> tuple[Callable[..., Any], str, str]:
-    """(runner taking positional tensors, metadata text, format) for the file's format."""
-    fmt = SUFFIX_FORMATS[suffix]
+def _open(p: Path, fmt: ArtifactFormat) -> tuple[Callable[..., Any], str]:
+    """(runner taking positional tensors, metadata text) from the format's loader."""
     try:
-        if fmt == "torchscript":
-            from parity.exporters.torchscript import load_torchscript
-
-            module, meta = load_torchscript(str(p))
-            return module, meta, fmt
-        if fmt == "onnx":
-            from parity.exporters.onnx import load_onnx, onnx_runner
-
-            session, meta = load_onnx(str(p))
-            return onnx_runner(session), meta, fmt
-        return _open_pt2(p)
+        return fmt.load(str(p))
     except ParityError:
         raise
     except Exception as exc:
-        raise TargetError(f"{p}: cannot be loaded as {fmt} ({type(exc).__name__}: {_line(exc)})",
-                          fix=f"re-export it with `parity export --format {fmt}` in an environment "
+        raise TargetError(f"{p}: cannot be loaded as {fmt.name} ({type(exc).__name__}: {_line(exc)})",
+                          fix=f"re-export it with `parity export --format {fmt.name}` in an environment "
                               "with the same torch version") from exc
-
-
-def _open_pt2(p: Path) -> tuple[Callable[..., Any], str, str]:
-    import zipfile
-
-    from parity.exporters.aoti import is_aoti_package, load_aoti
-    from parity.exporters.torch_export import load_exported
-
-    if not zipfile.is_zipfile(p):
-        raise TargetError(f"{p}: not a .pt2 archive (not a zip file)",
-                          fix="pass a file written by torch.export.save or AOTInductor")
-    if is_aoti_package(p):
-        runner, meta = load_aoti(str(p))
-        return runner, meta, "aoti"
-    module, meta = load_exported(str(p))
-    return module, meta, "export"
 
 
 def _line(exc: BaseException) -> str:

@@ -8,17 +8,15 @@ import importlib
 import importlib.util
 import sys
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from parity._io import check_not_lfs_pointer
 from parity.errors import TargetError
+from parity.target.formats import detect, is_artifact
 from parity.target.pipeline import Pipeline
 
-#: artifact suffix -> kind (``.pt2`` is refined to "aoti" by looking inside the archive)
-ARTIFACT_KINDS = {".pt": "torchscript", ".ts": "torchscript", ".pt2": "export", ".onnx": "onnx"}
 #: prefix of the module names TARGET files are imported under (see target_module_name)
 TARGET_MODULE_PREFIX = "_parity_target_"
 _FIX_CALLABLE = "point TARGET at a function with no required arguments, e.g. serving.py:build"
@@ -26,7 +24,8 @@ _FIX_CALLABLE = "point TARGET at a function with no required arguments, e.g. ser
 
 @dataclass
 class LoadedTarget:
-    """A loaded TARGET. ``kind`` is callable|torchscript|export|aoti|onnx|hf;
+    """A loaded TARGET. ``kind`` is callable, hf or an artifact format's name
+    (:mod:`parity.target.formats`: torchscript|export|aoti|onnx);
     ``load_seconds`` is the wall time of building the pipeline (model load included)."""
 
     pipeline: Pipeline
@@ -56,8 +55,9 @@ def _dispatch(spec: str) -> tuple[Pipeline, str]:
         from parity.target.hf import pipeline_from_hf_dir
 
         return pipeline_from_hf_dir(path), "hf"
-    if path.suffix.lower() in ARTIFACT_KINDS:
-        return _pipeline_from_artifact(path), _artifact_kind(path)
+    if is_artifact(path):
+        pipeline = _pipeline_from_artifact(path)
+        return pipeline, _artifact_kind(path)
     module_part, _, func = spec.rpartition(":")
     if not module_part:  # no colon: "serving.py" means serving.py:build
         module_part, func = spec, "build"
@@ -69,13 +69,9 @@ def _dispatch(spec: str) -> tuple[Pipeline, str]:
 
 
 def _artifact_kind(path: Path) -> str:
-    kind = ARTIFACT_KINDS[path.suffix.lower()]
-    if kind == "export" and path.is_file() and zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            # AOTInductor packages carry compiled code under an "aotinductor" folder.
-            if any("aotinductor" in name for name in zf.namelist()):
-                return "aoti"
-    return kind
+    fmt = detect(path)
+    assert fmt is not None, path  # is_artifact: some format claims the suffix
+    return fmt.name
 
 
 def _pipeline_from_artifact(path: Path) -> Pipeline:

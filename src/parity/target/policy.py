@@ -17,8 +17,10 @@ from pathlib import Path, PurePath
 
 from parity._text import one_line
 from parity.errors import TargetError
+from parity.target.formats import suffixes as artifact_suffixes
 
-_ARTIFACTS = (".pt", ".pt2", ".ts", ".onnx", ".safetensors", ".bin", ".pkl", ".pickle")
+#: model files refused like artifacts, besides every artifact format's suffixes
+_WEIGHT_FILES = (".safetensors", ".bin", ".pkl", ".pickle")
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ def _why_refused(spec: str, cwd: Path, record_dir: str | os.PathLike[str] | None
     file_part, colon, func = spec.rpartition(":")
     if not colon:
         file_part, func = spec, "build"
-    if PurePath(file_part).suffix.lower() in _ARTIFACTS:
+    if PurePath(file_part).suffix.lower() in (*artifact_suffixes(), *_WEIGHT_FILES):
         return "an exported artifact (loading .pt/.pt2 unpickles: it is code)"
     if not file_part.endswith(".py"):
         return "a module or folder, not a .py file in this folder"

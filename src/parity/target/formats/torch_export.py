@@ -15,16 +15,17 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from parity.errors import ExportError
-from parity.exporters._job import (
+from parity.errors import ExportError, TargetError
+from parity.target.formats.base import ArtifactFormat
+from parity.target.formats.job import (
     ExportJob,
+    Finding,
     first_line,
     quiet_exporter,
     user_frame,
     user_frame_of_stack,
 )
-from parity.exporters._model_io import META_KEY
-from parity.exporters.result import Finding
+from parity.target.formats.model_io import META_KEY
 
 ALTERNATIVES = ("try --format torchscript --method trace (its findings and parity check show "
                 "what the trace froze), or rewrite the branch with torch.cond")
@@ -191,8 +192,17 @@ def export_bytes(job: ExportJob) -> tuple[bytes, list[Finding]]:
 
 def load_exported(path: str) -> tuple[Any, str]:
     """(callable module, stored metadata text) of a torch.export ``.pt2`` archive."""
+    import zipfile
+
     import torch
 
+    if not zipfile.is_zipfile(path):
+        raise TargetError(f"{path}: not a .pt2 archive (not a zip file)",
+                          fix="pass a file written by torch.export.save or AOTInductor")
     extra = {META_KEY: ""}
     program = torch.export.load(path, extra_files=extra)
     return program.module(), extra[META_KEY]
+
+
+FORMAT = ArtifactFormat(name="export", suffixes=(".pt2",), title="torch.export", load=load_exported,
+                        export=export_bytes, named_weights=True)

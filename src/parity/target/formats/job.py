@@ -1,4 +1,5 @@
-"""One export request, resolved: the eager model, its example tensors and the plan."""
+"""One export request, resolved (the eager model, its example tensors and the plan), what
+a format's exporter reports back (findings), and the helpers exporters share."""
 
 from __future__ import annotations
 
@@ -12,7 +13,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parity.exporters._model_io import ArtifactMeta, positional_module
+from parity.target.formats.model_io import ArtifactMeta, positional_module
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something the export did that the user must know; ``where`` is ``file:line`` or None."""
+
+    severity: str
+    code: str
+    message: str
+    where: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"severity": self.severity, "code": self.code, "message": self.message, "where": self.where}
 
 
 @dataclass
@@ -109,7 +123,7 @@ def user_frame_of_stack() -> str | None:
 
 
 #: parity's own source folder (a user project may also be called "parity")
-_PARITY_DIR = str(Path(__file__).resolve().parents[1]).replace(os.sep, "/") + "/"
+_PARITY_DIR = str(Path(__file__).resolve().parents[2]).replace(os.sep, "/") + "/"
 
 
 def _is_library(filename: str) -> bool:

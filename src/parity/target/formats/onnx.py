@@ -9,10 +9,10 @@ import importlib.util
 from typing import Any
 
 from parity.errors import ExportError, TargetError
-from parity.exporters._job import ExportJob, first_line, quiet_exporter, user_frame
-from parity.exporters._model_io import META_KEY
-from parity.exporters.result import Finding
-from parity.exporters.torch_export import (
+from parity.target.formats.base import ArtifactFormat
+from parity.target.formats.job import ExportJob, Finding, first_line, quiet_exporter, user_frame
+from parity.target.formats.model_io import META_KEY
+from parity.target.formats.torch_export import (
     ALTERNATIVES,
     dynamic_shapes,
     guard_locations,
@@ -81,3 +81,18 @@ def onnx_runner(session: Any) -> Any:
         return [torch.from_numpy(o) for o in session.run(None, feed)]
 
     return run
+
+
+def load(path: str) -> tuple[Any, str]:
+    """(function of positional tensors, stored metadata text) of an ONNX file."""
+    session, meta = load_onnx(path)
+    return onnx_runner(session), meta
+
+
+def export(job: ExportJob) -> tuple[bytes, list[Finding]]:
+    """:func:`onnx_bytes` with the outputs named as the job's metadata names them."""
+    return onnx_bytes(job, list(job.meta.output_names))
+
+
+FORMAT = ArtifactFormat(name="onnx", suffixes=(".onnx",), title="ONNX", load=load, export=export,
+                        require=require_onnx, tolerance_scale=10.0)

@@ -12,9 +12,9 @@ import warnings
 from typing import Any
 
 from parity.errors import ExportError
-from parity.exporters._job import ExportJob, first_line, short_path, user_frame
-from parity.exporters._model_io import META_KEY
-from parity.exporters.result import Finding
+from parity.target.formats.base import ArtifactFormat
+from parity.target.formats.job import ExportJob, Finding, first_line, short_path, user_frame
+from parity.target.formats.model_io import META_KEY
 
 #: TracerWarning text -> (finding code, what was frozen)
 _TRACER_KINDS = (
@@ -117,3 +117,8 @@ def load_torchscript(path: str) -> tuple[Any, str]:
     where = None if torch.cuda.is_available() else "cpu"
     module = torch.jit.load(path, map_location=where, _extra_files=extra)
     return module.eval(), extra[META_KEY]
+
+
+FORMAT = ArtifactFormat(
+    name="torchscript", suffixes=(".pt", ".ts"), title="TorchScript", load=load_torchscript,
+    export=export_torchscript, named_weights=True, named_submodules=True, methods=("trace", "script"))

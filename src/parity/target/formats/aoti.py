@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from parity.errors import ExportError
-from parity.exporters._job import ExportJob, first_line, quiet_exporter
-from parity.exporters._model_io import META_KEY
-from parity.exporters.result import Finding
-from parity.exporters.torch_export import export_program
+from parity.target.formats.base import ArtifactFormat
+from parity.target.formats.job import ExportJob, Finding, first_line, quiet_exporter
+from parity.target.formats.model_io import META_KEY
+from parity.target.formats.torch_export import export_program
 
 #: compilers AOTInductor can drive, in the order we look for them ($CXX first)
 _COMPILERS = ("g++", "c++", "clang++")
@@ -63,11 +63,19 @@ def aoti_bytes(job: ExportJob) -> tuple[bytes, list[Finding]]:
 
 
 def is_aoti_package(path: str | os.PathLike[str]) -> bool:
-    """True when a ``.pt2`` zip holds compiled AOTInductor code rather than a bare program."""
+    """True when ``path`` is a ``.pt2`` zip holding compiled AOTInductor code rather than a
+    bare program: ``<archive>/data/aotinductor/...``. Never raises (not a zip: False).
+
+    Only the folder position counts: a torch.export archive saved as ``aotinductor.pt2``
+    has ``aotinductor`` in every name, under its top folder.
+    """
     import zipfile
 
-    with zipfile.ZipFile(path) as zf:
-        return any("/data/aotinductor/" in name for name in zf.namelist())
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(name.split("/")[1:3] == ["data", "aotinductor"] for name in zf.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def load_aoti(path: str) -> tuple[Any, str]:
@@ -77,3 +85,8 @@ def load_aoti(path: str) -> tuple[Any, str]:
     runner = torch._inductor.aoti_load_package(path)
     meta = runner.get_metadata().get(META_KEY, "")
     return runner, meta
+
+
+FORMAT = ArtifactFormat(name="aoti", suffixes=(".pt2",), title="AOTInductor", note="needs a C++ compiler",
+                        load=load_aoti, export=aoti_bytes, recognise=is_aoti_package,
+                        require=require_compiler, tolerance_scale=10.0)
