@@ -11,6 +11,7 @@ from parity.records import format as fmt
 from parity.records.flatten import rebuild
 from parity.records.stats import SAMPLE_SIZE, sample_indices
 from parity.target import TensorInputs
+from parity.target.formats import names as artifact_formats
 
 
 def _open(record: fmt.Record | str | os.PathLike[str]) -> fmt.Record:
@@ -39,16 +40,12 @@ def load_record_inputs(record: fmt.Record | str | os.PathLike[str]) -> list[Any]
     return TensorInputs(rows) if direct else rows
 
 
-#: target kinds whose preprocess is parity's own collate (artifacts)
-_COLLATED_KINDS = ("torchscript", "export", "aoti", "onnx")
-
-
 def _input_stage(rec: fmt.Record, info: dict[str, Any]) -> tuple[str, bool]:
     """(the stage holding A's tensor rows, whether they skip preprocess)."""
     batches = rec.json(fmt.STAGES_META)["batches"] if rec.has(fmt.STAGES_META) else []
     if all("inputs" in b["stages"] for b in batches):
         return "inputs", bool(info.get("direct"))
-    if rec.manifest.get("target_kind") in _COLLATED_KINDS:  # an older parity stored the rows as preprocess
+    if rec.manifest.get("target_kind") in artifact_formats():  # an older parity stored these as preprocess
         fix = "record the artifact again with this parity"
     else:
         fix = "pass the same inputs to B explicitly (--inputs FILE), or record A with tensor rows that skip preprocess"
