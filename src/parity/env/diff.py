@@ -137,7 +137,7 @@ def diff(a: SnapshotLike, b: SnapshotLike, requirements: Union[str, os.PathLike[
     notes = comparability_notes(snap_a, snap_b)
     req_path = None
     if requirements is not None:
-        from parity.env.requirements import parse_requirements
+        from parity.env.requirements import marker_environment, parse_requirements
 
         req_path = str(requirements)
         reqs = parse_requirements(requirements)
@@ -453,27 +453,6 @@ def _plain(value: Any) -> Any:
 
 
 # --- requirements: the third column ------------------------------------------------------------
-
-
-def marker_environment(snap: Mapping[str, Any]) -> dict[str, str]:
-    """PEP 508 marker values of a snapshot's interpreter, so that ``; sys_platform ==
-    "win32"`` lines are judged for the environment that was built, not for this one."""
-    py = snap.get("python") or {}
-    plat = snap.get("platform") or {}
-    version = str(py.get("version") or "")
-    system = str(plat.get("system") or "")
-    impl = str(py.get("implementation") or "")
-    return {
-        "python_version": ".".join(version.split(".")[:2]),
-        "python_full_version": version,
-        "implementation_name": impl.lower(),
-        "platform_python_implementation": impl,
-        "platform_system": system,
-        "platform_machine": str(plat.get("machine") or ""),
-        "platform_release": str(plat.get("release") or ""),
-        "sys_platform": {"Linux": "linux", "Darwin": "darwin", "Windows": "win32"}.get(system, system.lower()),
-        "os_name": "nt" if system == "Windows" else "posix",
-    }
 
 
 def annotate_declared(items: list[Difference], reqs: Any, environment: Mapping[str, str]) -> list[Difference]:

@@ -36,6 +36,7 @@ from parity.env.requirements import (
     RequirementLine,
     RequirementsFile,
     expand_env_vars,
+    marker_environment,
     parse_requirements,
 )
 
@@ -621,31 +622,6 @@ def _satisfies_all(pin: str, lines: Iterable[RequirementLine]) -> bool:
 
 
 # --- against the snapshot -----------------------------------------------------------------
-
-
-def marker_environment(snap: Mapping[str, Any]) -> dict[str, str]:
-    """PEP 508 marker variables of the machine the snapshot describes."""
-    python = snap.get("python") or {}
-    plat = snap.get("platform") or {}
-    version = str(python.get("version") or "")
-    system = str(plat.get("system") or "")
-    sys_platform = {"Linux": "linux", "Darwin": "darwin", "Windows": "win32"}.get(
-        system, system.lower()
-    )
-    impl = str(python.get("implementation") or "")
-    return {
-        "python_version": ".".join(version.split(".")[:2]),
-        "python_full_version": version,
-        "implementation_name": impl.lower(),
-        "implementation_version": version,
-        "platform_python_implementation": impl,
-        "platform_system": system,
-        "platform_machine": str(plat.get("machine") or ""),
-        "platform_release": str(plat.get("release") or ""),
-        "platform_version": "",
-        "sys_platform": sys_platform,
-        "os_name": "nt" if system == "Windows" else "posix",
-    }
 
 
 def _snapshot_findings(reqs: RequirementsFile, snap: Mapping[str, Any]) -> list[Finding]:

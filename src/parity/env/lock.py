@@ -537,7 +537,7 @@ def render_lock(
     options: Optional[Sequence[SourceOption]] = None,
 ) -> str:
     """The requirements-file text: header comments, then one block per distribution."""
-    from parity.env.doctor import marker_environment
+    from parity.env.requirements import marker_environment
 
     env = marker_environment(snap)
     created = (snap.get("meta") or {}).get("created") or "an unknown time"

@@ -343,6 +343,31 @@ def exact_pin(specifier: SpecifierSet) -> Optional[str]:
     return None
 
 
+def marker_environment(snap: Mapping[str, Any]) -> dict[str, str]:
+    """PEP 508 marker variables of the machine a snapshot describes, so that ``;
+    sys_platform == "win32"`` lines are judged for the environment that was built, not
+    for this one. Every variable is given (``platform_version`` is not recorded: "")
+    so that none falls back to this interpreter's value."""
+    python = snap.get("python") or {}
+    plat = snap.get("platform") or {}
+    version = str(python.get("version") or "")
+    system = str(plat.get("system") or "")
+    impl = str(python.get("implementation") or "")
+    return {
+        "python_version": ".".join(version.split(".")[:2]),
+        "python_full_version": version,
+        "implementation_name": impl.lower(),
+        "implementation_version": version,
+        "platform_python_implementation": impl,
+        "platform_system": system,
+        "platform_machine": str(plat.get("machine") or ""),
+        "platform_release": str(plat.get("release") or ""),
+        "platform_version": "",
+        "sys_platform": {"Linux": "linux", "Darwin": "darwin", "Windows": "win32"}.get(system, system.lower()),
+        "os_name": "nt" if system == "Windows" else "posix",
+    }
+
+
 def parse_requirements(path: str | os.PathLike[str]) -> RequirementsFile:
     """Parse a requirements file and its ``-r``/``-c`` includes.
 
