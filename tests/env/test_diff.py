@@ -246,6 +246,24 @@ def test_requirement_markers_are_judged_for_environment_b(tmp_path):
     assert item.declared_allows is False  # A's 1.26.4 is outside what Linux declares
 
 
+def test_every_marker_variable_comes_from_environment_b_not_from_this_interpreter(tmp_path):
+    """diff, doctor and lock share one marker_environment, which gives every PEP 508
+    variable: one left out is filled by packaging from the interpreter running parity."""
+    from packaging.markers import default_environment
+
+    from parity.env.requirements import marker_environment
+
+    assert set(marker_environment(base())) == set(default_environment())
+    req = tmp_path / "requirements.txt"
+    req.write_text('numpy==1.26.4; implementation_version < "3.9"\nnumpy>=2; implementation_version >= "3.9"\n')
+    a, b = base(), base()
+    for snap in (a, b):
+        snap["python"]["version"] = "3.8.10"  # not the interpreter running this test
+    b["packages"]["numpy"]["version"] = "2.0.0"
+    (item,) = diff(a, b, requirements=req).items
+    assert item.declared == "==1.26.4" and item.declared_allows is False
+
+
 def test_missing_requirements_file_is_a_user_error(tmp_path):
     with pytest.raises(ParityError, match=r"missing\.txt"):
         diff(base(), base(), requirements=tmp_path / "missing.txt")
