@@ -267,3 +267,24 @@ def test_record_directory_env_is_checked_against_its_manifest(tmp_path, snap):
     env.write_text(tampered[:-1])  # and truncated
     with pytest.raises(ParityError, match=r"env\.json: size"):
         load_snapshot(record)
+
+
+def test_a_record_directory_is_read_without_importing_parity_records(tmp_path, snap):
+    """env sits below records: reading a record's env.json goes through parity._io alone."""
+    record = _fake_record(tmp_path / "golden", snap)
+    code = ("import sys; from parity.env import load_snapshot; load_snapshot(sys.argv[1]); "
+            "print(sorted(m for m in sys.modules if m.startswith('parity.records')))")
+    out = subprocess.run([sys.executable, "-c", code, str(record)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_record_whose_manifest_does_not_list_env_json_is_refused(tmp_path, snap):
+    record = tmp_path / "golden"
+    record.mkdir()
+    (record / "env.json").write_text(json.dumps(snap))
+    (record / "manifest.json").write_text(json.dumps({"format": "parity.record", "files": {}}))
+    with pytest.raises(ParityError, match=r"env\.json: not in this record"):
+        load_snapshot(record)
+    (record / "manifest.json").write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(ParityError, match="not a parity record manifest"):
+        load_snapshot(record)

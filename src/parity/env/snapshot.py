@@ -18,12 +18,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from parity._io import read_json
+from parity._io import check_not_lfs_pointer, read_json, sha256_file
 from parity._version import __version__
 from parity.env import _collect, runtime
-from parity.errors import ParityError, SnapshotError
+from parity.errors import ParityError, RecordError, SnapshotError
 
 SCHEMA = _collect.SCHEMA
+#: PEP 503 name normaliser: what ``packages`` is keyed by (defined in the stdlib-only collector)
+canonical_name = _collect.canonical_name
 SCHEMA_NAME, SCHEMA_VERSION = "parity.snapshot", 1
 SCHEMA_FILE = Path(__file__).with_name("snapshot.schema.json")
 #: A snapshot is a few hundred KiB; a file larger than this is refused unread.
@@ -203,26 +205,48 @@ def read_snapshot_file(path: Path) -> Any:
         raise SnapshotError(exc.message, fix=exc.fix) from None
 
 
-def _env_of_record(folder: Path) -> Any:
-    """env.json of a record, refused (RecordError) if the record is incomplete or
-    env.json does not match its manifest; a plain folder holding env.json is read as is."""
-    from parity._io import sha256_file
-    from parity.errors import RecordError
-    from parity.records.format import ENV, MANIFEST, read_record
+#: What env knows of a record (``parity.records.format``, whose docstring is normative):
+#: ``manifest.json`` lists every file with its ``size`` and ``sha256``, and ``env.json`` is
+#: the environment snapshot. Read here with :mod:`parity._io` alone: env never imports records.
+RECORD_MANIFEST, RECORD_ENV, RECORD_FORMAT = "manifest.json", "env.json", "parity.record"
 
-    env = folder / ENV
-    if not (folder / MANIFEST).is_file():
+
+def _env_of_record(folder: Path) -> Any:
+    """env.json of a record, refused (RecordError) when the manifest does not list it or
+    it does not match its manifest entry (size, sha256); a plain folder holding env.json
+    is read as is. The rest of the record is not checked: the snapshot needs env.json alone."""
+    env = folder / RECORD_ENV
+    manifest_path = folder / RECORD_MANIFEST
+    if not manifest_path.is_file():
         if not env.is_file():
             raise SnapshotError(f"{folder}: is a directory but not a record (no env.json)", fix=_FIX_SNAPSHOT)
         return read_snapshot_file(env)
-    record = read_record(folder, verify_hashes=False)  # sizes of every file; hashing all is diff's business no more
-    meta = record.manifest["files"].get(ENV)
-    if meta is None:
+    check_not_lfs_pointer(manifest_path)
+    manifest = read_json(manifest_path, "a record manifest", fix="pass the directory written by `parity record`")
+    if not isinstance(manifest, dict) or manifest.get("format") != RECORD_FORMAT:
+        raise RecordError(f"{manifest_path}: not a parity record manifest",
+                          fix="pass the directory written by `parity record`")
+    files = manifest.get("files")
+    meta = files.get(RECORD_ENV) if isinstance(files, dict) else None
+    if not isinstance(meta, dict):
         raise RecordError(f"{env}: not in this record", fix="record again with an environment snapshot")
-    if sha256_file(env) != meta.get("sha256"):
-        raise RecordError(f"{env}: sha256 does not match the manifest (corrupted or modified)",
+    _check_listed_file(env, meta)
+    return read_snapshot_file(env)
+
+
+def _check_listed_file(path: Path, meta: dict[str, Any]) -> None:
+    """RecordError unless ``path`` is present, not a git-LFS pointer, and of the size and
+    sha256 its manifest entry ``meta`` lists."""
+    if not path.is_file():
+        raise RecordError(f"{path}: missing from the record", fix="copy the whole record directory, or record again")
+    check_not_lfs_pointer(path)
+    size = path.stat().st_size
+    if size != meta.get("size"):
+        raise RecordError(f"{path}: size {size} bytes, manifest says {meta.get('size')} (truncated or modified)",
                           fix="copy the record again from its source")
-    return record.json(ENV)
+    if sha256_file(path) != meta.get("sha256"):
+        raise RecordError(f"{path}: sha256 does not match the manifest (corrupted or modified)",
+                          fix="copy the record again from its source")
 
 
 def check_snapshot(data: Any, source: str) -> dict[str, Any]:
