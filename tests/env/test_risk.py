@@ -6,11 +6,11 @@ from parity.env.risk import (
     LEVELS,
     RISK_TABLE,
     STAGES,
-    canonical_name,
     level_rank,
     package_risk,
     risk_for,
 )
+from parity.env.snapshot import canonical_name
 
 
 @pytest.mark.parametrize(
@@ -94,3 +94,4 @@ def test_canonical_name_follows_pep503():
 
 def test_level_rank_orders_high_first():
     assert sorted(["low", "high", "medium"], key=level_rank) == ["high", "medium", "low"]
+    assert sorted(["None", "low", "high"], key=level_rank) == ["high", "low", "None"]  # unknown last

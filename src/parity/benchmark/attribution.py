@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-_RISK_ORDER = {"high": 0, "medium": 1, "low": 2}
+from parity.env.risk import level_rank
 
 
 def env_differences(baseline_env: dict[str, Any] | None, current_env: dict[str, Any] | None) -> list[dict[str, Any]] | None:
@@ -38,7 +38,7 @@ def rank_differences(differences: Iterable[dict[str, Any]], slower_stages: Seque
     ranked = []
     for position, item in enumerate(differences):
         touched = [s for s in slower if s in (item.get("stages") or ())]
-        key = (0 if touched else 1, _RISK_ORDER.get(str(item.get("risk")), 3), position)
+        key = (0 if touched else 1, level_rank(str(item.get("risk"))), position)
         ranked.append((key, {**item, "touches_slower_stage": touched}))
     ranked.sort(key=lambda pair: pair[0])
     return [item for _, item in ranked]

@@ -7,10 +7,10 @@ with another local label (a wheel *variant*, e.g. ``2.1.0+cu118`` -> ``2.1.0+cpu
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from parity.env.snapshot import canonical_name
 from parity.errors import BisectError
 
 CHANGE_KINDS = ("changed", "added", "removed", "variant")
@@ -31,11 +31,6 @@ class Change:
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "good": self.good, "bad": self.bad, "change": self.kind}
-
-
-def canonical_name(name: str) -> str:
-    """PEP 503 normalised name (what snapshots key ``packages`` by)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def full_version(entry: dict[str, Any]) -> str:

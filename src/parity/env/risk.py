@@ -17,9 +17,10 @@ lookups; both are pure functions of the table.
 from __future__ import annotations
 
 import fnmatch
-import re
 from dataclasses import dataclass
 from functools import lru_cache
+
+from parity.env._collect import canonical_name
 
 LEVELS = ("high", "medium", "low")
 STAGES = ("preprocess", "model", "postprocess")
@@ -202,14 +203,6 @@ RISK_TABLE: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
 )
 
 
-_CANON = re.compile(r"[-_.]+")
-
-
-def canonical_name(name: str) -> str:
-    """PEP 503 normalised distribution name: ``Foo_Bar.baz`` -> ``foo-bar-baz``."""
-    return _CANON.sub("-", name).lower()
-
-
 @lru_cache(maxsize=4096)
 def risk_for(category: str, name: str) -> Risk:
     """The first row of :data:`RISK_TABLE` that matches ``"<category>:<name>"``.
@@ -232,5 +225,6 @@ def package_risk(name: str) -> Risk:
 
 
 def level_rank(level: str) -> int:
-    """Sort key: 0 for high, 1 for medium, 2 for low."""
-    return LEVELS.index(level)
+    """Sort key: 0 for high, 1 for medium, 2 for low, 3 for anything else (a JSON
+    document from elsewhere): the one risk order every ranking uses."""
+    return LEVELS.index(level) if level in LEVELS else len(LEVELS)
