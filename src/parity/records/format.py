@@ -46,6 +46,7 @@ from typing import Any
 from parity._io import atomic_write_json, dumps_json, sha256_bytes, sha256_file
 from parity._version import __version__
 from parity.errors import LfsPointerError, RecordError
+from parity.records import validate
 from parity.records.store import MANIFEST, RecordReader, RecordWriter, store_for
 
 FORMAT = "parity.record"
@@ -266,7 +267,7 @@ def read_record(location: str | os.PathLike[str] | RecordReader, *, verify_hashe
     its own ``manifest_sha256``; every listed file is a plain relative path inside the
     record, not a git-LFS pointer, with the listed size and (unless ``verify_hashes`` is
     false) sha256 (:meth:`RecordReader.verify`); then every JSON file and safetensors
-    header fits the record schema (:func:`parity.records.validate.check_contents`).
+    header fits the record schema (:mod:`parity.records.validate`).
     Raises :class:`RecordError` (an :class:`~parity.errors.LfsPointerError` for a
     pointer) naming the first bad file.
     """
@@ -278,15 +279,40 @@ def read_record(location: str | os.PathLike[str] | RecordReader, *, verify_hashe
     manifest = _read_manifest(reader)
     reader.verify(manifest["files"], hashes=verify_hashes, present=present)
     record = Record(reader=reader, manifest=manifest)
-    from parity.records.validate import check_contents
-
-    check_contents(record)
+    _check_contents(record)
     return record
 
 
-def _read_manifest(reader: RecordReader) -> dict[str, Any]:
-    from parity.records.validate import MANIFEST_SCHEMA, Invalid
+def _check_contents(record: Record) -> None:
+    """Validate every safetensors header and JSON file of a record whose file list was
+    checked (:mod:`parity.records.validate`); fills ``record.headers`` and the
+    parsed-JSON cache. RecordError names the bad file."""
+    files = record.manifest["files"]
+    current = MANIFEST
+    try:
+        validate.check_complete(record.manifest)
+        for rel in sorted(files):
+            if rel.endswith(".safetensors"):
+                current = rel
+                with record.reader.open(rel) as f:
+                    record.headers[rel] = validate.read_header(f, files[rel]["size"])
+        sample_size = int(record.manifest.get("sample_size", 64))
+        checks: dict[str, validate.Check] = {
+            ENV: validate.ENV_SCHEMA, ASSETS: validate.ASSETS_SCHEMA, INPUTS: validate.inputs_check,
+            STAGES_META: validate.stages_check(record.headers),
+            LAYERS: validate.layers_check(record.headers, record.capture, sample_size),
+            MODULE_INPUTS: validate.module_inputs_check(record.headers), BENCH: validate.bench_check,
+        }
+        for rel, check in checks.items():
+            if rel in files:
+                current = rel
+                check(record.json(rel), "")
+                validate.check_counts(rel, record.json(rel), record.manifest)
+    except validate.Invalid as exc:
+        raise RecordError(f"{record.where(current)}: {exc}", fix=_FIX_COPY) from None
 
+
+def _read_manifest(reader: RecordReader) -> dict[str, Any]:
     where = reader.where(MANIFEST)
     if reader.is_lfs_pointer(MANIFEST):
         raise LfsPointerError(where)
@@ -302,8 +328,8 @@ def _read_manifest(reader: RecordReader) -> dict[str, Any]:
             fix="upgrade parity in this environment",
         )
     try:
-        MANIFEST_SCHEMA(manifest, "")
-    except Invalid as exc:
+        validate.MANIFEST_SCHEMA(manifest, "")
+    except validate.Invalid as exc:
         raise RecordError(f"{where}: {exc}", fix=_FIX_COPY) from None
     if DIGEST in manifest and manifest[DIGEST] != manifest_digest(manifest):
         raise RecordError(f"{where}: changed after it was written ({DIGEST} does not match)", fix=_FIX_COPY)

@@ -1,5 +1,6 @@
 """Strict checks of a record's contents, run by :func:`parity.records.format.read_record`
-at open time, before any verdict.
+at open time, before any verdict (this module knows no record store: it checks what
+read_record hands it).
 
 A record is data from elsewhere, so nothing in it is trusted:
 
@@ -434,41 +435,7 @@ def bench_check(data: Any, w: str) -> None:
     obj({}, {"model": nullable(is_dict), "env": nullable(is_dict)})(data, w)
 
 
-def check_contents(record: Any) -> None:
-    """Validate every safetensors header and JSON file of an open record (a
-    :class:`~parity.records.format.Record` whose file list was checked); fills
-    ``record.headers`` and the parsed-JSON cache. RecordError names the bad file."""
-    from parity.errors import RecordError
-    from parity.records import format as fmt
-
-    files = record.manifest["files"]
-    current = ""
-    try:
-        current = fmt.MANIFEST
-        _check_complete(record.manifest)
-        for rel in sorted(files):
-            if rel.endswith(".safetensors"):
-                current = rel
-                with record.reader.open(rel) as f:
-                    record.headers[rel] = read_header(f, files[rel]["size"])
-        capture = record.capture
-        checks: dict[str, Check] = {
-            fmt.ENV: ENV_SCHEMA, fmt.ASSETS: ASSETS_SCHEMA, fmt.INPUTS: inputs_check,
-            fmt.STAGES_META: stages_check(record.headers),
-            fmt.LAYERS: layers_check(record.headers, capture, int(record.manifest.get("sample_size", 64))),
-            fmt.MODULE_INPUTS: module_inputs_check(record.headers), fmt.BENCH: bench_check,
-        }
-        for rel, check in checks.items():
-            if rel in files:
-                current = rel
-                check(record.json(rel), "")
-                _check_counts(rel, record.json(rel), record.manifest)
-    except Invalid as exc:
-        raise RecordError(f"{record.where(current)}: {exc}",
-                          fix="copy the record again from its source, or record again") from None
-
-
-def _check_complete(manifest: Mapping[str, Any]) -> None:
+def check_complete(manifest: Mapping[str, Any]) -> None:
     """The files the manifest's own fields say the recorder wrote are all listed (a
     forger who deletes layers.json and re-hashes gets no "nothing to compare")."""
     files = manifest["files"]
@@ -484,7 +451,7 @@ def _check_complete(manifest: Mapping[str, Any]) -> None:
             raise Invalid(f"does not list {rel}, which a record of this kind always has")
 
 
-def _check_counts(rel: str, data: Any, manifest: Mapping[str, Any]) -> None:
+def check_counts(rel: str, data: Any, manifest: Mapping[str, Any]) -> None:
     """Counts that must agree with the manifest: batches, inputs, captured layers."""
     batches = manifest.get("batches")
     if rel == "stages.json" and isinstance(batches, int):
