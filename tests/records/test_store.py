@@ -289,6 +289,7 @@ def test_a_fake_backend_records_and_verifies_through_the_public_path(memory_stor
     assert rec.location == "mem://golden" and rec.layers
     checked = verify("mem://golden", target)
     assert checked.verdict in ("PASS", "PASS-with-warnings"), checked.reason
+    assert checked.a["record"] == "mem://golden"
     record(target, INPUTS, out="mem://again", capture=capture, snapshot_env=False)
     assert compare("mem://golden", "mem://again").verdict in ("PASS", "PASS-with-warnings")
 

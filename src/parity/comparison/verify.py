@@ -38,7 +38,7 @@ def compare(
     """
     rec_a, rec_b = read_record(dir_a), read_record(dir_b)
     policy = policy_from(rec_a.manifest.get("tolerances"), atol, rtol, overrides)
-    result = compare_records(rec_a, rec_b, policy, b_info={"record": str(rec_b.path), "target": rec_b.target})
+    result = compare_records(rec_a, rec_b, policy, b_info={"record": rec_b.location, "target": rec_b.target})
     if result.first_divergent_layer:
         result.notes.append("introduced vs inherited needs a live model: run `parity verify` with the target in B")
     _explain(result, rec_a)
@@ -89,7 +89,7 @@ def compare_records(rec_a: Record, rec_b: Record, policy: TolerancePolicy, *, b_
 def _compare_records(
     rec_a: Record, rec_b: Record, policy: TolerancePolicy, b_info: dict[str, Any]
 ) -> tuple[VerifyResult, list[layers.LayerRow]]:
-    result = VerifyResult(a={"record": str(rec_a.path), "target": rec_a.target}, b=b_info, capture=rec_a.capture)
+    result = VerifyResult(a={"record": rec_a.location, "target": rec_a.target}, b=b_info, capture=rec_a.capture)
     if rec_b.capture != rec_a.capture:
         result.notes.append(one_line(f"A was recorded with capture={rec_a.capture}, B with capture={rec_b.capture}"))
     if _inputs_differ(rec_a, rec_b):
