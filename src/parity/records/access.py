@@ -26,7 +26,7 @@ def load_record_inputs(record: fmt.Record | str | os.PathLike[str]) -> list[Any]
     if info["kind"] in ("text", "json"):
         return list(info["items"])
     if info["kind"] != "tensors":
-        raise RecordError(f"{rec.path / fmt.INPUTS}: A's inputs were Python objects that a record cannot hold",
+        raise RecordError(f"{rec.where(fmt.INPUTS)}: A's inputs were Python objects that a record cannot hold",
                           fix="record with an --inputs file, or pass the same inputs to B explicitly")
     stage, direct = _input_stage(rec, info)
     rows: list[Any] = []
@@ -35,7 +35,7 @@ def load_record_inputs(record: fmt.Record | str | os.PathLike[str]) -> list[Any]
         try:
             rows.extend(_unstack(stacked, batch["size"]))
         except (IndexError, TypeError, ValueError):
-            raise RecordError(f"{rec.path / fmt.STAGES_META}: batch {batch['batch']}'s {stage} stage does not hold "
+            raise RecordError(f"{rec.where(fmt.STAGES_META)}: batch {batch['batch']}'s {stage} stage does not hold "
                               f"{batch['size']} rows", fix="record again") from None
     return TensorInputs(rows) if direct else rows
 
@@ -49,7 +49,7 @@ def _input_stage(rec: fmt.Record, info: dict[str, Any]) -> tuple[str, bool]:
         fix = "record the artifact again with this parity"
     else:
         fix = "pass the same inputs to B explicitly (--inputs FILE), or record A with tensor rows that skip preprocess"
-    raise RecordError(f"{rec.path / fmt.STAGES_META}: A's tensor inputs went through a preprocess and were not "
+    raise RecordError(f"{rec.where(fmt.STAGES_META)}: A's tensor inputs went through a preprocess and were not "
                       "stored", fix=fix)
 
 
@@ -68,7 +68,7 @@ def _unstack(value: Any, n: int) -> list[Any]:
 def layer_tensor(record: fmt.Record, entry: dict[str, Any]) -> Any:
     """The full tensor of a layers.json entry (capture=full only)."""
     if record.capture != "full" or not entry.get("shard"):
-        raise RecordError(f"{record.path}: layer {entry['key']} has no stored tensor (capture={record.capture})",
+        raise RecordError(f"{record.location}: layer {entry['key']} has no stored tensor (capture={record.capture})",
                           fix="record with --capture full")
     return record.tensor(entry["shard"], entry["tensor"])
 
@@ -87,7 +87,7 @@ def layer_sample(record: fmt.Record, entry: dict[str, Any]) -> tuple[Any, Any]:
     if record.capture == "full":
         return indices, layer_tensor(record, entry).reshape(-1).index_select(0, indices)
     if not entry.get("shard"):
-        raise RecordError(f"{record.path}: layer {entry['key']} has no sample", fix="record with --capture stats")
+        raise RecordError(f"{record.location}: layer {entry['key']} has no sample", fix="record with --capture stats")
     return indices, record.tensor(entry["shard"], entry["tensor"])
 
 
@@ -102,7 +102,7 @@ def load_module_inputs(record: fmt.Record, key: str, batch: int) -> tuple[tuple[
     index = _module_input_index(record)
     call = index.get((batch, call_key))
     if call is None:
-        raise RecordError(f"{record.path / fmt.MODULE_INPUTS}: no recorded call {call_key} in batch {batch}",
+        raise RecordError(f"{record.where(fmt.MODULE_INPUTS)}: no recorded call {call_key} in batch {batch}",
                           fix="record with --capture full")
 
     def load(loc: dict[str, Any]) -> Any:
@@ -111,7 +111,7 @@ def load_module_inputs(record: fmt.Record, key: str, batch: int) -> tuple[tuple[
     try:
         return tuple(rebuild(call["args"], load)), dict(rebuild(call["kwargs"], load))
     except ValueError as exc:
-        raise RecordError(f"{record.path / fmt.MODULE_INPUTS}: inputs of {call_key} cannot be rebuilt: {exc}",
+        raise RecordError(f"{record.where(fmt.MODULE_INPUTS)}: inputs of {call_key} cannot be rebuilt: {exc}",
                           fix="this module cannot be replayed in isolation; compare its outputs only") from None
 
 
@@ -119,7 +119,7 @@ def _module_input_index(record: fmt.Record) -> dict[tuple[int, str], dict[str, A
     cache_key = "_module_input_index"
     if cache_key not in record._cache:
         if record.capture != "full":
-            raise RecordError(f"{record.path}: capture={record.capture} has no module inputs",
+            raise RecordError(f"{record.location}: capture={record.capture} has no module inputs",
                               fix="record with --capture full")
         calls = record.json(fmt.MODULE_INPUTS)
         record._cache[cache_key] = {(c["batch"], c["key"]): c for c in calls}
