@@ -199,7 +199,7 @@ def test_performance_rendered_when_present():
     }
     page = render_html(result)
     assert "No benchmark" not in page and "model stage 2.5x slower" in page
-    assert "<td>10 ms</td><td>25 ms</td><td>2.5</td><td>2.3–2.7</td>" in page
+    assert "<td>10 ms</td><td>25 ms</td><td>2.50x</td><td>2.30–2.70</td>" in page
     markup = page.split("<script", 1)[0]  # the full result is embedded as JSON below; the page shows less
     assert "Warning: few samples" in markup and "secret-huge-snapshot" not in markup
     assert HOSTILE not in page.split("id='performance'")[1].split("<script")[0]  # escaped there too

@@ -8,12 +8,12 @@ from typing import Any
 
 from rich.console import Console
 
-from parity.report.terminal import render_verify
+from parity.report.terminal import verify_report
 
 
 def _render(doc: dict[str, Any]) -> str:
     buf = io.StringIO()
-    render_verify(doc, Console(file=buf, width=160, color_system=None))
+    Console(file=buf, width=160, color_system=None).print(verify_report(doc))
     return buf.getvalue()
 
 
@@ -149,7 +149,7 @@ def test_control_characters_from_a_record_never_reach_the_terminal() -> None:
                layers=[dict(_layer(1, "diverged"), key=f"{clear}#0/out", type=link)],
                probable_cause=dict(CAUSE, summary=f"unexplained: {csi}", evidence=[link]))
     buf = io.StringIO()
-    render_verify(doc, Console(file=buf, width=160, force_terminal=True, color_system="truecolor"))
+    Console(file=buf, width=160, force_terminal=True, color_system="truecolor").print(verify_report(doc))
     out = buf.getvalue()
     # rich's own colours are ESC[...m sequences; nothing else may be a control sequence
     assert re.sub(r"\x1b\[[0-9;]*m", "", out).count("\x1b") == 0

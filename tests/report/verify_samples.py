@@ -66,10 +66,11 @@ def verify_result(n_layers: int = 40, *, diverge_at: int | None = 25, hostile: b
         "env_diff": {
             "identical": False,
             "items": [
-                {"category": "package", "name": "tokenizers", "a": "0.19.1", "b": "0.20.0", "change": "changed", "risk": "medium",
-                 "reason": "tokenizer release", "stages": ["preprocess"]},
+                # ranked by risk, as EnvDiff.to_json() gives them (the report keeps that order)
                 {"category": "package", "name": name, "a": "1.26.4", "b": "2.0.0", "change": "changed", "risk": "high",
                  "reason": f"numerics {HOSTILE_ATTR if hostile else 'backend'}", "stages": ["model"]},
+                {"category": "package", "name": "tokenizers", "a": "0.19.1", "b": "0.20.0", "change": "changed", "risk": "medium",
+                 "reason": "tokenizer release", "stages": ["preprocess"]},
             ],
         },
         "assets": {

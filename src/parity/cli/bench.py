@@ -7,19 +7,22 @@ import click
 from parity.cli._common import (
     EXIT_FINDING,
     EXIT_OK,
+    batch_size_option,
     check_output_file,
-    console,
     emit_json,
+    inputs_option,
     json_option,
+    show,
+    threads_option,
 )
 
 
 @click.command("bench")
 @click.argument("target")
-@click.option("--inputs", type=click.Path(dir_okay=False), help="Inputs file (.txt, .jsonl, .safetensors, .npz).")
+@inputs_option()
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the parity.bench/1 result here.")
-@click.option("--batch-size", type=int, help="Items per call [default: the pipeline's, or the baseline's].")
-@click.option("--threads", type=int, help="torch and BLAS threads for the run [default: leave as is].")
+@batch_size_option("the pipeline's, or the baseline's")
+@threads_option
 @click.option("--min-time", type=float, help="Measure at least this many seconds [default: 2].")
 @click.option("--min-iters", type=int, help="Measure at least this many calls [default: 20].")
 @click.option("--against", type=click.Path(), help="Baseline: a bench JSON file or a record directory.")
@@ -52,17 +55,13 @@ def command(target: str, inputs: str | None, output: str | None, batch_size: int
         from parity._io import atomic_write_json
 
         atomic_write_json(output, doc)
-    _render(doc, comparison.to_json() if comparison else None, as_json)
-    return EXIT_FINDING if comparison is not None and comparison.regression else EXIT_OK
-
-
-def _render(doc: dict, comparison: dict | None, as_json: bool) -> None:
+    against_doc = comparison.to_json() if comparison is not None else None
     if as_json:
-        emit_json({**doc, "comparison": comparison} if comparison is not None else doc)
-        return
-    from parity.benchmark.render import bench_renderable, comparison_renderable
+        emit_json({**doc, "comparison": against_doc} if against_doc is not None else doc)
+    else:
+        from parity.report.terminal import bench_comparison_report, bench_report
 
-    out = console()
-    out.print(bench_renderable(doc))
-    if comparison is not None:
-        out.print(comparison_renderable(comparison))
+        show(bench_report(doc))
+        if against_doc is not None:
+            show(bench_comparison_report(against_doc))
+    return EXIT_FINDING if comparison is not None and comparison.regression else EXIT_OK

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from parity.cli._common import EXIT_OK, console, emit_json, json_option
+from parity.cli._common import EXIT_OK, console, emit_json, json_option, show
 
 
 @click.command("bisect", context_settings={"allow_interspersed_args": False})
@@ -70,7 +70,9 @@ def command(good: str | None, bad: str | None, oracle: str | None, target: str |
     if as_json:
         emit_json(doc)
     else:
-        _render(doc)
+        from parity.report.terminal import bisect_report
+
+        show(bisect_report(doc))
     return result.exit_code
 
 
@@ -85,36 +87,16 @@ def _cache_command(cache_dir: str | None, max_size: str | None, prune: str | Non
         raise click.BadParameter(f"{prune}: --prune takes no value or `all`", param_hint="--prune")
     folder = Path(cache_dir).resolve() if cache_dir else default_cache_dir()
     if prune:
-        result = cache.prune(folder, max_size, everything=prune == "all")
-        doc, shown = result.to_json(), result.info
+        doc = cache.prune(folder, max_size, everything=prune == "all").to_json()
     else:
-        shown = cache.info(folder, max_size)
-        doc = shown.to_json()
+        doc = cache.info(folder, max_size).to_json()
     if as_json:
         emit_json(doc)
-        return EXIT_OK
-    out = console()
-    if prune:
-        out.print(f"removed {len(doc['removed'])} entries, {cache.format_size(doc['freed_bytes'])} freed",
-                  markup=False)
-    if shown.entries:
-        out.print(_cache_table(shown))
-    out.print(f"{shown.path}: {len(shown.entries)} entries, {cache.format_size(shown.total)} "
-              f"(limit {cache.format_size(shown.limit)}, {shown.limit_source})", markup=False)
+    else:
+        from parity.report.terminal import cache_report
+
+        show(cache_report(doc))
     return EXIT_OK
-
-
-def _cache_table(shown: Any) -> Any:
-    from rich.table import Table
-
-    from parity._text import one_line
-    from parity.bisection.cache import format_size
-
-    table = Table("entry", "kind", "size", "last used (UTC)", title="bisect trial cache, least recently used first")
-    for entry in shown.entries:
-        doc = entry.to_json()
-        table.add_row(one_line(doc["name"]), doc["kind"], format_size(doc["bytes"]), doc["last_used"])
-    return table
 
 
 class _Progress:
@@ -130,61 +112,10 @@ class _Progress:
         self.status.stop()
 
     def __call__(self, event: str, trial: Any) -> None:
-        taken = _short(trial.bad_side)
+        from parity.report.terminal import trial_done, trial_started
+
         if event == "start":
-            self.status.update(f"trial {trial.index} ({trial.stage}): bad side = {taken}")
-            return
-        verdict = trial.verdict.value if trial.verdict else "?"
-        self.err.print(f"trial {trial.index:>3} {trial.stage:<6} {trial.mode:<7} {verdict:<8} "
-                       f"{trial.seconds:6.2f}s  bad side = {taken}")
+            self.status.update(trial_started(trial.to_json()))
+        else:
+            self.err.print(trial_done(trial.to_json()), soft_wrap=True)
 
-
-def _short(names: list[str], limit: int = 4) -> str:
-    if not names:
-        return "(none: the good environment)"
-    shown = ", ".join(names[:limit])
-    return shown + (f" +{len(names) - limit} more" if len(names) > limit else "")
-
-
-def _render(doc: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    out = console()
-    for warning in doc["warnings"]:
-        out.print(f"[yellow]warning:[/] {warning}")
-    out.print(f"[bold]{doc['status']}[/]: {doc['reason']}")
-    if doc["culprits"]:
-        table = Table("culprit", "good", "bad", "change", title=f"{len(doc['changes'])} changes, {doc['n_trials']} trials")
-        for c in doc["culprits"]:
-            table.add_row(c["name"], c["good"] or "(absent)", c["bad"] or "(absent)", c["change"])
-        out.print(table)
-    elif doc["suspects"]:
-        out.print("still suspected: " + ", ".join(s["name"] for s in doc["suspects"]))
-    for n in doc["narrowed"]:
-        out.print(_narrow_line(n))
-    if doc["trials"]:
-        out.print(_trials_table(doc["trials"]))
-    if doc["reproduce"]:
-        out.print(f"reproduce trial {doc['decisive_trial']}:")
-        out.print(doc["reproduce"], markup=False, highlight=False, soft_wrap=True)
-
-
-def _narrow_line(n: dict[str, Any]) -> str:
-    if n["status"] in ("exact", "adjacent"):
-        return f"{n['name']}: first bad release {n['first_bad']} (last good {n['last_good']})"
-    if n["status"] == "range":
-        return (f"{n['name']}: first bad release is {n['first_bad']} or one of the untestable "
-                f"{', '.join(n['skipped'])} (last good {n['last_good']})")
-    return f"{n['name']}: {n['reason']}"
-
-
-def _trials_table(trials: list[dict[str, Any]]) -> Any:
-    from rich.table import Table
-
-    table = Table("#", "stage", "bad side", "mode", "verdict", "seconds")
-    for t in trials:
-        mode = t["mode"] + (f" ({t['why_venv']})" if t["why_venv"] else "") + (" cached" if t["cached"] else "")
-        verdict = t["verdict"] + (f": {t['note']}" if t["note"] else "")
-        taken = ", ".join(t["bad_side"]) or "(none: the good environment)"
-        table.add_row(str(t["index"]), t["stage"], taken, mode, verdict, f"{t['seconds']:.2f}")
-    return table

@@ -7,13 +7,13 @@ from typing import Any
 
 import click
 
-from parity.cli._common import check_output_file, console, emit_json, json_option
+from parity.cli._common import check_output_file, emit_json, html_option, json_option, show
 
 
 @click.command("compare")
 @click.argument("dir_a", metavar="DIR_A", type=click.Path(path_type=Path))
 @click.argument("dir_b", metavar="DIR_B", type=click.Path(path_type=Path))
-@click.option("--html", "html", type=click.Path(path_type=Path), metavar="FILE", help="Also write an HTML report to FILE.")
+@html_option
 @json_option
 def command(dir_a: Path, dir_b: Path, html: Path | None, as_json: bool) -> int:
     """Compare record DIR_B against the reference record DIR_A.
@@ -37,9 +37,7 @@ def render_result(result: Any, as_json: bool, html: Path | None) -> int:
     if as_json:
         emit_json(doc)
     else:
-        from parity.report.terminal import render_verify
+        from parity.report.terminal import verify_report
 
-        render_verify(doc, console())
-        if html is not None:
-            console().print(f"[dim]HTML report: {html}[/]")
+        show(verify_report(doc, html=html))
     return int(result.exit_code)

@@ -5,14 +5,11 @@ Exit 1 when any finding is an error, 0 otherwise, 2 when the file cannot be read
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import click
 
-from parity.cli._common import EXIT_FINDING, EXIT_OK, emit_json, json_option
-
-if TYPE_CHECKING:
-    from parity.env.doctor import DoctorReport
+from parity.cli._common import EXIT_FINDING, EXIT_OK, emit_json, json_option, show
 
 
 @click.command("doctor")
@@ -36,18 +33,8 @@ def command(requirements: str, snapshot: Optional[str], check_index: bool, as_js
     if as_json:
         emit_json(report.to_json())
     else:
-        _render(report)
+        from parity.report.terminal import doctor_report
+
+        show(doctor_report(report.to_json()))
     return EXIT_OK if report.ok else EXIT_FINDING
 
-
-def _render(report: DoctorReport) -> None:
-    """One line per finding (file:line, severity, code, message), its fix indented below."""
-    for f in report.findings:
-        click.echo(f"{f.location}: {f.severity} {f.code} {f.message}")
-        click.echo(f"    fix: {f.fix}")
-    counts = report.counts()
-    included = len(report.files) - 1
-    scope = f"{report.path}" + (f" and {included} included file(s)" if included > 0 else "")
-    click.echo(
-        f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info in {scope}"
-    )

@@ -12,7 +12,7 @@ from typing import Optional
 
 import click
 
-from parity.cli._common import EXIT_OK
+from parity.cli._common import EXIT_OK, show
 
 
 @click.command("lock")
@@ -33,12 +33,9 @@ def command(snapshot: str, out: Optional[str], hashes: bool) -> int:
 
     result = lock(snapshot, hashes=hashes, out=out)
     if out is None:
-        sys.stdout.write(result.text)
-    for warning in result.warnings:
-        click.echo(f"parity: warning: {warning}", err=True)
-    if out is not None:
-        click.echo(
-            f"parity: wrote {out}: {len(result.locked)} of {len(result.entries)} distributions locked, valid for {result.valid_for}",
-            err=True,
-        )
+        sys.stdout.write(result.text)  # the lock itself is data, not a report
+    if result.warnings or out is not None:
+        from parity.report.terminal import lock_report
+
+        show(lock_report(result, written_to=out), stderr=True)
     return EXIT_OK

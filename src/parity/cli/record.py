@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import click
 
-from parity.cli._common import EXIT_OK, check_output_dir, emit_json, json_option
+from parity.cli._common import (
+    EXIT_OK,
+    batch_size_option,
+    check_output_dir,
+    emit_json,
+    inputs_option,
+    json_option,
+    show,
+)
 
 
 @click.command("record")
 @click.argument("target")
-@click.option("--inputs", type=click.Path(dir_okay=False),
-              help="Inputs file (.txt, .jsonl, .safetensors, .npz) [default: the target's example inputs].")
+@inputs_option()
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Record directory to write.")
 @click.option("--capture", type=click.Choice(["outputs", "stats", "full"]), default="stats", show_default=True,
               help="outputs: stages only; stats: per-layer stats and samples; full: every tensor and module inputs.")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Items per model call [default: the pipeline's].")
+@batch_size_option()
 @click.option("--calibrate", is_flag=True, help="Run again with another thread count to store each layer's noise floor.")
 @click.option("--bench", is_flag=True, help="Also store a baseline benchmark (bench.json).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampled positions and torch's RNG.")
@@ -47,15 +54,8 @@ def command(target: str, inputs: str | None, output: str, capture: str, batch_si
     if as_json:
         emit_json(doc)
     else:
-        _render(doc)
+        from parity.report.terminal import record_report
+
+        show(record_report(doc))
     return EXIT_OK
 
-
-def _render(doc: dict) -> None:
-    inputs = doc["inputs"] or {}
-    click.echo(f"recorded {doc['target'] or 'pipeline'} -> {doc['path']}")
-    click.echo(f"  capture {doc['capture']}: {inputs.get('count')} inputs in {doc['batches']} batches, "
-               f"{doc['layers']} layer keys, {doc['files']} files, {doc['bytes'] / 1e6:.1f} MB, "
-               f"{doc['seconds']:.1f} s")
-    for warning in doc["warnings"]:
-        click.echo(f"  warning: {warning}")

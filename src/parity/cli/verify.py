@@ -6,17 +6,17 @@ from pathlib import Path
 
 import click
 
-from parity.cli._common import check_output_file, json_option
+from parity.cli._common import atol_option, check_output_file, html_option, json_option, rtol_option
 from parity.cli.compare import render_result
 
 
 @click.command("verify")
 @click.argument("record_dir", metavar="DIR", type=click.Path(path_type=Path))
 @click.argument("target", required=False)
-@click.option("--html", "html", type=click.Path(path_type=Path), metavar="FILE", help="Also write an HTML report to FILE.")
+@html_option
 @json_option
-@click.option("--atol", type=float, help="Absolute tolerance (default per dtype: 1e-5 for float32).")
-@click.option("--rtol", type=float, help="Relative tolerance (default per dtype: 1e-4 for float32).")
+@atol_option
+@rtol_option
 @click.option("--max-slowdown", "max_slowdown", type=float, metavar="PCT",
               help="Fail when B is more than PCT percent slower than A's baseline (needs `record --bench`).")
 def command(record_dir: Path, target: str | None, html: Path | None, as_json: bool, atol: float | None,

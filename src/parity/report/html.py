@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from parity.errors import ParityError
+from parity.report import _format as fmt
 
 #: Most points drawn per trace; above this, layers are grouped (worst member drawn).
 MAX_PLOT_POINTS = 500
@@ -38,7 +39,6 @@ LOG_FLOOR = 1e-12
 #: Rows of the environment diff shown before the rest is folded away.
 ENV_ROWS_OPEN = 25
 
-_RISK_ORDER = {"high": 0, "medium": 1, "low": 2}
 _CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
     "img-src data: blob:; font-src data:; connect-src 'none'; form-action 'none'; base-uri 'none'"
@@ -225,9 +225,9 @@ def _summary_context(r: Mapping[str, Any]) -> list[str]:
     pts: list[str] = []
     preds = _mapping(r.get("predictions"))
     if preds.get("argmax_agreement") is not None:
-        pts.append(f"Predicted classes agree on {_pct(preds['argmax_agreement'])} of inputs.")
+        pts.append(f"Predicted classes agree on {fmt.percent(preds['argmax_agreement'])} of inputs.")
     elif preds.get("cosine") is not None:
-        pts.append(f"Output cosine similarity: {_num(preds['cosine'])}.")
+        pts.append(f"Output cosine similarity: {fmt.cosine(preds['cosine'])}.")
     findings = _list(r.get("runtime"))
     if findings:
         first = _mapping(findings[0])
@@ -235,7 +235,7 @@ def _summary_context(r: Mapping[str, Any]) -> list[str]:
     items = _list(_mapping(r.get("env_diff")).get("items"))
     if items:
         high = sum(1 for i in items if _mapping(i).get("risk") == "high")
-        top = _mapping(_ranked(items)[0])
+        top = _mapping(items[0])  # ranked by risk (EnvDiff's order)
         pts.append(
             f"{len(items)} environment difference(s), {high} high-risk; top: <code>{_e(top.get('name'))}</code> "
             f"{_e(_short(top.get('a')))} → {_e(_short(top.get('b')))}."
@@ -363,8 +363,8 @@ def _hover(p: _Point) -> str:
         f"#{p.index} · {_e(layer.get('type') or '?')} · shape {_e(_shape(layer.get('shape')))} · {_e(layer.get('dtype') or '')}",
         f"status: {_e(layer.get('status') or '?')}" + _introduced_note(layer),
     ]
-    lines += [f"{_e(k)}: {_e(_num(v))}" for k, v in metrics.items()]
-    lines.append(f"atol {_e(_num(layer.get('atol')))} · rtol {_e(_num(layer.get('rtol')))}")
+    lines += [f"{_e(k)}: {_e(fmt.cosine(v) if k == 'cosine' else fmt.num(v))}" for k, v in metrics.items()]
+    lines.append(f"atol {_e(fmt.num(layer.get('atol')))} · rtol {_e(fmt.num(layer.get('rtol')))}")
     if p.first != p.last:
         lines.append(f"worst of layers #{p.first}–#{p.last} ({p.last - p.first + 1} layers)")
     return "<br>".join(lines)
@@ -397,7 +397,7 @@ def _divergent_layers_table(layers: Sequence[Any], limit: int = 20) -> str:
     rows = [
         f"<tr class='{_e(layer.get('status'))}'><td>{i}</td><td><code>{_e(layer.get('key'))}</code></td>"
         f"<td>{_e(layer.get('type'))}</td><td>{_e(_shape(layer.get('shape')))}</td><td>{_e(layer.get('status'))}</td>"
-        f"<td>{_e(_num(_metric(layer, 'max_abs')))}</td><td>{_e(_num(_metric(layer, 'rel_l2')))}</td>"
+        f"<td>{_e(fmt.num(_metric(layer, 'max_abs')))}</td><td>{_e(fmt.num(_metric(layer, 'rel_l2')))}</td>"
         f"<td>{_origin(layer)}</td></tr>"
         for i, layer in bad[:limit]
     ]
@@ -432,8 +432,8 @@ def _stages_section(r: Mapping[str, Any]) -> str:
         cls = "first" if s.get("stage") == first else _e(s.get("status"))
         rows.append(
             f"<tr class='{cls}' data-stage='{_e(s.get('stage'))}'><td>{_e(s.get('stage'))}</td><td>{_e(s.get('status'))}</td>"
-            f"<td>{_e(_num(m.get('max_abs')))}</td><td>{_e(_num(m.get('rel_l2')))}</td>"
-            f"<td>{_e(_num(m.get('cosine')))}</td><td>{_e(_num(m.get('mismatch_frac')))}</td></tr>"
+            f"<td>{_e(fmt.num(m.get('max_abs')))}</td><td>{_e(fmt.num(m.get('rel_l2')))}</td>"
+            f"<td>{_e(fmt.cosine(m.get('cosine')))}</td><td>{_e(fmt.num(m.get('mismatch_frac')))}</td></tr>"
         )
     table = _table(["stage", "status", "max abs", "rel L2", "cosine", "mismatch"], rows)
     diffs = "".join(_stage_rows(s) for s in map(_mapping, stages) if _list(s.get("rows")))
@@ -495,7 +495,7 @@ def _runtime_section(r: Mapping[str, Any]) -> str:
 
 def _env_section(r: Mapping[str, Any]) -> str:
     diff = _mapping(r.get("env_diff"))
-    items = _ranked(_list(diff.get("items")))
+    items = _list(diff.get("items"))  # ranked by risk (EnvDiff's order)
     if not items:
         text = "A and B environments are identical." if diff.get("identical") else "No environment diff in this result."
         return f"<section id='env'><h2>Environment (ranked)</h2><p class='muted'>{_e(text)}</p></section>"
@@ -515,10 +515,6 @@ def _env_row(i: Mapping[str, Any]) -> str:
         f"<td><code>{_e(i.get('name'))}</code></td><td>{_e(_short(i.get('a')))}</td><td>{_e(_short(i.get('b')))}</td>"
         f"<td>{_e(i.get('change'))}</td><td>{_e(i.get('reason'))}</td><td>{_e(stages)}</td></tr>"
     )
-
-
-def _ranked(items: Sequence[Any]) -> list[Any]:
-    return sorted(items, key=lambda i: _RISK_ORDER.get(str(_mapping(i).get("risk")), 3))
 
 
 def _assets_section(r: Mapping[str, Any]) -> str:
@@ -541,7 +537,7 @@ def _assets_section(r: Mapping[str, Any]) -> str:
         parts.append(_table(["file", "change", "A sha256", "B sha256"], rows))
     if params:
         rows = [
-            f"<tr><td><code>{_e(p.get('name'))}</code></td><td>{_e(_num(p.get('max_abs')))}</td>"
+            f"<tr><td><code>{_e(p.get('name'))}</code></td><td>{_e(fmt.num(p.get('max_abs')))}</td>"
             f"<td>{_e(_short(p.get('a_hash'), 16))}</td><td>{_e(_short(p.get('b_hash'), 16))}</td></tr>"
             for p in params
         ]
@@ -583,11 +579,11 @@ def _perf_stages(stages: Sequence[Any]) -> str:
     rows = []
     for st in map(_mapping, stages):
         ci = _list(st.get("ci"))
-        ci_text = f"{_num(ci[0])}–{_num(ci[1])}" if len(ci) == 2 else "n/a"
+        ci_text = fmt.ratio_range(ci[0], ci[1], sep="–") if len(ci) == 2 else fmt.MISSING
         cls = "diverged" if st.get("regression") else ""
         rows.append(
-            f"<tr class='{cls}'><td>{_e(st.get('stage'))}</td><td>{_e(_ms(st.get('baseline_p50')))}</td>"
-            f"<td>{_e(_ms(st.get('current_p50')))}</td><td>{_e(_num(st.get('ratio')))}</td><td>{_e(ci_text)}</td>"
+            f"<tr class='{cls}'><td>{_e(st.get('stage'))}</td><td>{_e(fmt.seconds(st.get('baseline_p50')))}</td>"
+            f"<td>{_e(fmt.seconds(st.get('current_p50')))}</td><td>{_e(fmt.ratio(st.get('ratio')))}</td><td>{_e(ci_text)}</td>"
             f"<td>{_e(st.get('verdict'))}</td><td>{'noisy' if st.get('noisy') else ''}</td></tr>"
         )
     head = ["stage", "A p50", "B p50", "B/A", "95% CI of B/A", "verdict", ""]
@@ -604,10 +600,6 @@ def _perf_suspects(items: Sequence[Any], limit: int = 10) -> str:
         for i in map(_mapping, items[:limit])
     ]
     return "<h3>Environment differences to suspect</h3>" + _table(["risk", "name", "A → B", "touches slower stage"], rows)
-
-
-def _ms(seconds: Any) -> str:
-    return f"{seconds * 1000:.3g} ms" if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else "n/a"
 
 
 def _details_section(r: Mapping[str, Any]) -> str:
@@ -627,7 +619,7 @@ def _generic(obj: Any, depth: int = 0) -> str:
     if isinstance(obj, Mapping):
         if not obj:
             return "<span class='muted'>none</span>"
-        rows = [f"<tr><th>{_e(k)}</th><td>{_generic(v, depth + 1)}</td></tr>" for k, v in obj.items()]
+        rows = [f"<tr><th>{_e(k)}</th><td>{_value(k, v, depth + 1)}</td></tr>" for k, v in obj.items()]
         return f"<table class='kv'>{''.join(rows)}</table>"
     if isinstance(obj, list):
         if not obj:
@@ -635,10 +627,17 @@ def _generic(obj: Any, depth: int = 0) -> str:
         if depth > 3 or all(not isinstance(v, (Mapping, list)) for v in obj):
             return f"<code>{_e(_short(obj, 600))}</code>"
         return "<ol>" + "".join(f"<li>{_generic(v, depth + 1)}</li>" for v in obj[:200]) + "</ol>"
-    return _e(_num(obj))
+    return _e(fmt.num(obj))
 
 
 # ----------------------------------------------------------------- small helpers
+
+
+def _value(key: Any, value: Any, depth: int) -> str:
+    """A value under ``key``: a cosine keeps the digits that tell 0.99999 from 1."""
+    if key == "cosine" and _finite(value) is not None:
+        return _e(fmt.cosine(value))
+    return _generic(value, depth)
 
 
 def _table(head: Sequence[str], rows: Sequence[str], cls: str = "") -> str:
@@ -662,21 +661,6 @@ def _finite(value: Any) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return None
-
-
-def _num(value: Any) -> str:
-    """Numbers for people: 4 significant digits, exact zero as 0; others as text."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, int) or value == 0:
-        return str(value)
-    return f"{value:.4g}"
-
-
-def _pct(value: Any) -> str:
-    return f"{100 * value:.1f}%" if isinstance(value, (int, float)) else str(value)
 
 
 def _shape(shape: Any) -> str:
