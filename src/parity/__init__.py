@@ -7,21 +7,43 @@ Each returns a result object (``to_json()`` for machines) and never prints.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 from parity._version import __version__
 from parity.errors import ParityError
 from parity.target.pipeline import Pipeline
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the types below cost nothing at run time: `import parity` stays light
+    import os
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+
+    import torch
+
     from parity.benchmark.protocol import BenchResult
+    from parity.bisection.oracle import Oracle
     from parity.bisection.search import BisectResult
-    from parity.comparison.verify import VerifyResult
-    from parity.env.diff import EnvDiff
+    from parity.bisection.trials import IndexOptions
+    from parity.comparison.verification import VerifyResult
+    from parity.env.differences import EnvDiff
     from parity.env.doctor import DoctorReport
     from parity.env.lock import LockResult
     from parity.exporters.api import ExportResult
     from parity.records.recorder import RecordResult
+    from parity.target.loader import LoadedTarget
+
+    #: A file or folder path.
+    StrPath = Union[str, os.PathLike[str]]
+    #: A snapshot: its dict, a snapshot file, a record or venv folder, or "current".
+    SnapshotSpec = Union[Mapping[str, Any], str, os.PathLike[str]]
+    #: What runs: a TARGET spec (file.py:build, package.module:build, an artifact or model
+    #: folder), a loaded target, or a Pipeline.
+    Target = Union[str, Path, Pipeline, LoadedTarget]
+    #: An inputs file (.txt, .jsonl, .safetensors, .npz), the raw inputs themselves, or
+    #: None for the pipeline's example inputs.
+    Inputs = Union[str, Path, list[Any], None]
+    #: Per-layer tolerances: {layer key pattern: {"atol": x, "rtol": y}}.
+    Overrides = Mapping[str, Mapping[str, float]]
 
 __all__ = [
     "ParityError",
@@ -40,27 +62,28 @@ __all__ = [
 ]
 
 
-def snapshot(python: Any = None, runtime: Any = False) -> dict[str, Any]:
-    """Snapshot of this interpreter, or of the interpreter at ``python`` (run as a subprocess).
+def snapshot(python: StrPath | None = None, runtime: bool = False) -> dict[str, Any]:
+    """Snapshot (``parity.snapshot/1``) of this interpreter, or of the interpreter (or venv
+    folder) at ``python``, run as a subprocess; ``runtime`` adds BLAS, threads and precision.
 
-    See :func:`parity.env.snapshot.snapshot`.
+    See :func:`parity.env.snapshots.snapshot`.
     """
-    from parity.env.snapshot import snapshot as impl
+    from parity.env.snapshots import snapshot as impl
 
     return impl(python, runtime)
 
 
-def diff(a: Any, b: Any, requirements: Any = None) -> EnvDiff:
-    """Differences from environment ``a`` to ``b``.
+def diff(a: SnapshotSpec, b: SnapshotSpec, requirements: StrPath | None = None) -> EnvDiff:
+    """Differences from environment ``a`` to ``b``, ranked by risk.
 
-    See :func:`parity.env.diff.diff`.
+    See :func:`parity.env.differences.diff`.
     """
-    from parity.env.diff import diff as impl
+    from parity.env.differences import diff as impl
 
     return impl(a, b, requirements)
 
 
-def doctor(path: Any, snapshot: Any = None, check_index: Any = False) -> DoctorReport:
+def doctor(path: StrPath, snapshot: SnapshotSpec | None = None, check_index: bool = False) -> DoctorReport:
     """Lint a requirements file, against a snapshot when one is given.
 
     See :func:`parity.env.doctor.doctor`.
@@ -70,8 +93,8 @@ def doctor(path: Any, snapshot: Any = None, check_index: Any = False) -> DoctorR
     return impl(path, snapshot, check_index)
 
 
-def lock(snapshot: Any, hashes: Any = False, *, out: Any = None) -> LockResult:
-    """Build the lock for a snapshot (dict, or a spec :func:`parity.env.load_snapshot` reads).
+def lock(snapshot: SnapshotSpec, hashes: bool = False, *, out: StrPath | None = None) -> LockResult:
+    """Build the lock for a snapshot (and write it to ``out`` when given).
 
     See :func:`parity.env.lock.lock`.
     """
@@ -81,20 +104,22 @@ def lock(snapshot: Any, hashes: Any = False, *, out: Any = None) -> LockResult:
 
 
 def record(
-    target: Any,
-    inputs: Any = None,
-    out: Any = None,
-    capture: Any = "stats",
-    batch_size: Any = None,
-    calibrate: Any = False,
-    bench: Any = False,
-    seed: Any = 0,
+    target: Target | torch.nn.Module,
+    inputs: Inputs = None,
+    out: str | Path | None = None,
+    capture: str = "stats",
+    batch_size: int | None = None,
+    calibrate: bool = False,
+    bench: bool = False,
+    seed: int = 0,
     *,
-    snapshot_env: Any = True,
-    overwrite: Any = False,
-    shard_bytes: Any = 67108864,
+    snapshot_env: bool = True,
+    overwrite: bool = False,
+    shard_bytes: int = 67108864,
+    max_size: int | str | None = None,
 ) -> RecordResult:
     """Record ``target`` on ``inputs`` into the directory ``out`` (written atomically).
+    ``capture``: "outputs", "stats" or "full"; ``max_size``: bytes, or "500M", "2G".
 
     See :func:`parity.records.recorder.record`.
     """
@@ -112,23 +137,25 @@ def record(
         snapshot_env=snapshot_env,
         overwrite=overwrite,
         shard_bytes=shard_bytes,
+        max_size=max_size,
     )
 
 
 def verify(
-    record_dir: Any,
-    target: Any = None,
+    record_dir: StrPath,
+    target: str | None = None,
     *,
-    atol: Any = None,
-    rtol: Any = None,
-    max_slowdown: Any = None,
-    overrides: Any = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    max_slowdown: float | None = None,
+    overrides: Overrides | None = None,
 ) -> VerifyResult:
     """Re-run ``target`` (default: the one A recorded) here and check it against A's record.
+    ``max_slowdown`` is a fraction (0.1: 10% slower fails).
 
-    See :func:`parity.comparison.verify.verify`.
+    See :func:`parity.comparison.verification.verify`.
     """
-    from parity.comparison.verify import verify as impl
+    from parity.comparison.verification import verify as impl
 
     return impl(
         record_dir, target, atol=atol, rtol=rtol, max_slowdown=max_slowdown, overrides=overrides
@@ -136,26 +163,31 @@ def verify(
 
 
 def compare(
-    dir_a: Any, dir_b: Any, *, atol: Any = None, rtol: Any = None, overrides: Any = None
+    dir_a: StrPath,
+    dir_b: StrPath,
+    *,
+    atol: float | None = None,
+    rtol: float | None = None,
+    overrides: Overrides | None = None,
 ) -> VerifyResult:
     """Compare record B against reference record A. Raises RecordError for a bad record.
 
-    See :func:`parity.comparison.verify.compare`.
+    See :func:`parity.comparison.verification.compare`.
     """
-    from parity.comparison.verify import compare as impl
+    from parity.comparison.verification import compare as impl
 
     return impl(dir_a, dir_b, atol=atol, rtol=rtol, overrides=overrides)
 
 
 def bench(
-    target: Any,
-    inputs: Any = None,
+    target: Target,
+    inputs: Inputs = None,
     *,
-    batch_size: Any = None,
-    threads: Any = None,
-    min_time: Any = 2.0,
-    min_iters: Any = 20,
-    max_warmup: Any = 50,
+    batch_size: int | None = None,
+    threads: int | None = None,
+    min_time: float = 2.0,
+    min_iters: int = 20,
+    max_warmup: int = 50,
 ) -> BenchResult:
     """Benchmark ``target`` stage by stage and return the raw samples with their environment.
 
@@ -175,19 +207,20 @@ def bench(
 
 
 def export(
-    target: Any,
-    format: Any,
-    out: Any,
+    target: Target,
+    format: str,
+    out: StrPath,
     *,
-    method: Any = "trace",
-    static: Any = False,
-    inputs: Any = None,
-    check: Any = True,
-    bench: Any = False,
-    atol: Any = None,
-    rtol: Any = None,
+    method: str = "trace",
+    static: bool = False,
+    inputs: Inputs = None,
+    check: bool = True,
+    bench: bool = False,
+    atol: float | None = None,
+    rtol: float | None = None,
 ) -> ExportResult:
-    """Export ``target`` to ``out`` in ``format`` and check it against eager.
+    """Export ``target`` to ``out`` in ``format`` ("torchscript", "export", "aoti", "onnx")
+    and check it against eager.
 
     See :func:`parity.exporters.api.export`.
     """
@@ -208,18 +241,20 @@ def export(
 
 
 def bisect(
-    good: Any,
-    bad: Any,
-    oracle: Any = None,
-    command: Any = (),
+    good: StrPath,
+    bad: StrPath,
+    oracle: Oracle | str | None = None,
+    command: Sequence[str] = (),
     *,
-    runs: Any = 1,
-    narrow: Any = False,
-    index: Any = None,
-    cache_dir: Any = None,
-    allow_python_mismatch: Any = False,
-    installer: Any = None,
-    timeout: Any = None,
+    runs: int = 1,
+    narrow: bool = False,
+    index: IndexOptions | None = None,
+    cache_dir: StrPath | None = None,
+    allow_python_mismatch: bool = False,
+    installer: str | None = None,
+    timeout: float | None = None,
+    cache_max_size: str | None = None,
+    target: str | None = None,
 ) -> BisectResult:
     """Find the package change(s) between ``good`` and ``bad`` that break the oracle.
 
@@ -239,4 +274,6 @@ def bisect(
         allow_python_mismatch=allow_python_mismatch,
         installer=installer,
         timeout=timeout,
+        cache_max_size=cache_max_size,
+        target=target,
     )

@@ -65,7 +65,7 @@ def test_a_crash_inside_parity_is_could_not_judge(tmp_path: Path, monkeypatch: p
         "import importlib\n"
         "def boom(*a, **k):\n"
         "    raise RuntimeError('planted')\n"
-        "importlib.import_module('parity.env.diff').diff = boom\n")
+        "importlib.import_module('parity.env.differences').diff = boom\n")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     env = TrialEnv("overlay", Path(sys.executable), tmp_path)
     run = ParityOracle(["diff", "a.json", "b.json"], "parity diff").run(env)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from parity.env.snapshot import check_snapshot
+from parity.env.snapshots import check_snapshot
 
 
 def test_writes_a_snapshot_file_and_a_summary(run_cli, tmp_path):

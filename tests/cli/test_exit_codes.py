@@ -18,9 +18,9 @@ import pytest
 #: Runs `parity ARGS` after making the library call behind `parity diff` raise.
 _PLANTED = """\
 import sys
-import parity.env.diff
+import parity.env.differences
 
-module = sys.modules["parity.env.diff"]  # parity.env.diff is also the name of a function
+module = sys.modules["parity.env.differences"]
 
 
 def boom(*args, **kwargs):
@@ -80,7 +80,7 @@ def test_traceback_that_cannot_be_saved_still_exits_3_and_says_so(tmp_path: Path
 def test_in_process_bug_is_exit_3(run_cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import importlib
 
-    module = importlib.import_module("parity.env.diff")
+    module = importlib.import_module("parity.env.differences")
 
     def boom(*args: object, **kwargs: object) -> None:
         raise KeyError("inputs")

@@ -464,7 +464,7 @@ def test_snapshot_cli_with_a_binary_pip_config_file_still_works_and_names_it(run
 def test_schema_accepts_package_sources_and_snapshots_without_them():
     import jsonschema
 
-    from parity.env.snapshot import load_schema, snapshot
+    from parity.env.snapshots import load_schema, snapshot
 
     snap = snapshot()
     jsonschema.validate(snap, load_schema())

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from parity.env import diff
-from parity.env.diff import declared_note, display
 from parity.errors import ParityError
+from parity.report.terminal.diff import declared_note, display_value
 
 
 def _dist(name: str, version: str, **extra: Any) -> dict[str, Any]:
@@ -160,7 +160,7 @@ def test_runtime_blas_family_threads_and_precision():
     assert items["threadpool.blas:mkl:env/libmkl_rt"].change == "added"
     assert items["threadpool.blas:mkl:env/libmkl_rt"].risk == "high"
     assert "filepath" not in items["threadpool.blas:mkl:env/libmkl_rt"].b
-    assert display(items["threadpool.blas:mkl:env/libmkl_rt"].b) == "mkl 2024.1 (intel, 8 threads)"
+    assert display_value(items["threadpool.blas:mkl:env/libmkl_rt"].b) == "mkl 2024.1 (intel, 8 threads)"
     assert items["torch.num_threads"].risk == "medium"
     assert items["torch.float32_matmul_precision"].risk == "high"
     assert len(items) == 4
@@ -230,8 +230,8 @@ def test_requirements_say_what_was_declared_and_whether_it_allowed_the_drift(tmp
     assert (items["tokenizers"].declared, items["tokenizers"].declared_allows) == (None, True)
     assert items["tokenizers"].declared_status == "absent"
     assert items["leftpad"].declared_allows is False
-    assert declared_note(items["numpy"]) == ">=1.21 (allows this drift)"
-    assert declared_note(items["tokenizers"]) == "not declared (unpinned transitive)"
+    assert declared_note(items["numpy"].to_json()) == ">=1.21 (allows this drift)"
+    assert declared_note(items["tokenizers"].to_json()) == "not declared (unpinned transitive)"
     assert result.to_json()["requirements"] == str(req)
     assert result.to_json()["items"][0]["declared_status"]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import json
 import os
 import tempfile
@@ -18,13 +19,15 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 
-from parity.env.diff import diff, display
+from parity.env.differences import diff
 from parity.env.doctor import doctor
 from parity.env.lock import lock
 from parity.env.requirements import parse_requirements
-from parity.env.snapshot import load_snapshot, snapshot
+from parity.env.snapshots import load_snapshot, snapshot
 from parity.errors import ParityError, RequirementsError, SnapshotError
+from parity.report.terminal import diff_report
 
 #: PARITY_FUZZ_EXAMPLES=5000 for a longer hunt; 150 keeps each property to a few seconds.
 FUZZ = settings(max_examples=int(os.environ.get("PARITY_FUZZ_EXAMPLES", "150")), deadline=None,
@@ -111,9 +114,7 @@ def _use(loaded: dict[str, Any]) -> None:
     """What the commands do with a snapshot: diff both ways, render, lock, doctor."""
     for a, b in ((loaded, _SNAPSHOT), (_SNAPSHOT, loaded)):
         result = diff(a, b)
-        json.dumps(result.to_json())
-        for item in result.items:
-            display(item.a), display(item.b)
+        Console(file=io.StringIO(), width=100).print(diff_report(json.loads(json.dumps(result.to_json()))))
     json.dumps(lock(loaded).to_json())
 
 

@@ -231,7 +231,7 @@ def test_special_and_huge_files_are_refused_as_snapshots_without_reading_them(tm
 
 
 def test_a_snapshot_with_wrong_types_inside_is_refused_with_what_is_wrong(tmp_path):
-    from parity.env.snapshot import snapshot
+    from parity.env.snapshots import snapshot
 
     snap = snapshot()
     snap["cpu"]["flags"] = [["avx2"]]

@@ -10,7 +10,7 @@ from parity.env.risk import (
     package_risk,
     risk_for,
 )
-from parity.env.snapshot import canonical_name
+from parity.env.snapshots import canonical_name
 
 
 @pytest.mark.parametrize(

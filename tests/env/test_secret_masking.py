@@ -19,7 +19,7 @@ from parity.env._collect import (
     looks_like_secret,
     redact,
 )
-from parity.env.snapshot import check_snapshot, snapshot
+from parity.env.snapshots import check_snapshot, snapshot
 
 TOKENS = {
     "hf": "hf_kXqPZrWbYtLmNoPqRsTuVwXyZaBcDeFgHi",

@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 
 from parity.env import diff, load_snapshot, snapshot
-from parity.env.snapshot import SCHEMA_FILE, check_snapshot, load_schema, resolve_interpreter
+from parity.env.snapshots import SCHEMA_FILE, check_snapshot, load_schema, resolve_interpreter
 from parity.errors import ParityError, SnapshotError
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from parity.env.diff import diff, rekey_threadpool
+from parity.env.differences import diff, rekey_threadpool
 from parity.env.runtime import library_owner, threadpool_entries
 
 SITE = "/venv/lib/python3.11/site-packages"
@@ -85,7 +85,7 @@ for name in order:
     folder = os.path.join(site, name + ".libs")
     lib = ctypes.CDLL(os.path.join(folder, os.listdir(folder)[0]))
     getattr(lib, sys.argv[4])(threads[name])
-from parity.env.snapshot import snapshot
+from parity.env.snapshots import snapshot
 snap = snapshot(runtime=True)
 snap["meta"] = {}  # pid, time, timings: volatile by design
 print(json.dumps(snap, sort_keys=True))

@@ -59,7 +59,7 @@ def test_recording_an_artifact_gives_a_readable_record(tmp_path: Path) -> None:
 
 def test_artifact_is_verified_against_eager_and_benchmarked(tmp_path: Path) -> None:
     from parity.benchmark import bench
-    from parity.comparison.verify import verify
+    from parity.comparison.verification import verify
     from parity.records import record
 
     artifact = tmp_path / "tiny.pt2"

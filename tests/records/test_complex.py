@@ -71,7 +71,7 @@ def test_imaginary_only_difference_is_a_divergence() -> None:
 
 @pytest.mark.parametrize("capture", ["stats", "full"])
 def test_complex_model_verifies_and_catches_an_imaginary_change(tmp_path: Path, capture: str) -> None:
-    from parity.comparison.verify import compare
+    from parity.comparison.verification import compare
 
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     record(_pipeline(), out=a, capture=capture, snapshot_env=False)

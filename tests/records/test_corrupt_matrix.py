@@ -348,7 +348,7 @@ def test_readers_on_mutated_records_raise_only_record_errors(golden: tuple[Path,
     """Any node of any JSON file replaced by any JSON value, the record re-hashed: the
     open or the comparison refuses it with a RecordError, or the readers cope; nothing
     else (no KeyError, TypeError... from a reader trusting a field)."""
-    from parity.comparison.verify import compare
+    from parity.comparison.verification import compare
     from parity.errors import ParityError
     from parity.records import load_module_inputs, load_record_inputs, read_record
 

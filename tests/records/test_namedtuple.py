@@ -109,7 +109,7 @@ def test_lstm_given_a_packed_sequence_replays_and_names_the_lstm(tmp_path: Path)
     """A changed LSTM weight: replay of ``lstm`` on A's recorded PackedSequence shows the
     LSTM introduces the error (before the fix the input came back a plain tuple, replay
     failed and the root module was named instead)."""
-    from parity.comparison.verify import verify
+    from parity.comparison.verification import verify
     from parity.records import load_module_inputs, read_record, record
 
     a_file, b_file = tmp_path / "lstm_a.py", tmp_path / "lstm_b.py"

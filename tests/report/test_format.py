@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
+from verify_samples import verify_result
+
 from parity.report import _format as fmt
 from parity.report.html import render_html
-from verify_samples import verify_result
 
 
 def test_measurements_have_three_significant_digits_and_switch_to_e_notation_outside_1e_3_to_1e4():

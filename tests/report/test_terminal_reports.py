@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from parity.env.diff import diff
+from parity.env.differences import diff
 from parity.env.doctor import doctor
 from parity.env.lock import lock
-from parity.env.snapshot import snapshot
+from parity.env.snapshots import snapshot
 from parity.report import terminal
 
 #: markup, an ESC sequence and a C1 CSI, as a hostile file or package name would carry them

@@ -16,13 +16,13 @@ from parity.env.risk import level_rank
 
 
 def env_differences(baseline_env: dict[str, Any] | None, current_env: dict[str, Any] | None) -> list[dict[str, Any]] | None:
-    """``parity.env.diff`` items (baseline = a, current = b) as JSON dicts.
+    """``parity.env.differences`` items (baseline = a, current = b) as JSON dicts.
 
     None when either side has no embedded snapshot, so nothing can be attributed.
     """
     if not baseline_env or not current_env:
         return None
-    from parity.env.diff import diff
+    from parity.env.differences import diff
 
     items: list[dict[str, Any]] = diff(baseline_env, current_env).to_json()["items"]
     return items

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from parity.env.snapshot import canonical_name
+from parity.env.snapshots import canonical_name
 from parity.errors import BisectError
 
 CHANGE_KINDS = ("changed", "added", "removed", "variant")

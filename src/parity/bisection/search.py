@@ -342,7 +342,7 @@ class _Session:
         """Exact requirement lines for a full venv: the good snapshot with ``wanted`` applied."""
         snap = copy.deepcopy(self.good_snap)
         packages: dict[str, Any] = {}
-        from parity.env.snapshot import canonical_name
+        from parity.env.snapshots import canonical_name
 
         for key, entry in snap["packages"].items():
             packages[canonical_name(key)] = entry
@@ -451,7 +451,7 @@ def _check_cache_dir(path: Path) -> None:
 
 
 def _entry(snap: Mapping[str, Any], name: str) -> dict[str, Any] | None:
-    from parity.env.snapshot import canonical_name
+    from parity.env.snapshots import canonical_name
 
     for key, entry in snap["packages"].items():
         if canonical_name(key) == name and isinstance(entry, dict):

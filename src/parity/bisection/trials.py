@@ -391,7 +391,7 @@ def _touch(path: Path) -> None:
 def _requirement_name(line: str) -> str | None:
     from packaging.requirements import InvalidRequirement, Requirement
 
-    from parity.env.snapshot import canonical_name
+    from parity.env.snapshots import canonical_name
 
     try:
         return canonical_name(Requirement(line).name)
@@ -423,7 +423,7 @@ _DIST_FILE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._]*?)-(?P<version>[0-9
 
 def releases_in_folders(name: str, folders: Sequence[str]) -> set[str]:
     """Versions of ``name`` found as wheel or sdist file names in find-links folders."""
-    from parity.env.snapshot import canonical_name
+    from parity.env.snapshots import canonical_name
 
     want = canonical_name(name)
     found: set[str] = set()

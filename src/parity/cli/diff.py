@@ -20,7 +20,7 @@ def command(a: str, b: str, requirements: Optional[str], as_json: bool) -> int:
 
     Exit 0 when identical, 1 when they differ, 2 when an input cannot be read.
     """
-    from parity.env.diff import diff
+    from parity.env.differences import diff
 
     result = diff(a, b, requirements=requirements)
     if as_json:

@@ -17,7 +17,7 @@ from parity.cli._common import EXIT_OK, emit_json, json_option, show
 def command(output: Optional[str], python: Optional[str], runtime: bool, as_json: bool) -> int:
     """Write an exact snapshot of a Python environment (schema parity.snapshot/1)."""
     from parity._io import atomic_write_json
-    from parity.env.snapshot import snapshot
+    from parity.env.snapshots import snapshot
 
     snap = snapshot(python=python, runtime=runtime)
     if output:

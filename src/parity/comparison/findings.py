@@ -14,13 +14,13 @@ from parity.comparison.tolerances import strip_wrapper_prefix
 
 
 def env_diff(env_a: Mapping[str, Any], env_b: Mapping[str, Any]) -> dict[str, Any]:
-    """``EnvDiff.to_json()`` of A vs B from :func:`parity.env.diff.diff`, ranked by risk.
+    """``EnvDiff.to_json()`` of A vs B from :func:`parity.env.differences.diff`, ranked by risk.
 
     A snapshot the ranked diff cannot read (an older or partial env.json) falls back to
     comparing package versions directly, in the same item shape, so the report and the
     verdict still work.
     """
-    from parity.env.diff import diff
+    from parity.env.differences import diff
     from parity.errors import SnapshotError
 
     try:

@@ -40,7 +40,7 @@ from packaging.utils import (
 
 from parity._io import atomic_write_text, sha256_file
 from parity.env._collect import MASK, redact
-from parity.env.diff import check_package_sources
+from parity.env.differences import check_package_sources
 from parity.errors import ParityError, SnapshotError
 
 SnapshotSpec = Union[Mapping[str, Any], str, "os.PathLike[str]"]

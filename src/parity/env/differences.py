@@ -12,7 +12,6 @@ package difference also says what the file declared and whether that allowed the
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -194,7 +193,7 @@ def sort_key(item: Difference) -> tuple[int, int, str]:
 
 
 def _as_snapshot(spec: SnapshotLike, side: str) -> tuple[Mapping[str, Any], Optional[str]]:
-    from parity.env.snapshot import check_snapshot, load_snapshot
+    from parity.env.snapshots import check_snapshot, load_snapshot
 
     if isinstance(spec, Mapping):
         return check_snapshot(dict(spec), f"environment {side}"), None
@@ -482,46 +481,3 @@ def _with_declaration(item: Difference, decl: Any, versions: list[str]) -> Diffe
 
 def _version_of(label: Any) -> str:
     return str(label).split(" ", 1)[0]
-
-
-def declared_note(item: Difference) -> str:
-    """Short text for the third column of the table: what was declared, and the verdict."""
-    if item.declared_status is None:
-        return ""
-    if item.declared_status == "absent":
-        return "not declared (unpinned transitive)"
-    if item.declared_allows is None:
-        return str(item.declared)
-    verdict = "allows this drift" if item.declared_allows else "violated"
-    return f"{item.declared} ({verdict})"
-
-
-def display(value: Any) -> str:
-    """A value as one cell of text (None shows as a dash), control characters and newlines
-    shown as escapes: values come from snapshots that travel between machines."""
-    from parity._text import one_line
-
-    return one_line(_display(value))
-
-
-def _display(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list):
-        return "; ".join(_display(v) for v in value)
-    if isinstance(value, dict):
-        return _display_dict(value)
-    return str(value)
-
-
-def _display_dict(value: Mapping[str, Any]) -> str:
-    if value.get("pretty_name"):  # an OS release
-        return str(value["pretty_name"])
-    if "internal_api" in value:  # a threadpoolctl library
-        parts = [str(value.get("internal_api")), str(value.get("version") or "")]
-        extra = [f"{value[k]}" for k in ("architecture", "threading_layer") if value.get(k)]
-        threads = value.get("num_threads")
-        return " ".join(p for p in parts if p) + f" ({', '.join([*extra, f'{threads} threads'])})"
-    return json.dumps(value, sort_keys=True)
