@@ -151,6 +151,12 @@ def test_verify_of_an_s3_record_exits_2_in_one_line(run_cli) -> None:
     assert "s3://bucket/golden" in err and "parity[s3]" in err
 
 
+def test_record_to_s3_on_the_command_line_exits_2_in_one_line(run_cli, tmp_path: Path) -> None:
+    code, out, err = run_cli("record", tmp_path / "missing.py:build", "-o", "s3://bucket/golden")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert "s3://bucket/golden" in err and "parity[s3]" in err and "missing.py" not in err
+
+
 def test_record_to_s3_fails_before_the_model_loads(tmp_path: Path) -> None:
     with pytest.raises(RecordError, match=r"s3://bucket/golden: records on object storage"):
         record(str(tmp_path / "missing.py:build"), out="s3://bucket/golden")

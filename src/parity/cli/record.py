@@ -7,7 +7,6 @@ import click
 from parity.cli._common import (
     EXIT_OK,
     batch_size_option,
-    check_output_dir,
     emit_json,
     inputs_option,
     json_option,
@@ -42,10 +41,11 @@ def command(target: str, inputs: str | None, output: str, capture: str, batch_si
     from parity.cli._progress import progress_for
     from parity.records import record
     from parity.records.budget import parse_size
+    from parity.records.store import store_for
 
     if max_size is not None:
         parse_size(max_size)  # a bad size fails before the model loads
-    check_output_dir(output)  # so does an -o that cannot be written
+    store_for(output).check_create(output, overwrite=overwrite)  # so does an -o no record store can write
     with progress_for(as_json) as progress:
         result = record(target, inputs=inputs, out=output, capture=capture, batch_size=batch_size,
                         calibrate=calibrate, bench=bench, seed=seed, overwrite=overwrite, max_size=max_size,
