@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import time
 from collections.abc import Iterable
@@ -23,33 +22,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parity._text import format_size, size_of
 from parity.errors import BisectError
 
 ENV_MAX = "PARITY_BISECT_CACHE_MAX"
 DEFAULT_MAX = 10 * 10**9
 _MARKERS = (".parity-trial.json", ".parity-self.txt")
 _STALE_S = 3600
-_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
-          "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]i?)?b?\s*$", re.IGNORECASE)
 
 
 def parse_size(text: str, flag: str = "--cache-max-size") -> int:
     """Bytes from ``10G``, ``500MB``, ``2GiB`` or a number of bytes (K/M/G/T: powers of
     1000, Ki/Mi/Gi/Ti: of 1024). ``0`` is allowed: keep nothing after a bisect."""
-    match = _SIZE.match(str(text))
-    if not match:
+    size = size_of(text)
+    if size is None:
         raise BisectError(f"{flag} {text}: not a size", fix="give a size such as 500M, 10G or 2GiB")
-    return int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
-
-
-def format_size(n: float) -> str:
-    """``1.5 GB``, ``730 MB``, ``12 kB``, ``512 B`` (powers of 1000)."""
-    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if abs(n) >= scale:
-            value = n / scale
-            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
-    return f"{n:.0f} B"
+    return size
 
 
 @dataclass

@@ -77,7 +77,7 @@ class _Bar:
             self.progress.console.print(f"parity: {one_line(event.notice)}", markup=False)
         written = ""
         if event.bytes_written is not None:
-            from parity.records.budget import format_size
+            from parity._text import format_size
 
             written = f"{format_size(event.bytes_written)} written"
         task = self.tasks.get(event.task)

@@ -17,10 +17,10 @@ and at least 16 KiB).
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
+from parity._text import format_size, size_of
 from parity.errors import RecordError
 from parity.records.writer import CHUNK_BYTES
 
@@ -31,9 +31,6 @@ DEFAULT_FREE_MARGIN = 10**9
 FIXED_BYTES = 512 << 10
 SHARD_ALLOWANCE = 4 << 10
 _MIN_RESERVE = 16 << 10
-_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
-          "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]i?)?b?\s*$", re.IGNORECASE)
 
 
 class RecordSizeError(RecordError):
@@ -43,24 +40,13 @@ class RecordSizeError(RecordError):
 def parse_size(text: str) -> int:
     """Bytes from ``500M``, ``2G``, ``1.5GB``, ``700MiB`` or a plain number of bytes
     (K/M/G/T are powers of 1000; Ki/Mi/Gi/Ti powers of 1024)."""
-    match = _SIZE.match(str(text))
-    if not match:
+    size = size_of(text)
+    if size is None:
         raise RecordError(f"--max-size {text}: not a size",
                           fix="give a size such as 500M, 2G or 1.5GB")
-    number, unit = float(match.group(1)), (match.group(2) or "").lower()
-    size = int(number * _UNITS[unit])
     if size <= 0:
         raise RecordError(f"--max-size {text}: must be more than 0 bytes", fix="give a size such as 500M or 2G")
     return size
-
-
-def format_size(n: float) -> str:
-    """``1.5 GB``, ``730 MB``, ``12 kB``, ``512 B`` (powers of 1000, as --max-size reads them)."""
-    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if abs(n) >= scale:
-            value = n / scale
-            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
-    return f"{n:.0f} B"
 
 
 def default_max_size(where: Path | None) -> tuple[int, str]:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from parity._text import one_line
+from parity._text import format_size, one_line
 
 #: What a report shows for a value that is absent (None).
 MISSING = "-"
 
 _TIME_UNITS = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
-_SIZE_UNITS = (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3))
 
 
 def _real(x: Any) -> bool:
@@ -81,8 +80,4 @@ def size(n: Any) -> str:
     """A number of bytes: ``1.5 GB``, ``730 MB``, ``12.0 kB``, ``512 B``."""
     if not _real(n):
         return MISSING if n is None else one_line(n)
-    for unit, scale in _SIZE_UNITS:
-        if abs(n) >= scale:
-            value = n / scale
-            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
-    return f"{n:.0f} B"
+    return format_size(n)
