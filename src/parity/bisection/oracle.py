@@ -25,7 +25,7 @@ from typing import Any
 from parity._io import read_json
 from parity.bisection.ddmin import Verdict
 from parity.bisection.trials import TrialEnv
-from parity.errors import BisectError
+from parity.errors import EXIT_FINDING, EXIT_OK, BisectError
 from parity.target.policy import RecordedTarget, recorded_target, target_of_record
 
 #: What Python prints for ``python -m parity`` when parity is not importable.
@@ -68,9 +68,9 @@ class Oracle:
         raise NotImplementedError
 
     def classify(self, exit_code: int | None, stderr: str) -> Verdict:
-        if exit_code == 0:
+        if exit_code == EXIT_OK:
             return Verdict.GOOD
-        if exit_code == 1:
+        if exit_code == EXIT_FINDING:
             return Verdict.BAD
         return Verdict.UNJUDGED
 

@@ -48,12 +48,13 @@ from parity.bisection.trials import (
     releases_from_index,
     releases_in_folders,
 )
-from parity.errors import BisectError
+from parity.errors import EXIT_FINDING, EXIT_OK, EXIT_USAGE, BisectError
 
 SCHEMA = "parity.bisect/1"
 
 #: status -> (exit code, what it means)
-STATUS_EXIT = {"found": 1, "no-changes": 0, "not-reproduced": 2, "good-fails": 2, "undetermined": 2}
+STATUS_EXIT = {"found": EXIT_FINDING, "no-changes": EXIT_OK, "not-reproduced": EXIT_USAGE, "good-fails": EXIT_USAGE,
+               "undetermined": EXIT_USAGE}
 
 
 @dataclass

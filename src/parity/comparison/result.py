@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from parity.errors import EXIT_FINDING, EXIT_OK
+
 SCHEMA = "parity.verify/1"
 PASS, FAIL, WARN = "PASS", "FAIL", "PASS-with-warnings"
 
@@ -48,7 +50,7 @@ class VerifyResult:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.verdict == FAIL else 0
+        return EXIT_FINDING if self.verdict == FAIL else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
         return {
