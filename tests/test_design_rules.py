@@ -243,7 +243,7 @@ def output_writes(source: str, filename: str = "<src>") -> list[tuple[int, str]]
             continue
         what = _output_write(node)
         if what:
-            found.append((node.lineno, what))
+            found.append((getattr(node, "lineno", 0), what))
     return sorted(set(found))
 
 
