@@ -360,14 +360,38 @@ print(json.dumps(failed))
 """
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
-def test_every_module_imports_alone_in_a_fresh_interpreter(graph):
-    modules, _ = graph
-    proc = subprocess.run([sys.executable, "-c", _IMPORT_EACH, json.dumps(sorted(modules))],
+def import_each_alone(names: list[str], path: Path | None = None) -> dict[str, str]:
+    """Module -> why it failed, for the modules of ``names`` that do not import alone
+    (each in a fork of one fresh interpreter; ``path`` goes first on its sys.path)."""
+    code = (f"import sys; sys.path.insert(0, {str(path)!r})\n" if path else "") + _IMPORT_EACH
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(names)],
                           capture_output=True, text=True, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    failed = json.loads(proc.stdout.strip().splitlines()[-1])
+    failed: dict[str, str] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return failed
+
+
+_needs_fork = pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+
+
+@_needs_fork
+def test_every_module_imports_alone_in_a_fresh_interpreter(graph):
+    modules, _ = graph
+    failed = import_each_alone(sorted(modules))
     assert not failed, "\n\n".join(f"{name}:\n{why}" for name, why in sorted(failed.items()))
+
+
+@_needs_fork
+def test_a_module_that_needs_another_imported_first_is_caught(tmp_path):
+    pkg = tmp_path / "plantpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "helper.py").write_text("VALUE = 1\n")
+    # works only when some earlier import loaded plantpkg.helper
+    (pkg / "user.py").write_text("import plantpkg\n\nVALUE = plantpkg.helper.VALUE\n")
+    failed = import_each_alone(["plantpkg.helper", "plantpkg.user", "plantpkg"], tmp_path)
+    assert sorted(failed) == ["plantpkg.user"]
+    assert "AttributeError" in failed["plantpkg.user"]
 
 
 def _library_files() -> list[Path]:
