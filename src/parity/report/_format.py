@@ -76,6 +76,11 @@ def seconds_range(low: Any, high: Any) -> str:
     return f"{ends[0]}-{ends[1]} {unit}"
 
 
+def cut(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, the last one an ellipsis when it was longer."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def size(n: Any) -> str:
     """A number of bytes: ``1.5 GB``, ``730 MB``, ``12.0 kB``, ``512 B``."""
     if not _real(n):

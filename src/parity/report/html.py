@@ -669,7 +669,7 @@ def _shape(shape: Any) -> str:
 
 def _short(value: Any, limit: int = 60) -> str:
     text = "" if value is None else (value if isinstance(value, str) else json.dumps(_json_safe(value)))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return fmt.cut(text, limit)
 
 
 _CSS = """

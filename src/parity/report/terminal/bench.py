@@ -108,7 +108,7 @@ def _attribution_lines(items: list[dict[str, Any]]) -> list[Any]:
 
 def _short(value: Any, width: int = 40) -> str:
     text = "-" if value is None else str(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return fmt.cut(text, width)
 
 
 def _ordered(stages: Mapping[str, Any]) -> list[str]:

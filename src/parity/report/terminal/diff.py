@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from parity._text import one_line
+from parity.report import _format as fmt
 from parity.report.terminal._markup import esc, group, plain
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def diff_table(result: Mapping[str, Any]) -> Any:
 
 def change_text(item: Mapping[str, Any]) -> str:
     """``1.0 -> 2.0``, ``added 1.0``, ``removed 1.0``, ``variant 2.3+cu118 -> 2.3+cpu``."""
-    a, b = _cut(display_value(item.get("a"))), _cut(display_value(item.get("b")))
+    a, b = fmt.cut(display_value(item.get("a")), MAX_CELL), fmt.cut(display_value(item.get("b")), MAX_CELL)
     change = item.get("change")
     text = {"added": f"added {b}", "removed": f"removed {a}"}.get(str(change), f"{a} -> {b}")
     text = text.replace(" present", "")  # a CPU flag: "added", not "added present"
@@ -118,7 +119,3 @@ def _display_dict(value: Mapping[str, Any]) -> str:
 
 def _stages(stages: Any) -> str:
     return ",".join(_SHORT_STAGES.get(s, s) for s in stages or ()) or "-"
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
