@@ -72,11 +72,13 @@ def test_each_signal_is_named(change: dict, words: str) -> None:
 
 
 def test_a_real_run_carries_its_machine_state(tiny_pipeline) -> None:
-    doc = bench(tiny_pipeline, min_time=0.0, min_iters=8, max_warmup=2).to_json()
+    # /proc/stat counts in clock ticks (10 ms): a run shorter than a few ticks has no
+    # idle figure to give, so measure for long enough that one is always there.
+    doc = bench(tiny_pipeline, min_time=0.2, min_iters=8, max_warmup=2).to_json()
     machine = doc["machine"]
     json.dumps(machine)
     assert machine["usable_cores"] == usable_cores() >= 1 and machine["threads"] >= 1
-    assert machine["canary"]["n"] == 2 and machine["canary"]["p50"] > 0  # after calls 1 and 5
+    assert machine["canary"]["n"] >= 2 and machine["canary"]["p50"] > 0  # after calls 1, 5, ...
     assert isinstance(machine["disturbed"], bool) and isinstance(machine["reasons"], list)
     if sys.platform.startswith("linux"):
         assert isinstance(machine["idle_cores"], float) and 0 <= machine["steal_fraction"] <= 1
