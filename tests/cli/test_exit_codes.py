@@ -104,6 +104,14 @@ def test_click_usage_errors_are_exit_2(run_cli, tmp_path: Path) -> None:
     assert run_cli("lock", str(tmp_path / "missing.json"))[0] == 2
 
 
+def test_user_error_line_carries_no_control_characters(run_cli, tmp_path: Path) -> None:
+    # A path (or a name from a record) quoted in the message must not reach the terminal raw.
+    code, out, err = run_cli("diff", str(tmp_path / "snap\x1b[2J\x9b.json"), "current")
+    assert code == 2 and out == ""
+    assert "\x1b" not in err and "\x9b" not in err and "snap\\x1b[2J" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def _snapshot(path: Path, version: str, count: int = 300) -> Path:
     snap = {"schema": "parity.snapshot/1", "meta": {},
             "python": {"version": "3.11.0", "implementation": "CPython", "executable": "/py"},

@@ -103,7 +103,10 @@ def _main(argv: list[str] | None) -> int:
     try:
         rv: Any = cli.main(args=argv, prog_name="parity", standalone_mode=False)
     except ParityError as exc:
-        click.echo(f"parity: error: {exc}", err=True)
+        # Messages quote paths, names and values from files and records: one safe line.
+        from parity._text import one_line
+
+        click.echo(f"parity: error: {one_line(exc)}", err=True)
         return EXIT_USAGE
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
