@@ -43,6 +43,7 @@ def test_every_distribution_is_pinned_exactly_with_its_local_label():
         "huggingface-hub==0.19.4",
         "numpy==1.26.4",
         "nvidia-cublas-cu11==11.11.3.6",
+        "pip==23.3.1",
         "regex==2023.10.3",
         "requests==2.31.0",
         "tokenizers==0.15.0",
@@ -82,10 +83,20 @@ def test_editable_install_is_reported_not_lockable():
     assert any("our-app" in w and "not lockable" in w for w in result.warnings)
 
 
-def test_installer_tooling_is_a_comment():
-    text = lock(SNAPSHOT).text
-    assert "# pip==23.3.1  # installer tooling" in text
-    assert "pip==23.3.1" not in _requirement_lines(text)
+def test_installer_tooling_is_pinned_to_the_release_that_ran(tmp_path):
+    """A fresh venv bundles its own pip/setuptools: the lock must rebuild the ones that ran."""
+    snap = _snapshot()
+    snap["packages"]["setuptools"] = {"name": "setuptools", "version": "84.2.1", "editable": False}
+    snap["packages"]["wheel"] = {"name": "wheel", "version": "0.45.1", "editable": False}
+    result = lock(snap, out=tmp_path / "tooling.lock")
+    active = _requirement_lines(result.text)
+    assert {"pip==23.3.1", "setuptools==84.2.1", "wheel==0.45.1"} <= set(active)
+    assert not [ln for ln in result.text.splitlines() if ln.startswith("# pip==")]
+    pip = next(e for e in result.entries if e.name == "pip")
+    assert pip.status == "pinned" and "installer tooling" in pip.notes[0]
+    assert sorted(result.to_json()["tooling"]) == ["pip", "setuptools", "wheel"]
+    declared = parse_requirements(tmp_path / "tooling.lock").declared("setuptools")
+    assert declared.status == "exact" and declared.allows("84.2.1") and not declared.allows("65.5.0")
 
 
 def test_vcs_without_commit_and_local_directory_are_not_lockable():
@@ -178,7 +189,7 @@ def test_cli_writes_atomically_and_reports(run_cli, tmp_path):
     assert code == 0
     assert stdout == ""
     assert out.read_text() == lock(SNAPSHOT).text
-    assert "12 of 14 distributions locked" in err
+    assert "13 of 14 distributions locked" in err  # pip too
     assert "our-app 0.3.0: not lockable" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lock.txt"]  # no temporary left behind
 

@@ -491,9 +491,12 @@ def requirement_lines(snap: Mapping[str, Any]) -> list[str]:
     Installer tooling and what the lock cannot pin (editable installs, local folders)
     are left out, as in ``parity lock``'s output.
     """
-    from parity.env.lock import lock
+    from packaging.utils import canonicalize_name
 
-    return [e.requirement for e in lock(dict(snap)).entries if e.requirement]
+    from parity.env.lock import TOOLING, lock
+
+    return [e.requirement for e in lock(dict(snap)).entries
+            if e.requirement and canonicalize_name(e.name) not in TOOLING]
 
 
 def _reason(outcome: MinimizeResult[Change], changes: Sequence[Change]) -> str:

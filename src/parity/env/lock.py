@@ -13,6 +13,10 @@ it. The lock says what the snapshot knows and admits what it does not:
   index or find-links that could serve it, the snapshot cannot know which index served
   it, so a comment next to the pin says so (never an invented host);
 - editable installs and local directories reported as not lockable;
+- the installer tooling (pip, setuptools, wheel) pinned like everything else, at the
+  version that ran: a fresh virtual environment brings its own bundled releases, and a
+  lock must rebuild what the snapshot saw (``pip`` upgrades or downgrades itself from
+  its line);
 - a header naming the Python and platform the lock is valid for;
 - with ``hashes=True``, ``--hash`` lines for the files pip downloads for the pins
   through the user's own pip configuration.
@@ -46,8 +50,11 @@ from parity.errors import ParityError, SnapshotError
 SnapshotSpec = Union[Mapping[str, Any], str, "os.PathLike[str]"]
 
 
-#: Distributions ``pip freeze`` leaves out: the installer, not the application.
+#: Installer tooling ``pip freeze`` leaves out. The lock pins them (with a note): a fresh
+#: virtual environment's bundled releases are not the ones that ran.
 TOOLING = frozenset({"pip", "setuptools", "wheel", "distribute"})
+_TOOLING_NOTE = ("installer tooling, pinned to the release that ran (a new virtual environment "
+                 "bundles its own); pip installs this line like any other")
 
 
 class LockError(ParityError):
@@ -58,10 +65,9 @@ class LockError(ParityError):
 class LockEntry:
     """How one distribution of the snapshot appears in the lock.
 
-    ``status``: ``"pinned"`` (``name==version``), ``"url"`` / ``"vcs"`` (a direct
-    reference), ``"not_lockable"`` (editable, local directory, VCS without commit) or
-    ``"tooling"`` (pip, setuptools, wheel: they come with the virtual environment and
-    are left out, as ``pip freeze`` does, but named in a comment).
+    ``status``: ``"pinned"`` (``name==version``; pip, setuptools and wheel too, with a
+    note), ``"url"`` / ``"vcs"`` (a direct reference) or ``"not_lockable"`` (editable,
+    local directory, VCS without commit).
     ``requirement`` is the line written (None when not lockable); ``notes`` are the
     comments written above it.
     """
@@ -149,7 +155,7 @@ class LockResult:
             "written_to": str(self.written_to) if self.written_to else None,
             "entries": [e.to_json() for e in self.entries],
             "not_lockable": [e.name for e in self.not_lockable],
-            "tooling": [e.name for e in self.entries if e.status == "tooling"],
+            "tooling": [e.name for e in self.entries if canonicalize_name(e.name) in TOOLING],
             "warnings": list(self.warnings),
             "sources": None if self.sources is None else [s.to_json() for s in self.sources],
             "text": self.text,
@@ -370,16 +376,6 @@ def _entry(name: str, info: Any) -> LockEntry:
         return LockEntry(name, "", "not_lockable", None, ("the snapshot records no version",))
     version = str(info["version"])
     direct = info.get("direct_url") if isinstance(info.get("direct_url"), Mapping) else None
-    if canonicalize_name(name) in TOOLING and direct is None and not info.get("editable"):
-        return LockEntry(
-            name,
-            version,
-            "tooling",
-            None,
-            (
-                "installer tooling: comes with the virtual environment, left out as pip freeze does; uncomment to pin it",
-            ),
-        )
     if info.get("editable"):
         where = info.get("editable_location") or (direct or {}).get("url") or "a working tree"
         return LockEntry(
@@ -395,6 +391,8 @@ def _entry(name: str, info: Any) -> LockEntry:
     installer = str(info.get("installer") or "").strip().lower()
     if installer == "conda":
         notes += ("installed by conda: a pip index may not have this build (or this name)",)
+    if canonicalize_name(name) in TOOLING:
+        notes += (_TOOLING_NOTE,)
     return LockEntry(name, version, "pinned", f"{name}=={version}", notes)
 
 
@@ -546,7 +544,7 @@ def render_lock(
         f"# Exact lock written by `parity lock` from {_one_line(source)} (snapshot taken {created}).",
         f"# Valid for {valid_for}:",
         f'#   python_version == "{env["python_version"]}" and sys_platform == "{env["sys_platform"]}" and platform_machine == "{env["platform_machine"]}"',
-        f"# {pinned} of {len(entries)} distributions locked; installer tooling and not lockable ones are comments.",
+        f"# {pinned} of {len(entries)} distributions locked (installer tooling included); not lockable ones are comments.",
     ]
     if hashes:
         lines.append("# Hashes: install with pip install --require-hashes -r THIS_FILE")
@@ -567,8 +565,6 @@ def _render_entry(e: LockEntry, hash_mode: bool) -> list[str]:
         e = LockEntry(
             e.name, e.version, e.status, f"{e.requirement}{joiner}{algo}={value}", e.notes
         )
-    if e.status == "tooling":
-        return [f"# {e.name}=={e.version}  # {_one_line(e.notes[0])}"]
     out = (
         [f"# {e.name}: {_one_line(note)}" for note in e.notes[1:]]
         if e.status == "not_lockable"
