@@ -134,9 +134,7 @@ def _warnings(r: VerifyResult) -> list[str]:
     drift = [i for i in r.env_diff.get("items", [])
              if i.get("category") not in _NOT_DRIFT and i.get("risk") != "low"]
     if drift:
-        top = drift[0]
-        out.append(f"The environment differs in {len(drift)} place(s), e.g. {top.get('name')} "
-                   f"{top.get('a')} -> {top.get('b')}.")
+        out.append(_drift_warning(drift, r.env_diff.get("items", [])))
     files = r.assets.get("files") or []
     if files:
         out.append(f"{len(files)} asset file(s) differ, e.g. {files[0]['path']}.")
@@ -144,6 +142,25 @@ def _warnings(r: VerifyResult) -> list[str]:
     if r.only_b:
         out.append(f"B has {len(r.only_b)} layer(s) A did not record, e.g. {r.only_b[0]}.")
     return out
+
+
+def _drift_warning(drift: list[dict[str, Any]], items: list[Any]) -> str:
+    """One count for the headline and the environment table (every item); the items that
+    turn a PASS into a warning are counted apart, by their risk."""
+    top = drift[0]
+    aside = any(isinstance(i, dict) and i.get("category") in _NOT_DRIFT and i.get("risk") != "low" for i in items)
+    some = "" if len(drift) == len(items) else f", {len(drift)} of them {_risk_words(drift)}" + (
+        " (runtime state and package sources aside)" if aside else "")
+    total = len(items)
+    return (f"The environment differs in {total} place(s){some}, e.g. {top.get('name')} "
+            f"{top.get('a')} -> {top.get('b')}.")
+
+
+def _risk_words(items: list[dict[str, Any]]) -> str:
+    risks = {i.get("risk") for i in items}
+    if risks <= {"high", "medium"}:
+        return " or ".join(f"{x}-risk" for x in _RISKS if x in risks)
+    return "not low-risk"
 
 
 _RISKS = ("high", "medium", "low")
