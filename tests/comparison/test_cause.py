@@ -13,7 +13,9 @@ from pathlib import Path
 import torch
 
 from parity.comparison import compare
-from parity.comparison.result import PASS
+from parity.comparison.cause import probable_cause
+from parity.comparison.result import PASS, VerifyResult
+from parity.env.risk import package_risk
 
 Make = Callable[..., Path]
 X = torch.arange(24, dtype=torch.float32).reshape(4, 6) / 7
@@ -99,6 +101,43 @@ def test_package_touching_the_first_divergent_stage_is_named(make_record: Make) 
     cause = compare(a, b).probable_cause
     assert cause is not None and cause["kind"] == "package" and cause["subject"] == "tokenizers"
     assert "0.19.1 -> 0.20.0" in cause["summary"] and "preprocess" in cause["summary"]
+    assert cause["confidence"] == "medium" and cause["fix"].startswith("install tokenizers==0.19.1 in B")
+
+
+def _env_item(name: str, a: str, b: str) -> dict:
+    """A package item as the environment diff makes it: risk and stages from the risk table."""
+    risk = package_risk(name)
+    return {"category": "package", "name": name, "a": a, "b": b, "change": "changed", "risk": risk.level,
+            "reason": risk.reason, "stages": list(risk.stages)}
+
+
+def _preprocess_diverges(items: list[dict]) -> VerifyResult:
+    return VerifyResult(a={"record": "golden/"}, b={"record": None, "target": "serving.py:build"}, capture="stats",
+                        env_diff={"identical": False, "items": items}, first_divergent_stage="preprocess",
+                        stages=[{"stage": "preprocess", "status": "diverged", "rows": []}])
+
+
+def test_package_by_risk_alone_names_the_changed_packages_the_risk_table_does_not_know() -> None:
+    """numpy touches preprocess by the risk table; textprep, which the target's preprocess
+    imports, is unknown to it: the cause must not blame numpy alone, and points at bisect."""
+    items = [_env_item("numpy", "2.4.6", "2.3.5"), _env_item("textprep", "1.0", "1.1")]
+    cause = probable_cause(_preprocess_diverges(items))
+    assert cause is not None and cause["kind"] == "package" and cause["subject"] == "numpy"
+    assert cause["summary"] == ("a package change: numpy (high-risk, touches the preprocess stage) "
+                                "or 1 other changed package(s)"), cause["summary"]
+    assert "also changed, not in the risk table: textprep 1.0 -> 1.1" in cause["evidence"], cause["evidence"]
+    assert cause["confidence"] == "low"
+    assert cause["fix"].startswith("run `parity bisect --good golden --bad B` to find which one"), cause["fix"]
+    assert "parity snapshot -o B.json" in cause["fix"] and "install" not in cause["fix"]
+
+
+def test_package_by_risk_alone_among_packages_the_table_rules_out_keeps_its_fix() -> None:
+    """threadpoolctl is in the risk table and does not touch preprocess: numpy alone is named."""
+    items = [_env_item("numpy", "2.4.6", "2.3.5"), _env_item("threadpoolctl", "3.5", "3.6")]
+    cause = probable_cause(_preprocess_diverges(items))
+    assert cause is not None and cause["summary"].startswith("package numpy 2.4.6 -> 2.3.5: it touches")
+    assert cause["confidence"] == "medium" and cause["fix"].startswith("install numpy==2.4.6 in B")
+    assert not any("not in the risk table" in e for e in cause["evidence"])
 
 
 def test_unexplained_names_the_first_divergent_layer_and_what_was_checked(make_record: Make) -> None:

@@ -13,7 +13,9 @@ first, each needing two pieces of evidence that point at the same thing:
 6. a changed non-tokenizer asset (``config.json``) and a model divergence with equal
    weights -> that file;
 7. a changed package whose risk table entry touches the first divergent stage -> that
-   package (other high-risk environment items after packages);
+   package, or, when other changed packages (those the risk table does not know included)
+   could do it too, "a package change" with ``parity bisect`` as the way to find which
+   (other high-risk environment items after packages);
 8. otherwise "unexplained", with the first divergent (or introducing) layer.
 
 ``confidence`` (high|medium|low) says how many links were checked, and ``checked``
@@ -22,6 +24,7 @@ lists what was compared, so "unexplained" also says what was ruled out.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,6 +32,8 @@ from typing import Any
 from parity._text import one_line
 from parity.comparison.findings import MODE_SENSITIVE
 from parity.comparison.tolerances import strip_wrapper_prefix
+from parity.env._collect import canonical_name
+from parity.env.risk import RISK_TABLE
 
 #: Asset files that configure or feed preprocessing, most telling first: a setting
 #: (lower-casing, special tokens) lives in the config, the vocabulary follows it.
@@ -204,15 +209,43 @@ def _package(r: Any) -> dict[str, Any] | None:
     if not items:
         return None
     top = items[0]
+    unrated = [i for i in _unrated_packages(r) if i not in items]
     evidence = [f"package {_item(top)} ({top.get('risk')} risk: {top.get('reason')}); its risk table entry "
                 f"touches the {stage} stage", _stage_evidence(r)]
     if len(items) > 1:
         evidence.append(f"{len(items) - 1} other package(s) touch it too: "
                         + ", ".join(_item(i) for i in items[1:4]))
-    return _cause("package", f"package {_item(top)}: it touches the {stage} stage, where B first diverges",
-                  str(top.get("name")), evidence, "medium" if len(items) == 1 else "low",
-                  f"install {top.get('name')}=={top.get('a')} in B (or test the new version)" if top.get("a")
-                  else f"check the package {top.get('name')}")
+    if unrated:
+        evidence.append("also changed, not in the risk table: " + ", ".join(_item(i) for i in unrated[:5])
+                        + (f" and {len(unrated) - 5} more" if len(unrated) > 5 else ""))
+    others = len(items) - 1 + len(unrated)
+    if not others:
+        return _cause("package", f"package {_item(top)}: it touches the {stage} stage, where B first diverges",
+                      str(top.get("name")), evidence, "medium",
+                      f"install {top.get('name')}=={top.get('a')} in B (or test the new version)" if top.get("a")
+                      else f"check the package {top.get('name')}")
+    # Chosen by the risk table only, among other changes that could do it too: say so,
+    # and point at the tool that tells them apart.
+    return _cause("package", f"a package change: {top.get('name')} ({top.get('risk')}-risk, touches the {stage} "
+                  f"stage) or {others} other changed package(s)", str(top.get("name")), evidence, "low",
+                  f"run `parity bisect --good {_side(r.a, 'A')} --bad {_side(r.b, 'B')}` to find which one"
+                  + ("" if r.b.get("record") else " (B: a snapshot of B, `parity snapshot -o B.json` in B)"))
+
+
+def _unrated_packages(r: Any) -> list[Mapping[str, Any]]:
+    """Changed packages the risk table does not know (its catch-all row rates them): the
+    table cannot rule them out, e.g. a small package the target's own code imports."""
+    return [i for i in r.env_diff.get("items") or [] if i.get("category") == "package"
+            and _first_row(f"package:{canonical_name(str(i.get('name')))}") == "package:*"]
+
+
+def _first_row(key: str) -> str:
+    return next((row[0] for row in RISK_TABLE if fnmatch.fnmatchcase(key, row[0])), "*")
+
+
+def _side(info: Mapping[str, Any], default: str) -> str:
+    record = info.get("record")
+    return str(record).rstrip("/\\") if record else default
 
 
 def _environment(r: Any) -> dict[str, Any] | None:
