@@ -105,3 +105,117 @@ def test_a_small_real_file_is_not_a_pointer(tmp_path: Path) -> None:
     inputs = tmp_path / "inputs.txt"
     inputs.write_text("version one\nhello\n")
     assert load_inputs(inputs, Pipeline(model=torch.nn.Linear(2, 2))) == ["version one", "hello"]
+
+
+# --- a pointer read by the target's own build() (issue 13 #4) ---------------------------------
+
+_SAFETENSORS_BUILD = '''
+import torch
+from safetensors.torch import load_file
+
+def build():
+    state = load_file({weights!r})
+    model = torch.nn.Linear(2, 2)
+    model.load_state_dict(state)
+    return model
+'''
+
+
+def _serving(folder: Path, weights: str) -> Path:
+    target = folder / "serving.py"
+    target.write_text(_SAFETENSORS_BUILD.format(weights=weights))
+    return target
+
+
+def test_build_loading_a_pointer_with_a_rust_loader_names_it(tmp_path: Path, monkeypatch, run_cli) -> None:
+    # safetensors opens the file in Rust: Python's audit hook never sees it; the scan does.
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    (project / "assets" / "model").mkdir(parents=True)
+    elsewhere.mkdir()
+    weights = _pointer(project / "assets" / "model" / "model.safetensors")
+    target = _serving(project, "assets/model/model.safetensors")
+    monkeypatch.chdir(project)
+    with pytest.raises(LfsPointerError) as err:
+        load_target(f"{target}:build")
+    _assert_names(err, weights)
+    assert "header too large" in str(err.value.__cause__)  # chained from what build() raised
+    monkeypatch.chdir(elsewhere)  # the target file's folder is scanned too
+    code, _, stderr = run_cli("record", str(target), "-o", str(tmp_path / "rec"), "--inputs", str(_text(tmp_path)))
+    assert code == 2 and f"{weights} is a git-LFS pointer" in stderr and "git lfs pull" in stderr
+    assert "header too large" not in stderr and "make the build function run" not in stderr
+
+
+def test_build_opening_a_pointer_outside_the_scanned_folders_names_it(tmp_path: Path, monkeypatch) -> None:
+    # torch.load reads through Python's open: the audit-hook recorder names it wherever it is.
+    far = tmp_path / "a" / "b" / "c" / "d" / "e" / "f"
+    far.mkdir(parents=True)
+    weights = _pointer(far / "model.pt")
+    (tmp_path / "project").mkdir()
+    target = tmp_path / "project" / "serving.py"
+    target.write_text(f"import torch\n\ndef build():\n    return torch.load({str(weights)!r})\n")
+    monkeypatch.chdir(tmp_path / "project")
+    with pytest.raises(LfsPointerError) as err:
+        load_target(f"{target}:build")
+    _assert_names(err, weights)
+
+
+def test_several_pointers_first_named_and_the_rest_counted(tmp_path: Path, monkeypatch) -> None:
+    weights = _pointer(tmp_path / "model.safetensors")
+    _pointer(tmp_path / "other.bin")
+    _pointer(tmp_path / "third.bin")
+    target = _serving(tmp_path, str(weights))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(LfsPointerError) as err:
+        load_target(f"{target}:build")
+    assert str(err.value).startswith(f"{weights} is a git-LFS pointer")
+    assert "and 2 other pointer file(s)" in str(err.value)
+
+
+def test_build_failing_for_another_reason_keeps_its_message(tmp_path: Path, monkeypatch, run_cli) -> None:
+    (tmp_path / "notes.txt").write_text("version one\n")  # small files that are no pointers
+    target = tmp_path / "serving.py"
+    target.write_text("def build():\n    raise ValueError('no GPU configured')\n")
+    monkeypatch.chdir(tmp_path)
+    code, _, stderr = run_cli("bench", f"{target}:build")
+    assert code == 2 and "build() raised ValueError: no GPU configured" in stderr
+    assert "make the build function run on its own" in stderr and "git-LFS" not in stderr
+
+
+def test_the_scan_is_bounded_in_depth(tmp_path: Path, monkeypatch) -> None:
+    from parity.target.lfs import MAX_DEPTH
+
+    deep = tmp_path.joinpath(*[f"d{i}" for i in range(MAX_DEPTH + 1)])
+    deep.mkdir(parents=True)
+    weights = _pointer(deep / "model.safetensors")  # read by Rust, below the bound: not found
+    target = _serving(tmp_path, str(weights))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Exception) as err:
+        load_target(f"{target}:build")
+    assert not isinstance(err.value, LfsPointerError)
+    assert "SafetensorError" in str(err.value) and "make the build function run on its own" in str(err.value)
+    (deep.parent / "shallow.safetensors").write_text(POINTER)  # at the bound: found
+    with pytest.raises(LfsPointerError) as found:
+        load_target(f"{target}:build")
+    _assert_names(found, deep.parent / "shallow.safetensors")
+
+
+def test_the_scan_skips_hidden_folders_and_venvs(tmp_path: Path) -> None:
+    from parity.target.lfs import find_pointers
+
+    for folder in (".cache", "venv", "lib/site-packages", "pkg/__pycache__"):
+        (tmp_path / folder).mkdir(parents=True)
+        _pointer(tmp_path / folder / "model.bin")
+    (tmp_path / "venv" / "pyvenv.cfg").write_text("home = /usr\n")
+    assert find_pointers([], [tmp_path]) == []
+    _pointer(tmp_path / "pkg" / "weights.bin")
+    assert find_pointers([], [tmp_path]) == [tmp_path / "pkg" / "weights.bin"]
+
+
+def test_the_scan_stops_after_its_entry_budget(tmp_path: Path, monkeypatch) -> None:
+    from parity.target import lfs
+
+    monkeypatch.setattr(lfs, "MAX_ENTRIES", 10)
+    for i in range(20):
+        (tmp_path / f"a{i:02d}.txt").write_text("x")
+    _pointer(tmp_path / "z.bin")  # the 21st entry by name
+    assert lfs.find_pointers([], [tmp_path]) == []

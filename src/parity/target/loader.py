@@ -10,11 +10,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from parity._io import check_not_lfs_pointer
-from parity.errors import TargetError
+from parity.errors import LfsPointerError, TargetError
 from parity.target.formats import detect, is_artifact
+from parity.target.lfs import find_pointers, recording_opens
 from parity.target.pipeline import Pipeline
 
 #: prefix of the module names TARGET files are imported under (see target_module_name)
@@ -132,14 +133,34 @@ def _pipeline_from_callable(spec: str, module: Any, func: str) -> Pipeline:
                           fix=_FIX_CALLABLE)
     if not callable(build):
         raise TargetError(f"{spec}: {func!r} is not callable", fix=_FIX_CALLABLE)
-    try:
-        built = build()
-    except TypeError as exc:
-        raise TargetError(f"{spec}: calling {func}() failed ({exc})", fix=_FIX_CALLABLE) from exc
-    except Exception as exc:
-        raise TargetError(f"{spec}: {func}() raised {type(exc).__name__}: {exc}",
-                          fix="make the build function run on its own") from exc
+    failure: Exception | None = None
+    with recording_opens() as opened:  # which files build() read, should it fail
+        try:
+            built = build()
+        except Exception as exc:
+            failure = exc
+    if failure is not None:
+        _raise_build_failure(spec, module, func, failure, opened)
     return as_pipeline(spec, built)
+
+
+def _raise_build_failure(spec: str, module: Any, func: str, exc: Exception, opened: list[str]) -> NoReturn:
+    """A git-LFS pointer the build could have read is the likely cause: name it (exit 2).
+    Otherwise say what build() raised."""
+    roots = [Path.cwd()]
+    if getattr(module, "__name__", "").startswith(TARGET_MODULE_PREFIX) and getattr(module, "__file__", None):
+        roots.insert(0, Path(module.__file__).parent)
+    pointers = find_pointers(opened, roots)
+    if pointers:
+        error = LfsPointerError(pointers[0])
+        if len(pointers) > 1:
+            error.message += f" (and {len(pointers) - 1} other pointer file(s) near it)"
+            error.args = (error.message,)
+        raise error from exc
+    if isinstance(exc, TypeError):
+        raise TargetError(f"{spec}: calling {func}() failed ({exc})", fix=_FIX_CALLABLE) from exc
+    raise TargetError(f"{spec}: {func}() raised {type(exc).__name__}: {exc}",
+                      fix="make the build function run on its own") from exc
 
 
 def as_pipeline(spec: str, built: Any) -> Pipeline:
