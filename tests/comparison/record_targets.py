@@ -12,3 +12,18 @@ from pathlib import Path
 
 def recorded_target(rec: Path) -> str:
     return str(json.loads((rec / "manifest.json").read_text())["target"])
+
+
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def pipeline_file(tmp_path: Path, name: str, body: str) -> str:
+    """A pipeline file ``name.py`` in tmp_path whose build() runs ``body`` (models imported)."""
+    path = tmp_path / f"{name}.py"
+    path.write_text(
+        "import sys, torch\n"
+        f"sys.path.insert(0, {str(TESTS)!r})\n"
+        "import models\n\n"
+        "def build():\n" + "".join(f"    {line}\n" for line in body.splitlines())
+    )
+    return f"{path}:build"

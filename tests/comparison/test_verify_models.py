@@ -7,25 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from record_targets import recorded_target
+from record_targets import pipeline_file, recorded_target
 
 from parity.comparison import verify
 from parity.comparison.result import FAIL, PASS
 from parity.records import record
-
-TESTS = Path(__file__).resolve().parents[1]
-
-
-def _target(tmp_path: Path, name: str, body: str) -> str:
-    """A pipeline file ``name.py`` in tmp_path whose build() runs ``body`` (models imported)."""
-    path = tmp_path / f"{name}.py"
-    path.write_text(
-        "import sys, torch\n"
-        f"sys.path.insert(0, {str(TESTS)!r})\n"
-        "import models\n\n"
-        "def build():\n" + "".join(f"    {line}\n" for line in body.splitlines())
-    )
-    return f"{path}:build"
 
 
 def _inputs(n: int = 4, width: int = 8) -> list[torch.Tensor]:
@@ -45,7 +31,7 @@ PERTURB_STEP = "m = models.build(models.LoopNet)\nwith torch.no_grad():\n    m.s
 
 @pytest.mark.parametrize("capture", ["outputs", "stats", "full"])
 def test_loop_model_same_everything_passes(tmp_path: Path, capture: str) -> None:
-    a = _record(tmp_path, _target(tmp_path, "loop", "return models.build(models.LoopNet)"), capture)
+    a = _record(tmp_path, pipeline_file(tmp_path, "loop", "return models.build(models.LoopNet)"), capture)
     r = verify(a, recorded_target(a))
     assert r.verdict == PASS, r.reason
     if capture != "outputs":
@@ -55,8 +41,8 @@ def test_loop_model_same_everything_passes(tmp_path: Path, capture: str) -> None
 
 
 def test_loop_model_each_call_of_a_perturbed_module_introduces(tmp_path: Path) -> None:
-    a = _record(tmp_path, _target(tmp_path, "loop", "return models.build(models.LoopNet)"))
-    r = verify(a, _target(tmp_path, "loop_b", PERTURB_STEP))
+    a = _record(tmp_path, pipeline_file(tmp_path, "loop", "return models.build(models.LoopNet)"))
+    r = verify(a, pipeline_file(tmp_path, "loop_b", PERTURB_STEP))
     assert r.verdict == FAIL
     assert r.first_divergent_layer == "step#0/out" and r.first_introducing_layer == "step#0/out"
     by_key = {layer["key"]: layer for layer in r.layers}
@@ -66,23 +52,23 @@ def test_loop_model_each_call_of_a_perturbed_module_introduces(tmp_path: Path) -
 
 
 def test_inplace_relu_perturbed_bias_introduced_then_inherited(tmp_path: Path) -> None:
-    a = _record(tmp_path, _target(tmp_path, "relu", "return models.build(models.InplaceReluNet)"))
+    a = _record(tmp_path, pipeline_file(tmp_path, "relu", "return models.build(models.InplaceReluNet)"))
     assert verify(a, recorded_target(a)).verdict == PASS  # the in-place ReLU did not corrupt what A stored
     body = "m = models.build(models.InplaceReluNet)\nwith torch.no_grad():\n    m.fc.bias += 0.5\nreturn m"
-    r = verify(a, _target(tmp_path, "relu_b", body))
+    r = verify(a, pipeline_file(tmp_path, "relu_b", body))
     assert r.first_divergent_layer == "fc#0/out" and r.first_introducing_layer == "fc#0/out"
     by_key = {layer["key"]: layer for layer in r.layers}
     assert by_key["relu#0/out"]["introduced"] is False and by_key["head#0/out"]["introduced"] is False
 
 
 def test_nested_outputs_compare_per_leaf(tmp_path: Path) -> None:
-    a = _record(tmp_path, _target(tmp_path, "nested", "return models.build(models.NestedOutputNet)"))
+    a = _record(tmp_path, pipeline_file(tmp_path, "nested", "return models.build(models.NestedOutputNet)"))
     r = verify(a, recorded_target(a))
     assert r.verdict == PASS, r.reason
     keys = {layer["key"] for layer in r.layers}
     assert {"#0/out/pair/0", "#0/out/pair/1", "#0/out/obj/logits", "#0/out/count"} <= keys
     body = "m = models.build(models.NestedOutputNet)\nwith torch.no_grad():\n    m.fc.bias += 1\nreturn m"
-    r = verify(a, _target(tmp_path, "nested_b", body))
+    r = verify(a, pipeline_file(tmp_path, "nested_b", body))
     assert r.first_divergent_layer == "fc#0/out" and r.first_introducing_layer == "fc#0/out"
     assert {"#0/out/pair/1", "#0/out/obj/logits"} <= {x["key"] for x in r.layers if x["status"] == "diverged"}
 
@@ -90,10 +76,10 @@ def test_nested_outputs_compare_per_leaf(tmp_path: Path) -> None:
 def test_training_mode_names_the_module_and_fails_at_dropout(tmp_path: Path) -> None:
     texts = ["one", "two words", "three words here", "and four"]
     a = tmp_path / "golden"
-    record(_target(tmp_path, "text", "return models.build_tiny_text()"), texts, out=a, capture="full",
+    record(pipeline_file(tmp_path, "text", "return models.build_tiny_text()"), texts, out=a, capture="full",
            snapshot_env=False)
     body = "p = models.build_tiny_text()\np.model.train()\nreturn p"
-    r = verify(a, _target(tmp_path, "text_b", body))
+    r = verify(a, pipeline_file(tmp_path, "text_b", body))
     assert r.verdict == FAIL
     finding = next(f for f in r.runtime if f["code"] == "training_mode")
     assert "mlp.2" in finding["message"]
@@ -102,14 +88,14 @@ def test_training_mode_names_the_module_and_fails_at_dropout(tmp_path: Path) -> 
 
 
 def test_verify_with_explicit_tolerance_passes_a_small_perturbation(tmp_path: Path) -> None:
-    a = _record(tmp_path, _target(tmp_path, "loop", "return models.build(models.LoopNet)"))
-    r = verify(a, _target(tmp_path, "loop_b", PERTURB_STEP), atol=1e-2)
+    a = _record(tmp_path, pipeline_file(tmp_path, "loop", "return models.build(models.LoopNet)"))
+    r = verify(a, pipeline_file(tmp_path, "loop_b", PERTURB_STEP), atol=1e-2)
     assert not r.first_divergent_layer and r.verdict == FAIL  # layers within 1e-2, but the weight hash differs
     assert "weight" in r.reason
 
 
 def test_max_slowdown_without_a_baseline_is_exit_2(tmp_path: Path, run_cli) -> None:
-    a = _record(tmp_path, _target(tmp_path, "loop", "return models.build(models.LoopNet)"), "outputs")
+    a = _record(tmp_path, pipeline_file(tmp_path, "loop", "return models.build(models.LoopNet)"), "outputs")
     code, out, err = run_cli("verify", a, recorded_target(a), "--max-slowdown", "10", "--json")
     assert code == 2 and out == "" and "bench.json" in err and "--bench" in err and "Traceback" not in err
 
@@ -117,7 +103,7 @@ def test_max_slowdown_without_a_baseline_is_exit_2(tmp_path: Path, run_cli) -> N
 def test_significant_slowdown_fails_the_verdict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import parity.benchmark
 
-    target = _target(tmp_path, "loop", "return models.build(models.LoopNet)")
+    target = pipeline_file(tmp_path, "loop", "return models.build(models.LoopNet)")
     out = tmp_path / "golden"
     record(target, _inputs(), out=out, capture="stats", batch_size=2, snapshot_env=False, bench=True)
     seen = {}
@@ -135,7 +121,7 @@ def test_significant_slowdown_fails_the_verdict(tmp_path: Path, monkeypatch: pyt
 
 @pytest.mark.slow
 def test_max_slowdown_measures_against_the_recorded_baseline(tmp_path: Path, run_cli) -> None:
-    target = _target(tmp_path, "loop", "return models.build(models.LoopNet)")
+    target = pipeline_file(tmp_path, "loop", "return models.build(models.LoopNet)")
     out = tmp_path / "golden"
     record(target, _inputs(), out=out, capture="stats", batch_size=2, snapshot_env=False, bench=True)
     code, stdout, err = run_cli("verify", out, target, "--max-slowdown", "1000", "--json")
@@ -147,12 +133,12 @@ def test_max_slowdown_measures_against_the_recorded_baseline(tmp_path: Path, run
 def test_full_record_against_a_stats_record_compares_samples(tmp_path: Path) -> None:
     from parity.comparison import compare
 
-    target = _target(tmp_path, "loop", "return models.build(models.LoopNet)")
+    target = pipeline_file(tmp_path, "loop", "return models.build(models.LoopNet)")
     full = tmp_path / "full"
     record(target, _inputs(), out=full, capture="full", batch_size=2, snapshot_env=False)
     stats_same, stats_other = tmp_path / "stats", tmp_path / "stats_b"
     record(target, _inputs(), out=stats_same, capture="stats", batch_size=2, snapshot_env=False)
-    record(_target(tmp_path, "loop_b", PERTURB_STEP), _inputs(), out=stats_other, capture="stats", batch_size=2,
+    record(pipeline_file(tmp_path, "loop_b", PERTURB_STEP), _inputs(), out=stats_other, capture="stats", batch_size=2,
            snapshot_env=False)
     assert compare(full, stats_same).verdict == PASS
     assert compare(stats_same, full).verdict == PASS
@@ -188,7 +174,7 @@ def _break_future(rec: Path) -> str:
 
 @pytest.mark.parametrize("breaker", [_break_truncate, _break_flip, _break_delete, _break_future])
 def test_damaged_real_record_is_refused_naming_the_file(tmp_path: Path, run_cli, breaker) -> None:
-    a = _record(tmp_path, _target(tmp_path, "loop", "return models.build(models.LoopNet)"))
+    a = _record(tmp_path, pipeline_file(tmp_path, "loop", "return models.build(models.LoopNet)"))
     name = breaker(a)
     code, out, err = run_cli("verify", a, "--json")
     assert code == 2 and out == "" and "Traceback" not in err
@@ -196,7 +182,7 @@ def test_damaged_real_record_is_refused_naming_the_file(tmp_path: Path, run_cli,
 
 
 def test_calibrated_noise_floor_reaches_the_report(tmp_path: Path) -> None:
-    target = _target(tmp_path, "conv", "return models.build_conv()")
+    target = pipeline_file(tmp_path, "conv", "return models.build_conv()")
     out = tmp_path / "golden"
     record(target, out=out, capture="stats", calibrate=True, snapshot_env=False)
     r = verify(out, target)
@@ -207,10 +193,10 @@ def test_calibrated_noise_floor_reaches_the_report(tmp_path: Path) -> None:
 
 
 def test_non_tensor_output_value_change_is_a_divergence(tmp_path: Path) -> None:
-    a = _record(tmp_path, _target(tmp_path, "nested", "return models.build(models.NestedOutputNet)"))
+    a = _record(tmp_path, pipeline_file(tmp_path, "nested", "return models.build(models.NestedOutputNet)"))
     body = ("m = models.build(models.NestedOutputNet)\nf = m.forward\n"
             "m.forward = lambda x: {**f(x), 'count': 4}\nreturn m")
-    r = verify(a, _target(tmp_path, "nested_b", body))
+    r = verify(a, pipeline_file(tmp_path, "nested_b", body))
     row = next(x for x in r.layers if x["key"] == "#0/out/count")
     assert row["status"] == "diverged" and "3 in A, 4 in B" in row["notes"][0]
     assert r.verdict == FAIL
@@ -219,7 +205,7 @@ def test_non_tensor_output_value_change_is_a_divergence(tmp_path: Path) -> None:
 def test_records_of_different_inputs_say_so(tmp_path: Path) -> None:
     from parity.comparison import compare
 
-    target = _target(tmp_path, "text", "return models.build_tiny_text()")
+    target = pipeline_file(tmp_path, "text", "return models.build_tiny_text()")
     record(target, ["one", "two"], out=tmp_path / "a", capture="stats", snapshot_env=False)
     record(target, ["one", "three"], out=tmp_path / "b", capture="stats", snapshot_env=False)
     r = compare(tmp_path / "a", tmp_path / "b")
@@ -229,10 +215,10 @@ def test_records_of_different_inputs_say_so(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("cls", ["SharedParamsNet", "CustomFunctionNet", "HookedNet"])
 def test_awkward_models_pass_and_localise_a_perturbed_first_layer(tmp_path: Path, cls: str) -> None:
-    a = _record(tmp_path, _target(tmp_path, "m", f"return models.build(models.{cls})"))
+    a = _record(tmp_path, pipeline_file(tmp_path, "m", f"return models.build(models.{cls})"))
     assert verify(a, recorded_target(a)).verdict == PASS
     first = "first" if cls == "SharedParamsNet" else "fc"
     body = f"m = models.build(models.{cls})\nwith torch.no_grad():\n    m.{first}.bias += 0.5\nreturn m"
-    r = verify(a, _target(tmp_path, "m_b", body))
+    r = verify(a, pipeline_file(tmp_path, "m_b", body))
     assert r.verdict == FAIL
     assert r.first_divergent_layer == f"{first}#0/out" and r.first_introducing_layer == f"{first}#0/out"

@@ -15,24 +15,11 @@ import struct
 from pathlib import Path
 
 import torch
+from record_targets import pipeline_file
 
 from parity.comparison import verify
 from parity.comparison.result import FAIL, PASS
 from parity.records import record
-
-TESTS = Path(__file__).resolve().parents[1]
-
-
-def _target(tmp_path: Path, name: str, body: str) -> str:
-    """A pipeline file ``name.py`` in tmp_path whose build() runs ``body`` (models imported)."""
-    path = tmp_path / f"{name}.py"
-    path.write_text(
-        "import sys, torch\n"
-        f"sys.path.insert(0, {str(TESTS)!r})\n"
-        "import models\n\n"
-        "def build():\n" + "".join(f"    {line}\n" for line in body.splitlines())
-    )
-    return f"{path}:build"
 
 
 def _record(tmp_path: Path, target: str, inputs: list | None = None) -> Path:
@@ -56,7 +43,7 @@ def _dtypes(rec: Path) -> set[str | None]:
 
 
 def test_complex_model_records_c64_and_verifies_against_itself(tmp_path: Path) -> None:
-    target = _target(tmp_path, "cplx", "return models.build_complex()")
+    target = pipeline_file(tmp_path, "cplx", "return models.build_complex()")
     rec = _record(tmp_path, target)
     dtypes = _dtypes(rec)
     assert None not in dtypes and "C64" in dtypes, dtypes
@@ -68,10 +55,10 @@ def test_complex_model_records_c64_and_verifies_against_itself(tmp_path: Path) -
 
 
 def test_complex_weight_change_is_introduced_by_the_complex_layer(tmp_path: Path) -> None:
-    rec = _record(tmp_path, _target(tmp_path, "cplx", "return models.build_complex()"))
+    rec = _record(tmp_path, pipeline_file(tmp_path, "cplx", "return models.build_complex()"))
     body = ("p = models.build_complex()\nwith torch.no_grad():\n    p.model.mix.weight[0, 0] += 1e-2j\n"
             "return p")
-    r = verify(rec, _target(tmp_path, "cplx_b", body))
+    r = verify(rec, pipeline_file(tmp_path, "cplx_b", body))
     assert r.verdict == FAIL
     assert r.first_divergent_layer == "mix#0/out" and r.first_introducing_layer == "mix#0/out"
     by_key = {x["key"]: x for x in r.layers}
@@ -82,7 +69,7 @@ def test_complex_weight_change_is_introduced_by_the_complex_layer(tmp_path: Path
 
 
 def test_packed_lstm_records_and_verifies_against_itself(tmp_path: Path) -> None:
-    target = _target(tmp_path, "lstm", "return models.build_packed_lstm()")
+    target = pipeline_file(tmp_path, "lstm", "return models.build_packed_lstm()")
     rec = _record(tmp_path, target)
     r = verify(rec, target)
     assert r.verdict == PASS, r.reason
@@ -90,10 +77,10 @@ def test_packed_lstm_records_and_verifies_against_itself(tmp_path: Path) -> None
 
 
 def test_packed_lstm_weight_change_names_the_lstm_as_introducing(tmp_path: Path) -> None:
-    rec = _record(tmp_path, _target(tmp_path, "lstm", "return models.build_packed_lstm()"))
+    rec = _record(tmp_path, pipeline_file(tmp_path, "lstm", "return models.build_packed_lstm()"))
     body = ("p = models.build_packed_lstm()\nwith torch.no_grad():\n    p.model.lstm.weight_hh_l0[0, 0] += 0.5\n"
             "return p")
-    r = verify(rec, _target(tmp_path, "lstm_b", body))
+    r = verify(rec, pipeline_file(tmp_path, "lstm_b", body))
     assert r.verdict == FAIL
     assert r.first_divergent_layer.startswith("lstm#0/out"), r.first_divergent_layer
     assert r.first_introducing_layer is not None and r.first_introducing_layer.startswith("lstm#0/out"), (
@@ -110,9 +97,9 @@ def test_packed_lstm_weight_change_names_the_lstm_as_introducing(tmp_path: Path)
 
 def test_forward_signature_change_is_an_api_change_finding(tmp_path: Path) -> None:
     inputs = [torch.randn(8, generator=torch.Generator().manual_seed(i)) for i in range(4)]
-    rec = _record(tmp_path, _target(tmp_path, "sig_a", "return models.build_signature_v1()"), inputs)
-    assert verify(rec, _target(tmp_path, "sig_a2", "return models.build_signature_v1()")).verdict == PASS
-    r = verify(rec, _target(tmp_path, "sig_b", "return models.build_signature_v2()"))
+    rec = _record(tmp_path, pipeline_file(tmp_path, "sig_a", "return models.build_signature_v1()"), inputs)
+    assert verify(rec, pipeline_file(tmp_path, "sig_a2", "return models.build_signature_v1()")).verdict == PASS
+    r = verify(rec, pipeline_file(tmp_path, "sig_b", "return models.build_signature_v2()"))
     assert r.verdict == FAIL and r.first_divergent_layer == "block#0/out"
     (change,) = r.api_changes
     assert change["message"] == "B's `CacheBlock.forward` no longer accepts `cache_length` (A passed it)"
@@ -126,9 +113,9 @@ def test_signature_change_in_the_cli_report(tmp_path: Path, run_cli) -> None:
     from safetensors.torch import save_file
 
     save_file({"x": torch.randn(4, 8, generator=torch.Generator().manual_seed(0))}, str(inputs))
-    a = _target(tmp_path, "sig_a", "return models.build_signature_v1()")
+    a = pipeline_file(tmp_path, "sig_a", "return models.build_signature_v1()")
     code, _, err = run_cli("record", a, "--inputs", inputs, "-o", tmp_path / "golden", "--capture", "full")
     assert code == 0, err
-    code, out, err = run_cli("verify", tmp_path / "golden", _target(tmp_path, "sig_b", "return models.build_signature_v2()"))
+    code, out, err = run_cli("verify", tmp_path / "golden", pipeline_file(tmp_path, "sig_b", "return models.build_signature_v2()"))
     assert code == 1 and "Traceback" not in err
     assert "no longer accepts `cache_length`" in out and "TypeError" not in out
