@@ -140,3 +140,15 @@ def _short(path: Path) -> str:
     from parity.target.formats.job import short_path
 
     return short_path(str(path))
+
+
+def test_export_reports_progress_for_the_export_and_every_check_case(tmp_path: Path) -> None:
+    events: list = []
+    result = export(target("tiny_model.py"), "torchscript", tmp_path / "m.pt", progress=events.append)
+    assert result.ok
+    steps = [(e.task, e.done, e.total) for e in events]
+    assert steps[:2] == [("export", 0, 1), ("export", 1, 1)]
+    assert events[1].bytes_written == result.size_bytes
+    checks = [e for e in events if e.task == "export check"]
+    assert [e.done for e in checks] == list(range(1, len(result.check.cases) + 1))
+    assert all(e.total == len(result.check.cases) for e in checks)

@@ -57,10 +57,12 @@ def command(target: str, fmt: str, output: str, method: str, static: bool, input
     TARGET is code that runs here: a .py file or a module, and a .pt or .pt2 file
     too (loading one unpickles). Pass only targets you trust.
     """
+    from parity.cli._progress import progress_for
     from parity.exporters import export
 
-    result = export(target, fmt, output, method=method, static=static, inputs=inputs, check=not no_check,
-                    bench=with_bench, atol=atol, rtol=rtol)
+    with progress_for(as_json) as progress:
+        result = export(target, fmt, output, method=method, static=static, inputs=inputs, check=not no_check,
+                        bench=with_bench, atol=atol, rtol=rtol, progress=progress)
     doc = result.to_json()
     if as_json:
         emit_json(doc)

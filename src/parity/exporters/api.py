@@ -12,6 +12,7 @@ from parity.errors import ExportError, ParityError
 from parity.exporters import _inputs
 from parity.exporters.check import CheckTolerance, check_case, submodule_checks
 from parity.exporters.result import CheckResult, ExportResult, Finding
+from parity.progress import ProgressEvent, ProgressFn, report
 from parity.target.formats import ArtifactFormat, FormatSuffixes
 from parity.target.formats import get as get_format
 from parity.target.formats import names as format_names
@@ -34,7 +35,8 @@ MAX_EXTRA_BATCHES = 3
 
 def export(target: Any, format: str, out: str | os.PathLike[str], *, method: str = "trace",
            static: bool = False, inputs: Any = None, check: bool = True, bench: bool = False,
-           atol: float | None = None, rtol: float | None = None) -> ExportResult:
+           atol: float | None = None, rtol: float | None = None,
+           progress: ProgressFn | None = None) -> ExportResult:
     """Export ``target`` to ``out`` in ``format`` and check it against eager.
 
     ``target``: a TARGET spec, a ``LoadedTarget`` or a ``Pipeline``. ``inputs``: an
@@ -44,6 +46,7 @@ def export(target: Any, format: str, out: str | os.PathLike[str], *, method: str
     unless ``static``. ``atol``/``rtol`` None: the compare engine's per-dtype defaults
     (x10 for float outputs of onnx and aoti, which run their own kernels).
     The artifact is written atomically even when the check fails (``result.ok`` false).
+    ``progress``: called as the export and each check case finish (:mod:`parity.progress`).
     """
     fmt, out_path = _validate(format, out, method)
     _validate_tolerances(atol, rtol)
@@ -51,7 +54,9 @@ def export(target: Any, format: str, out: str | os.PathLike[str], *, method: str
     batches = _model_batches(pipeline, inputs)
     job = _job(pipeline, spec, fmt, method, static, batches[0])
     started = time.perf_counter()
+    report(progress, ProgressEvent("export", 0, 1, "artifact"))
     data, findings = fmt.export(job)
+    report(progress, ProgressEvent("export", 1, 1, "artifact", bytes_written=len(data)))
     export_seconds = time.perf_counter() - started
     atomic_write_bytes(out_path, data)
     findings = _pre_findings(job, batches[0]) + findings
@@ -60,7 +65,7 @@ def export(target: Any, format: str, out: str | os.PathLike[str], *, method: str
         static=static, size_bytes=len(data), export_seconds=export_seconds, input_names=list(job.names),
         output_names=list(job.meta.output_names), dynamic=job.dims, findings=findings)
     if check:
-        result.check = _check(job, fmt, out_path, batches, atol, rtol)
+        result.check = _check(job, fmt, out_path, batches, atol, rtol, progress)
     if bench:
         from parity.exporters.side_by_side import side_by_side
 
@@ -194,7 +199,7 @@ def _pre_findings(job: ExportJob, example: Any) -> list[Finding]:
 
 
 def _check(job: ExportJob, fmt: ArtifactFormat, out_path: Path, batches: list[Any],
-           atol: float | None, rtol: float | None) -> CheckResult:
+           atol: float | None, rtol: float | None, progress: ProgressFn | None = None) -> CheckResult:
     """Load the written artifact and compare it with eager on every case."""
     from parity.target.artifacts import load_artifact
 
@@ -208,8 +213,11 @@ def _check(job: ExportJob, fmt: ArtifactFormat, out_path: Path, batches: list[An
     else:
         cases = [c for c in cases if _same_shapes(c[1], example_tensors)]
     tol = CheckTolerance.for_format(fmt.name, atol, rtol)
-    result = CheckResult([check_case(label, job.model, artifact, example_names, tensors, call, tol)
-                          for label, tensors in cases], tolerance=tol)
+    checked = []
+    for done, (label, tensors) in enumerate(cases, start=1):
+        checked.append(check_case(label, job.model, artifact, example_names, tensors, call, tol))
+        report(progress, ProgressEvent("export check", done, len(cases), "cases"))
+    result = CheckResult(checked, tolerance=tol)
     if fmt.named_submodules:
         prefix = "model." if job.method == "trace" else ""
         scripted = artifact.artifact.runner
