@@ -222,3 +222,15 @@ def test_awkward_models_pass_and_localise_a_perturbed_first_layer(tmp_path: Path
     r = verify(a, pipeline_file(tmp_path, "m_b", body))
     assert r.verdict == FAIL
     assert r.first_divergent_layer == f"{first}#0/out" and r.first_introducing_layer == f"{first}#0/out"
+
+
+def test_verify_makes_room_for_b_whatever_the_default_size_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # verify has no --max-size: B's record is as large as A's, so a default limit below
+    # A's size must not stop it with a message naming a flag verify does not have.
+    from parity.records import budget
+
+    a = _record(tmp_path, pipeline_file(tmp_path, "loop", "return models.build(models.LoopNet)"))
+    monkeypatch.setattr(budget, "DEFAULT_MAX_SIZE", 1024)
+    r = verify(a, recorded_target(a))
+    assert r.verdict == PASS, r.reason

@@ -212,8 +212,18 @@ def _record_b(rec_a: Record, loaded: Any, inputs: Any, out: Path, progress: Prog
     # B's environment snapshot costs seconds; it is only worth it when A has one to diff.
     record(loaded, inputs, out=out, capture=rec_a.capture, batch_size=batch_size if isinstance(batch_size, int) else None,
            seed=seed if isinstance(seed, int) else 0, snapshot_env=not findings.env_is_partial(rec_a.env),
-           progress=progress)
+           progress=progress, max_size=_room_for_b(rec_a, out))
     return read_record(out, verify_hashes=False)
+
+
+def _room_for_b(rec_a: Record, out: Path) -> int:
+    """B's record holds what A's holds: never cap it below twice A's size (verify has no
+    ``--max-size``; A's record already shows how large the capture is)."""
+    from parity.records.budget import default_max_size
+
+    files = rec_a.manifest.get("files") or {}
+    size_a = sum(int(f.get("size") or 0) for f in files.values() if isinstance(f, dict))
+    return max(default_max_size(out.parent)[0], 2 * size_a + (256 << 20))
 
 
 def _performance(rec_a: Record, pipeline: Any, inputs: Any, max_slowdown: float,
