@@ -38,6 +38,11 @@ def test_demo_scenarios_get_their_verdicts(demo):
     assert by_name["tokenizer-setting"]["first_divergent_stage"] == "preprocess"
     assert by_name["perturbed-weight"]["first_introducing_layer"].startswith(PERTURBED_PARAM.rsplit(".", 1)[0] + "#")
     assert "training_mode" in by_name["dropout-left-on"]["runtime_codes"]
+    # The summary leads with the probable cause, as verify's report does.
+    assert "tokenizer_config.json" in by_name["tokenizer-setting"]["probable_cause"]
+    assert PERTURBED_PARAM in by_name["perturbed-weight"]["probable_cause"]
+    assert "model.eval()" in by_name["dropout-left-on"]["probable_cause"]
+    assert by_name["other-threads"]["probable_cause"] is None
 
 
 @pytest.mark.slow

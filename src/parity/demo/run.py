@@ -56,6 +56,7 @@ class ScenarioResult:
     first_divergent_stage: str | None
     first_introducing_layer: str | None
     runtime_codes: list[str]
+    probable_cause: str | None = None  # verify's probable_cause summary, when it names one
 
     @property
     def as_expected(self) -> bool:
@@ -68,6 +69,7 @@ class ScenarioResult:
             "reason": self.reason, "report": str(self.report), "result": str(self.result_json),
             "first_divergent_stage": self.first_divergent_stage,
             "first_introducing_layer": self.first_introducing_layer, "runtime_codes": list(self.runtime_codes),
+            "probable_cause": self.probable_cause,
         }
 
 
@@ -161,6 +163,13 @@ def _run_scenario(out: Path, reference: Path, scenario: Scenario, say: Progress)
     return _scenario_result(scenario, result, report, result_json)
 
 
+def _cause_summary(result: dict[str, Any]) -> str | None:
+    cause = result.get("probable_cause")
+    if isinstance(cause, dict) and cause.get("summary") and cause.get("kind") != "unexplained":
+        return str(cause["summary"])
+    return None
+
+
 def _scenario_result(scenario: Scenario, result: dict[str, Any], report: Path, result_json: Path) -> ScenarioResult:
     return ScenarioResult(
         name=scenario.name, title=scenario.title, description=scenario.description,
@@ -169,6 +178,7 @@ def _scenario_result(scenario: Scenario, result: dict[str, Any], report: Path, r
         first_divergent_stage=result.get("first_divergent_stage"),
         first_introducing_layer=result.get("first_introducing_layer"),
         runtime_codes=[str(f.get("code")) for f in result.get("runtime") or []],
+        probable_cause=_cause_summary(result),
     )
 
 

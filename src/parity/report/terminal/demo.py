@@ -25,7 +25,10 @@ def demo_report(doc: Mapping[str, Any]) -> RenderableType:
         style = _STYLE.get(s.get("verdict"), "bold")
         flag = "" if s.get("as_expected") else f"  [bold red](expected {esc(s.get('expected'))})[/bold red]"
         lines.append(f"  [{style}]{esc(s.get('verdict')):<18}[/{style}] {esc(s.get('title'))}{flag}")
-        lines.append(f"  {'':<18} {esc(s.get('reason'))}")
+        if s.get("probable_cause"):
+            lines.append(f"  {'':<18} probable cause: {esc(s.get('probable_cause'))}")
+        else:
+            lines.append(f"  {'':<18} {esc(s.get('reason'))}")
         lines.append(f"  {'':<18} [dim]report: {esc(s.get('report'))}[/dim]")
     lines.append(f"\nAll reports: {esc(doc.get('index'))}")
     if not doc.get("ok"):
