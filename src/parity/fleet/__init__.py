@@ -1,0 +1,1 @@
+"""Fleet verify: one golden record checked on every node of a Ray cluster."""

@@ -1,0 +1,1 @@
+"""`parity.watch`: the golden record keeps guarding a model while it serves."""
