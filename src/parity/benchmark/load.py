@@ -1,0 +1,323 @@
+"""Closed-loop load: the same call from N client threads (or N worker processes) at once.
+
+:func:`run_concurrency` is the engine: for each concurrency level, N clients call
+``call(request)`` back to back for ``duration_s`` seconds, cycling through ``inputs``
+(each client starts at its own offset). Every completed request's latency is kept raw;
+a level reports requests/s, p50/p90/p99 latency with order-statistic CIs
+(:func:`parity.benchmark.stats.summarize`), CPU use (process CPU seconds / wall / usable
+cores) and peak resident memory.
+
+Threads share one loaded model, so Python code between tensor ops contends for the GIL;
+``processes=True`` runs N worker processes (``spawn``), each with its own interpreter and
+its own copy of the model: the difference between the two at the same N is what the GIL
+costs. With processes, ``call`` must pickle; an object with a ``setup()`` method (see
+:class:`TargetCall`) loads its model in each worker before the clock starts.
+
+Peak memory: in thread mode the process's RSS high-water mark (``VmHWM``) is reset before
+each level (Linux ``/proc/self/clear_refs``), so it is that level's own peak; where the
+reset is refused the figure is the process's lifetime peak and ``rss_basis`` says so. In
+process mode it is the sum of the workers' lifetime peaks (model load included: what N
+copies cost).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from parity.benchmark import stats
+from parity.benchmark.machine import usable_cores
+from parity.errors import BenchError
+from parity.progress import ProgressEvent, ProgressFn
+
+#: Calls each client makes before the clock starts (per level; a thread's first call
+#: can pay one-off costs: thread-local pools, lazy initialisation).
+WARMUP_CALLS = 2
+DEFAULT_LEVELS = (1, 2, 4, 8)
+DEFAULT_DURATION_S = 5.0
+#: A worker process that has not reported this long after the level should end is stuck.
+_WORKER_GRACE_S = 300.0
+
+
+@dataclass
+class ClientRun:
+    """What one client (thread or process) did during a level."""
+
+    latencies: list[float]
+    first_start: float  # perf_counter() seconds (system-wide monotonic clock on Linux)
+    last_end: float
+    cpu_seconds: float | None = None  # processes: the worker's own CPU time in the window
+    peak_rss_bytes: int | None = None  # processes: the worker's VmHWM
+    error: str | None = None
+
+
+@dataclass
+class LevelResult:
+    """One concurrency level: raw latencies and what the machine spent on them."""
+
+    concurrency: int
+    latencies: list[float]
+    wall_s: float
+    cpu_seconds: float | None
+    cores: int
+    peak_rss_bytes: int | None
+    rss_basis: str
+    items_per_request: int = 1
+
+    @property
+    def requests_per_s(self) -> float | None:
+        return len(self.latencies) / self.wall_s if self.wall_s > 0 else None
+
+    def to_json(self) -> dict[str, Any]:
+        rps = self.requests_per_s
+        cpu: dict[str, Any] = {"seconds": self.cpu_seconds, "cores": self.cores, "busy_cores": None,
+                               "utilisation": None, "basis": "process CPU time / wall / usable cores"}
+        if self.cpu_seconds is not None and self.wall_s > 0:
+            cpu["busy_cores"] = self.cpu_seconds / self.wall_s
+            cpu["utilisation"] = cpu["busy_cores"] / self.cores
+        return {
+            "concurrency": self.concurrency,
+            "requests": len(self.latencies),
+            "wall_s": self.wall_s,
+            "throughput": {"requests_per_s": rps,
+                           "items_per_s": rps * self.items_per_request if rps is not None else None,
+                           "basis": "completed requests / wall time of the level"},
+            "latency": {"samples": self.latencies, **stats.summarize(self.latencies)},
+            "cpu": cpu,
+            "peak_rss_bytes": self.peak_rss_bytes,
+            "rss_basis": self.rss_basis,
+        }
+
+
+@dataclass
+class LoadResult:
+    """Every level of one closed-loop run (``kind`` "concurrency")."""
+
+    mode: str  # "threads" | "processes"
+    duration_s: float
+    levels: list[LevelResult] = field(default_factory=list)
+    warmup_calls: int = WARMUP_CALLS
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "concurrency", "mode": self.mode, "duration_s": self.duration_s,
+                "warmup_calls": self.warmup_calls, "levels": [lv.to_json() for lv in self.levels]}
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def run_concurrency(call: Callable[[Any], Any], inputs: Sequence[Any], levels: Sequence[int],
+                    duration_s: float, processes: bool = False, *, items_per_request: int = 1,
+                    warmup_calls: int = WARMUP_CALLS, progress: ProgressFn | None = None) -> LoadResult:
+    """Drive ``call`` from N clients at each of ``levels`` for ``duration_s`` seconds each.
+
+    ``call`` takes one element of ``inputs`` (one request). ``processes``: N spawned
+    worker processes instead of N threads; ``call`` must then pickle, and its ``setup()``
+    (if any) runs in each worker before warm-up. ``items_per_request`` turns requests/s
+    into items/s. Raises :class:`BenchError` for bad levels or when a request fails.
+    """
+    levels = check_levels(levels, duration_s)
+    if not inputs:
+        raise BenchError("no inputs to send as requests", fix="pass at least one input")
+    result = LoadResult("processes" if processes else "threads", float(duration_s), warmup_calls=warmup_calls)
+    for done, n in enumerate(levels):
+        runner = _level_in_processes if processes else _level_in_threads
+        result.levels.append(runner(call, list(inputs), n, float(duration_s), warmup_calls, items_per_request))
+        if progress is not None:
+            progress(ProgressEvent("load", done + 1, len(levels), "levels"))
+    return result
+
+
+def check_levels(levels: Sequence[int], duration_s: float) -> list[int]:
+    """``levels`` as a list of distinct ints >= 1 in the order given; BenchError naming the flag."""
+    out = [int(n) for n in levels]
+    if not out or any(n < 1 for n in out) or len(set(out)) != len(out):
+        raise BenchError(f"--concurrency: {','.join(map(str, levels))!r} is not a list of distinct levels >= 1",
+                         fix="pass levels like --concurrency 1,2,4,8")
+    if not (duration_s > 0 and duration_s < float("inf")):
+        raise BenchError(f"--duration: {duration_s!r} is not a positive duration", fix="pass e.g. --duration 5s")
+    return out
+
+
+def parse_levels(text: str) -> list[int]:
+    """``"1,2,4,8"`` -> [1, 2, 4, 8]; BenchError naming ``--concurrency`` otherwise."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise BenchError(f"--concurrency: {text!r} is not a comma-separated list of integers",
+                         fix="pass levels like --concurrency 1,2,4,8") from None
+
+
+def parse_duration(text: str) -> float:
+    """``"2s"``, ``"500ms"``, ``"1m"`` or ``"3"`` (seconds) -> seconds; BenchError otherwise."""
+    units = (("ms", 1e-3), ("s", 1.0), ("m", 60.0))
+    raw = text.strip().lower()
+    scale = 1.0
+    for suffix, factor in units:
+        if raw.endswith(suffix):
+            raw, scale = raw[: -len(suffix)], factor
+            break
+    try:
+        seconds = float(raw) * scale
+    except ValueError:
+        seconds = float("nan")
+    if not (seconds > 0 and seconds < float("inf")):
+        raise BenchError(f"--duration: {text!r} is not a positive duration", fix="pass e.g. --duration 5s or 500ms")
+    return seconds
+
+
+# --------------------------------------------------------------------------- threads
+
+
+def _client_loop(call: Callable[[Any], Any], inputs: list[Any], offset: int, deadline_after: float,
+                 warmup_calls: int, start: Callable[[], None]) -> ClientRun:
+    """Warm up, wait for every client (``start``), then call back to back until the deadline."""
+    requests = itertools.islice(itertools.cycle(inputs), offset % len(inputs), None)
+    for _ in range(warmup_calls):
+        call(next(requests))
+    start()
+    t_first = time.perf_counter()
+    deadline = t_first + deadline_after
+    latencies: list[float] = []
+    t_end = t_first
+    while t_end < deadline:
+        t0 = time.perf_counter()
+        call(next(requests))
+        t_end = time.perf_counter()
+        latencies.append(t_end - t0)
+    return ClientRun(latencies, t_first, t_end)
+
+
+def _level_in_threads(call: Callable[[Any], Any], inputs: list[Any], n: int, duration_s: float,
+                      warmup_calls: int, items_per_request: int) -> LevelResult:
+    barrier = threading.Barrier(n + 1)
+    runs: list[ClientRun | None] = [None] * n
+    errors: list[BaseException] = []
+
+    def client(i: int) -> None:
+        try:
+            runs[i] = _client_loop(call, inputs, i, duration_s, warmup_calls, barrier.wait)
+        except BaseException as exc:  # reported below, with the request's error
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True, name=f"parity-load-{i}") for i in range(n)]
+    for t in threads:
+        t.start()
+    hwm_reset = _reset_peak_rss()
+    cpu0 = time.process_time()
+    with contextlib.suppress(threading.BrokenBarrierError):
+        barrier.wait()
+    for t in threads:
+        t.join()
+    cpu = time.process_time() - cpu0
+    _raise_first(errors, [r.error for r in runs if r is not None])
+    done = [r for r in runs if r is not None]
+    wall = max(r.last_end for r in done) - min(r.first_start for r in done)
+    return LevelResult(n, _merged(done), wall, cpu, usable_cores(), _vm_hwm_bytes(),
+                       "this level's peak (VmHWM reset before it)" if hwm_reset else "process lifetime peak",
+                       items_per_request)
+
+
+def _merged(runs: list[ClientRun]) -> list[float]:
+    return [x for r in runs for x in r.latencies]
+
+
+def _raise_first(errors: list[BaseException], messages: list[str | None]) -> None:
+    failed = [m for m in messages if m]
+    if errors and not isinstance(errors[0], threading.BrokenBarrierError):
+        exc = errors[0]
+        if isinstance(exc, BenchError):
+            raise exc
+        raise BenchError(f"a request failed under load: {type(exc).__name__}: {exc}",
+                         fix="run `parity bench TARGET` without --concurrency to see the failing stage") from exc
+    if failed or errors:
+        raise BenchError(f"a request failed under load: {(failed or ['a client stopped'])[0]}",
+                         fix="run `parity bench TARGET` without --concurrency to see the failing stage")
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _worker(call: Callable[[Any], Any], inputs: list[Any], offset: int, duration_s: float, warmup_calls: int,
+            barrier: Any, out: Any) -> None:
+    """One worker process: set up, warm up, wait for the others, run; put a ClientRun on ``out``."""
+    try:
+        setup = getattr(call, "setup", None)
+        if callable(setup):
+            setup()
+        cpu: list[float] = []
+
+        def start() -> None:
+            barrier.wait()
+            cpu.append(time.process_time())
+
+        run = _client_loop(call, inputs, offset, duration_s, warmup_calls, start)
+        run.cpu_seconds = time.process_time() - cpu[0]
+        run.peak_rss_bytes = _vm_hwm_bytes()
+        out.put((offset, run))
+    except BaseException as exc:  # the parent turns it into a BenchError
+        barrier.abort()
+        out.put((offset, ClientRun([], 0.0, 0.0, error=f"{type(exc).__name__}: {exc}")))
+
+
+def _level_in_processes(call: Callable[[Any], Any], inputs: list[Any], n: int, duration_s: float,
+                        warmup_calls: int, items_per_request: int) -> LevelResult:
+    import multiprocessing as mp
+    import queue
+
+    ctx = mp.get_context("spawn")  # fork after torch started its thread pools can hang
+    barrier, out = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(call, inputs, i, duration_s, warmup_calls, barrier, out),
+                         daemon=True, name=f"parity-load-{i}") for i in range(n)]
+    for p in procs:
+        p.start()
+    runs: list[ClientRun] = []
+    try:
+        for _ in range(n):
+            runs.append(out.get(timeout=_WORKER_GRACE_S + duration_s)[1])
+    except queue.Empty:
+        raise BenchError(f"a worker process did not report within {_WORKER_GRACE_S + duration_s:.0f} s",
+                         fix="run `parity bench TARGET` without --processes to see whether the target loads") from None
+    finally:
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.terminate()
+    _raise_first([], [r.error for r in runs])
+    wall = max(r.last_end for r in runs) - min(r.first_start for r in runs)
+    cpu = sum(r.cpu_seconds or 0.0 for r in runs)
+    peaks = [r.peak_rss_bytes for r in runs]
+    peak = sum(p for p in peaks if p is not None) if all(p is not None for p in peaks) else None
+    return LevelResult(n, _merged(runs), wall, cpu, usable_cores(), peak,
+                       "sum of the workers' lifetime peaks (model load included)", items_per_request)
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's VmHWM to its current RSS (Linux); False when refused."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _vm_hwm_bytes() -> int | None:
+    try:
+        with open(f"/proc/{os.getpid()}/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
