@@ -9,6 +9,9 @@
 //   parity-runner --format torchscript|aoti --model FILE --inputs IN.safetensors
 //                 [--outputs OUT.safetensors] [--input-names a,b] [--threads N]
 //                 [--seconds S | --iterations K] [--warmup W] [--torch-threads T]
+//   parity-runner --format F --model FILE --serve 1
+//       one process, many requests: prints {"ready":...} then, for each stdin line
+//       "IN.safetensors<TAB>OUT.safetensors", runs it and prints one JSON line.
 //
 // stdout: one JSON document (parity.runner/1). Errors: one line on stderr, exit 2 for a
 // file or flag the user can fix, 3 for anything else.
@@ -448,6 +451,7 @@ class Model {
   virtual ~Model() = default;
   virtual std::vector<std::pair<std::string, at::Tensor>> run(const std::vector<at::Tensor>& inputs) = 0;
   Meta meta;
+  std::string meta_text;
 };
 
 class ScriptModel : public Model {
@@ -456,7 +460,8 @@ class ScriptModel : public Model {
     torch::jit::ExtraFilesMap extra{{kMetaKey, ""}};
     module_ = torch::jit::load(path, at::kCPU, extra);
     module_.eval();
-    meta = parse_meta(extra[kMetaKey], path);
+    meta_text = extra[kMetaKey];
+    meta = parse_meta(meta_text, path);
   }
   std::vector<std::pair<std::string, at::Tensor>> run(const std::vector<at::Tensor>& inputs) override {
     std::vector<c10::IValue> args;
@@ -481,7 +486,8 @@ class AotiModel : public Model {
       : loader_(path, "model", false, std::max<size_t>(1, runners)) {
     auto md = loader_.get_metadata();
     auto it = md.find(kMetaKey);
-    meta = parse_meta(it == md.end() ? "" : it->second, path);
+    meta_text = it == md.end() ? "" : it->second;
+    meta = parse_meta(meta_text, path);
   }
   std::vector<std::pair<std::string, at::Tensor>> run(const std::vector<at::Tensor>& inputs) override {
     std::vector<at::Tensor> got = loader_.run(inputs);
@@ -514,6 +520,7 @@ struct Args {
   std::string format, model, inputs, outputs;
   std::vector<std::string> input_names;
   int threads = 1, warmup = 3, torch_threads = 0;
+  bool serve = false;
   double seconds = 0;
   long iterations = 0;
 };
@@ -549,6 +556,7 @@ Args parse_args(int argc, char** argv) {
     else if (flag == "--warmup") a.warmup = int(to_long(flag, v, 0));
     else if (flag == "--torch-threads") a.torch_threads = int(to_long(flag, v, 0));
     else if (flag == "--iterations") a.iterations = to_long(flag, v, 1);
+    else if (flag == "--serve") a.serve = to_long(flag, v, 0) != 0;
     else if (flag == "--seconds") {
       char* end = nullptr;
       a.seconds = std::strtod(v.c_str(), &end);
@@ -556,7 +564,7 @@ Args parse_args(int argc, char** argv) {
     } else throw UserError(flag + ": unknown option");
   }
   if (a.format != "torchscript" && a.format != "aoti") throw UserError("--format must be torchscript or aoti");
-  if (a.model.empty() || a.inputs.empty()) throw UserError("--model and --inputs are required");
+  if (a.model.empty() || (a.inputs.empty() && !a.serve)) throw UserError("--model and --inputs are required");
   return a;
 }
 
@@ -629,6 +637,44 @@ std::string number(double v) {
   return buf;
 }
 
+std::string outputs_json(const std::vector<std::pair<std::string, at::Tensor>>& outputs) {
+  std::string doc = "[";
+  for (size_t k = 0; k < outputs.size(); ++k) doc += (k ? "," : "") + quote(outputs[k].first);
+  return doc + "]";
+}
+
+void emit(const std::string& line) {
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fflush(stdout);
+}
+
+// One loaded model, many requests over stdin/stdout; a failed request is an error line,
+// the process stays up. Ends at end of input.
+int serve(Model& model, const Args& a, double load_s) {
+  emit("{\"schema\":\"" + std::string(kSchema) + "\",\"ready\":true,\"pid\":" + std::to_string(getpid()) +
+       ",\"libpython_mapped\":" + (libpython_mapped() ? "true" : "false") + ",\"load_seconds\":" +
+       number(load_s) + ",\"meta\":" + quote(model.meta_text) + "}\n");
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    auto tab = line.find('\t');
+    try {
+      if (tab == std::string::npos) throw UserError("a request is IN<TAB>OUT");
+      Args one = a;
+      one.inputs = line.substr(0, tab);
+      auto t0 = std::chrono::steady_clock::now();
+      auto outputs = named(model.meta, model.run(ordered_inputs(one, model.meta, read_safetensors(one.inputs))));
+      double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      write_safetensors(line.substr(tab + 1), outputs);
+      emit("{\"ok\":true,\"seconds\":" + number(s) + ",\"outputs\":" + outputs_json(outputs) + "}\n");
+    } catch (const c10::Error& e) {
+      emit("{\"ok\":false,\"error\":" + quote(std::string("libtorch: ") + e.what_without_backtrace()) + "}\n");
+    } catch (const std::exception& e) {
+      emit("{\"ok\":false,\"error\":" + quote(e.what()) + "}\n");
+    }
+  }
+  return 0;
+}
+
 int run_main(int argc, char** argv) {
   Args a = parse_args(argc, argv);
   if (a.torch_threads > 0) at::set_num_threads(a.torch_threads);
@@ -639,6 +685,7 @@ int run_main(int argc, char** argv) {
   if (a.format == "torchscript") model = std::make_unique<ScriptModel>(a.model);
   else model = std::make_unique<AotiModel>(a.model, size_t(a.threads));
   double load_s = std::chrono::duration<double>(clock::now() - t0).count();
+  if (a.serve) return serve(*model, a, load_s);
   std::vector<at::Tensor> inputs = ordered_inputs(a, model->meta, read_safetensors(a.inputs));
   auto t1 = clock::now();
   auto outputs = named(model->meta, model->run(inputs));
@@ -648,9 +695,7 @@ int run_main(int argc, char** argv) {
                     ",\"pid\":" + std::to_string(getpid()) + ",\"libpython_mapped\":" +
                     (libpython_mapped() ? "true" : "false") + ",\"torch_threads\":" +
                     std::to_string(at::get_num_threads()) + ",\"load_seconds\":" + number(load_s) +
-                    ",\"first_call_seconds\":" + number(first_s) + ",\"outputs\":[";
-  for (size_t k = 0; k < outputs.size(); ++k) doc += (k ? "," : "") + quote(outputs[k].first);
-  doc += "]";
+                    ",\"first_call_seconds\":" + number(first_s) + ",\"outputs\":" + outputs_json(outputs);
   if (a.seconds > 0 || a.iterations > 0) {
     Timing t = time_requests(*model, inputs, a);
     doc += ",\"timing\":{\"threads\":" + std::to_string(a.threads) + ",\"warmup\":" + std::to_string(a.warmup) +
