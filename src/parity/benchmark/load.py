@@ -321,3 +321,179 @@ def _vm_hwm_bytes() -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+# --------------------------------------------------------------------------- a TARGET under load
+
+
+def pipeline_call(pipeline: Any) -> Callable[[Any], Any]:
+    """One request through ``pipeline``: preprocess (or collate), model, postprocess, no grad."""
+    from parity.target import TensorInputs, collate
+    from parity.target.pipeline import postprocess_caller
+
+    pre = getattr(pipeline, "preprocess", None)
+    post = postprocess_caller(pipeline.postprocess) if getattr(pipeline, "postprocess", None) else None
+
+    def call(batch: Any) -> Any:
+        import torch
+
+        with torch.no_grad():
+            x = collate(batch) if pre is None or isinstance(batch, TensorInputs) else pre(batch)
+            out = pipeline.call_model(x)
+            return post(out, x) if post is not None else out
+
+    return call
+
+
+class TargetCall:
+    """A picklable request callable for worker processes: ``setup()`` loads the TARGET spec
+    in the worker (and sets its torch threads), then each call runs one request."""
+
+    def __init__(self, spec: str, threads: int | None = None) -> None:
+        self.spec = spec
+        self.threads = threads
+        self._call: Callable[[Any], Any] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"spec": self.spec, "threads": self.threads, "_call": None}
+
+    def setup(self) -> None:
+        from parity.target import load_target
+
+        if self.threads is not None:
+            import torch
+
+            torch.set_num_threads(self.threads)
+        self._call = pipeline_call(load_target(self.spec).pipeline)
+
+    def __call__(self, request: Any) -> Any:
+        if self._call is None:
+            self.setup()
+        assert self._call is not None
+        return self._call(request)
+
+
+def requests_from(items: list[Any], batch_size: int, limit: int = 64) -> list[Any]:
+    """Distinct requests of ``batch_size`` items each, starting at successive inputs
+    (cycling), at most ``limit``; tensor rows stay tensor rows."""
+    n = max(1, min(len(items), limit))
+    out = []
+    for start in range(n):
+        rotated = type(items)(itertools.islice(itertools.cycle(items), start, start + batch_size))
+        out.append(rotated)
+    return out
+
+
+@dataclass
+class LoadBench:
+    """A ``parity.bench/1`` document whose figures are under ``load`` (``stages`` is empty):
+    a concurrency run (:class:`LoadResult`) or a LoadGen scenario (``benchmark.loadgen``)."""
+
+    target: str | None
+    model: dict[str, Any]
+    batch_size: int
+    threads: int | None
+    load: dict[str, Any]
+    inputs: dict[str, Any] = field(default_factory=dict)
+    load_seconds: float | None = None
+    thread_state: dict[str, Any] = field(default_factory=dict)
+    machine: dict[str, Any] | None = None
+    env: dict[str, Any] | None = None
+    created: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        from parity.benchmark.protocol import SCHEMA
+
+        return {
+            "schema": SCHEMA, "created": self.created, "target": self.target, "model": self.model,
+            "batch_size": self.batch_size, "items": self.batch_size, "inputs": self.inputs,
+            "threads": self.thread_state,
+            "config": {"batch_size": self.batch_size, "threads": self.threads, "min_time": None,
+                       "min_iters": None, "max_warmup": None},
+            "load_seconds": self.load_seconds, "stages": {}, "load": self.load,
+            "peak_rss_bytes": _vm_hwm_bytes(), "gpu": None, "machine": self.machine,
+            "warnings": load_warnings(self.load), "env": self.env,
+        }
+
+
+def load_warnings(load: dict[str, Any]) -> list[str]:
+    """Levels too short to trust: fewer than 20 requests make p99 a guess."""
+    thin = [str(lv.get("concurrency", lv.get("qps"))) for lv in load.get("levels", [])
+            if lv.get("requests", 0) < 20]
+    return [f"few requests at {', '.join(thin)}: percentiles rest on under 20 samples; raise --duration"
+            ] if thin else []
+
+
+@dataclass
+class PreparedTarget:
+    """A loaded TARGET with its inputs, ready to be put under load."""
+
+    pipeline: Any
+    spec: str | None
+    kind: str
+    load_seconds: float | None
+    items: list[Any]
+    inputs_info: dict[str, Any]
+
+
+def prepare_target(target: Any, inputs: Any = None) -> PreparedTarget:
+    """Load ``target`` (spec, LoadedTarget or Pipeline) and its inputs, as ``bench`` does."""
+    from parity.benchmark.protocol import _resolve_inputs, _resolve_target
+
+    pipeline, spec, kind, load_seconds = _resolve_target(target)
+    items, info = _resolve_inputs(inputs, pipeline)
+    return PreparedTarget(pipeline, spec, kind, load_seconds, items, info)
+
+
+def finish_document(prepared: PreparedTarget, batch_size: int, threads: int | None,
+                    load: dict[str, Any], machine: dict[str, Any] | None) -> LoadBench:
+    """The :class:`LoadBench` of a run on ``prepared``, stamped with the environment."""
+    from parity.benchmark.protocol import _env_snapshot, _model_identity, _now, _thread_state
+
+    return LoadBench(target=prepared.spec, model=_model_identity(prepared.pipeline, prepared.kind),
+                     batch_size=batch_size, threads=threads, load=load, inputs=prepared.inputs_info,
+                     load_seconds=prepared.load_seconds, thread_state=_thread_state(threads), machine=machine,
+                     env=_env_snapshot(), created=_now())
+
+
+def machine_before() -> dict[str, Any]:
+    """The machine's speed just before a load run (its canary, a few times) and its load
+    average. Only the canary is kept for drift: during the run the load itself busies the CPUs."""
+    import torch
+
+    from parity.benchmark.machine import MachineWatch
+
+    watch = MachineWatch(torch.get_num_threads())
+    for _ in range(5):
+        watch.canary.run()
+    state = watch.finish()
+    return {"canary": state.get("canary"), "load_avg": state.get("load_avg"), "usable_cores": usable_cores(),
+            "disturbed": False, "reasons": [], "basis": "canary before the load only"}
+
+
+def bench_load(target: Any, inputs: Any = None, *, levels: Sequence[int] = DEFAULT_LEVELS,
+               duration_s: float = DEFAULT_DURATION_S, processes: bool = False, batch_size: int | None = None,
+               threads: int | None = None, progress: ProgressFn | None = None) -> LoadBench:
+    """``parity bench --concurrency``: ``target`` under closed-loop load at each level.
+
+    A request is one batch of ``batch_size`` items (default 1: one item per request, as a
+    server sees them). ``processes`` needs a TARGET spec: each worker loads it itself.
+    """
+    from parity.benchmark.protocol import _thread_limits
+
+    levels = check_levels(levels, duration_s)
+    batch = 1 if batch_size is None else int(batch_size)
+    if batch < 1 or (threads is not None and threads < 1):
+        raise BenchError(f"--batch-size {batch} / --threads {threads}: must be 1 or more", fix="use 1 or more")
+    prepared = prepare_target(target, inputs)
+    if processes and prepared.spec is None:
+        raise BenchError("--processes needs a TARGET spec: each worker process loads the target itself",
+                         fix="pass a TARGET spec (file.py:build, a module, an artifact file)")
+    requests = requests_from(prepared.items, batch)
+    with _thread_limits(threads):
+        machine = machine_before()
+        call: Callable[[Any], Any] = (TargetCall(str(prepared.spec), threads) if processes
+                                      else pipeline_call(prepared.pipeline))
+        result = run_concurrency(call, requests, levels, duration_s, processes,
+                                 items_per_request=batch, progress=progress)
+        return finish_document(prepared, batch, threads, result.to_json(), machine)
