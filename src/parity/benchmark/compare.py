@@ -35,6 +35,7 @@ from typing import Any
 from parity._io import read_json
 from parity.benchmark import stats
 from parity.benchmark.attribution import attribute
+from parity.benchmark.load import load_pairs
 from parity.benchmark.machine import Drift, machine_drift
 from parity.benchmark.protocol import END_TO_END, SCHEMA, STAGES, BenchResult, bench
 from parity.errors import BenchError, ParityError
@@ -184,8 +185,11 @@ def compare_bench(
         raise BenchError(f"baseline is not comparable: {'; '.join(mismatches)}",
                          fix="benchmark the same model and batch size as the baseline, or pass --force")
     drift = machine_drift(cur.get("machine"), base.get("machine"))
-    stages = [_compare_stage(name, cur["stages"][name]["samples"], base["stages"][name]["samples"],
-                             max_slowdown, seed, drift) for name in _shared_stages(cur, base)]
+    if "load" in cur or "load" in base:  # concurrency levels / LoadGen scenarios: per-level latencies
+        pairs = load_pairs(cur, base)
+    else:
+        pairs = {n: (cur["stages"][n]["samples"], base["stages"][n]["samples"]) for n in _shared_stages(cur, base)}
+    stages = [_compare_stage(name, c, b, max_slowdown, seed, drift) for name, (c, b) in pairs.items()]
     if not stages:
         raise BenchError("the baseline and the current run share no timed stage",
                          fix="benchmark the same pipeline as the baseline")

@@ -497,3 +497,53 @@ def bench_load(target: Any, inputs: Any = None, *, levels: Sequence[int] = DEFAU
         result = run_concurrency(call, requests, levels, duration_s, processes,
                                  items_per_request=batch, progress=progress)
         return finish_document(prepared, batch, threads, result.to_json(), machine)
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def level_name(load: dict[str, Any], level: dict[str, Any]) -> str:
+    """How a level is named in a comparison: "4 threads", "server 20 qps", "offline"."""
+    if load.get("kind") == "concurrency":
+        n, processes = level.get("concurrency"), load.get("mode") == "processes"
+        return f"{n} {'process' if processes else 'thread'}{'' if n == 1 else ('es' if processes else 's')}"
+    if load.get("scenario") == "server":
+        return f"server {level.get('qps'):.4g} qps"
+    return str(load.get("scenario"))
+
+
+def load_flags(load: dict[str, Any]) -> str:
+    """The flags that reproduce ``load``'s levels (for a fix line)."""
+    if load.get("kind") == "concurrency":
+        levels = ",".join(str(lv.get("concurrency")) for lv in load.get("levels", []))
+        return f"--concurrency {levels}" + (" --processes" if load.get("mode") == "processes" else "")
+    if load.get("scenario") == "server":
+        qps = (load.get("levels") or [{}])[0].get("qps")
+        return f"--scenario server --qps {qps:.4g}" if isinstance(qps, (int, float)) else "--scenario server"
+    return f"--scenario {load.get('scenario')}"
+
+
+def load_pairs(current: dict[str, Any], baseline: dict[str, Any]) -> dict[str, tuple[list[float], list[float]]]:
+    """Per level, (current, baseline) raw latencies; BenchError when the levels differ."""
+    cur, base = current.get("load"), baseline.get("load")
+    if not isinstance(cur, dict) or not isinstance(base, dict):
+        side = "the baseline" if isinstance(cur, dict) else "this run"
+        raise BenchError(f"{side} is a stage benchmark and the other a load run: they measure different things",
+                         fix=(f"re-run with the baseline's flags: {load_flags(base)}" if isinstance(base, dict)
+                              else "compare a load run with a load run (bench -o FILE with the same flags)"))
+    names_cur = [level_name(cur, lv) for lv in cur.get("levels") or []]
+    names_base = [level_name(base, lv) for lv in base.get("levels") or []]
+    if names_cur != names_base:
+        raise BenchError(f"levels {', '.join(names_cur) or 'none'} differ from the baseline's "
+                         f"{', '.join(names_base) or 'none'}", fix=f"re-run with the baseline's flags: {load_flags(base)}")
+    return {name: (_samples(c, name, "this run"), _samples(b, name, "the baseline"))
+            for name, c, b in zip(names_cur, cur["levels"], base["levels"])}
+
+
+def _samples(level: dict[str, Any], name: str, side: str) -> list[float]:
+    samples = (level.get("latency") or {}).get("samples")
+    if not isinstance(samples, list) or not samples or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in samples):
+        raise BenchError(f"{side}: level {name!r} has no valid raw latency samples",
+                         fix="pass a file written by `parity bench -o FILE`")
+    return [float(x) for x in samples]
