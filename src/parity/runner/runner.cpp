@@ -11,7 +11,7 @@
 //                 [--seconds S | --iterations K] [--warmup W] [--torch-threads T]
 //   parity-runner --format F --model FILE --serve 1
 //       one process, many requests: prints {"ready":...} then, for each stdin line
-//       "IN.safetensors<TAB>OUT.safetensors", runs it and prints one JSON line.
+//       "IN.safetensors<TAB>OUT.safetensors[<TAB>name,name]", runs it and prints one JSON line.
 //
 // stdout: one JSON document (parity.runner/1). Errors: one line on stderr, exit 2 for a
 // file or flag the user can fix, 3 for anything else.
@@ -661,6 +661,11 @@ int serve(Model& model, const Args& a, double load_s) {
       if (tab == std::string::npos) throw UserError("a request is IN<TAB>OUT");
       Args one = a;
       one.inputs = line.substr(0, tab);
+      auto tab2 = line.find('\t', tab + 1);  // optional third field: the input order
+      if (tab2 != std::string::npos) {
+        one.input_names = split(line.substr(tab2 + 1));
+        line = line.substr(0, tab2);
+      }
       auto t0 = std::chrono::steady_clock::now();
       auto outputs = named(model.meta, model.run(ordered_inputs(one, model.meta, read_safetensors(one.inputs))));
       double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
