@@ -16,6 +16,12 @@ from parity.cli._common import (
     rtol_option,
     show,
 )
+from parity.cli._runner import (
+    check_cpp_option,
+    check_cpp_report,
+    export_check_cpp,
+    prepare_check_cpp,
+)
 from parity.target.formats import all_formats, names
 
 
@@ -45,11 +51,13 @@ class FormatChoice(click.Choice):  # type: ignore[type-arg]
 @inputs_option("[default: the target's example inputs]; the first batch is the export example")
 @click.option("--no-check", is_flag=True, help="Skip the parity check against eager.")
 @click.option("--bench", "with_bench", is_flag=True, help="Benchmark eager and the artifact side by side.")
+@check_cpp_option
 @atol_option
 @rtol_option
 @json_option
 def command(target: str, fmt: str, output: str, method: str, static: bool, inputs: str | None,
-            no_check: bool, with_bench: bool, atol: float | None, rtol: float | None, as_json: bool) -> int:
+            no_check: bool, with_bench: bool, check_cpp: bool, atol: float | None, rtol: float | None,
+            as_json: bool) -> int:
     """Export TARGET and check the artifact against eager on other batch sizes and lengths.
 
     Exit 1 when the parity check fails, 2 when the model cannot be exported.
@@ -61,14 +69,21 @@ def command(target: str, fmt: str, output: str, method: str, static: bool, input
     from parity.exporters import export
 
     with progress_for(as_json) as progress:
+        if check_cpp:
+            prepare_check_cpp(fmt, progress)  # before the export: the format and a compiler
         result = export(target, fmt, output, method=method, static=static, inputs=inputs, check=not no_check,
                         bench=with_bench, atol=atol, rtol=rtol, progress=progress)
     doc = result.to_json()
+    if check_cpp:  # the artifact again, in parity's C++ runner (no Python): cli/_runner.py
+        with progress_for(as_json) as progress:
+            export_check_cpp(doc, target, inputs, atol, rtol, progress)
     if as_json:
         emit_json(doc)
     else:
         from parity.report.terminal import export_report
 
         show(export_report(doc))
-    return EXIT_OK if result.ok else EXIT_FINDING
+        if doc.get("check_cpp"):
+            show(check_cpp_report(doc["check_cpp"]))
+    return EXIT_OK if doc["ok"] else EXIT_FINDING
 

@@ -1,0 +1,184 @@
+"""``--runner cpp`` and ``--check-cpp``: the CLI side of parity's C++ runner.
+
+The shared command modules (export, verify, bench) each carry one option and one call
+into this module; the logic lives here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from parity.errors import ParityError
+from parity.progress import ProgressFn
+
+RUNNERS = ("python", "cpp")
+
+runner_option = click.option(
+    "--runner", type=click.Choice(RUNNERS), default="python", show_default=True,
+    help="Where an artifact TARGET runs: in this Python process, or in parity's C++ runner "
+         "(libtorch alone, no Python interpreter; built on first use; TorchScript and AOTInductor).")
+
+check_cpp_option = click.option(
+    "--check-cpp", is_flag=True,
+    help="Also run the artifact in parity's C++ runner (no Python) and check it against eager "
+         "(torchscript and aoti; needs a C++ compiler).")
+
+
+def cpp_target_or_spec(target: str | None, runner: str, progress: ProgressFn | None = None) -> Any:
+    """``target`` unchanged for ``--runner python``; the artifact as a C++-run LoadedTarget
+    for ``--runner cpp`` (a TARGET is then required and must be an artifact)."""
+    if runner != "cpp":
+        return target
+    if not target:
+        raise ParityError("--runner cpp needs TARGET: the exported artifact to run",
+                          fix="pass the .pt or .pt2 file after the record, e.g. `parity verify rec/ model.pt --runner cpp`")
+    from parity.runner import cpp_target
+
+    return cpp_target(target, progress)
+
+
+# ---------------------------------------------------------------- export --check-cpp
+
+
+def check_cpp(target: str, artifact: str, fmt: str, inputs: str | None, atol: float | None,
+              rtol: float | None, progress: ProgressFn | None = None) -> Any:
+    """Eager vs the artifact run in the C++ runner, on the cases the export check uses
+    (example, other input batches, other batch sizes and lengths): a ``CheckResult``.
+
+    The eager model is loaded again from TARGET (export() does not hand it out); the
+    artifact is never loaded in Python.
+    """
+    from parity.exporters import _inputs
+    from parity.exporters.api import _model_batches, _resolve
+    from parity.exporters.check import CheckTolerance, check_case
+    from parity.exporters.result import CheckResult
+    from parity.progress import ProgressEvent, report
+    from parity.runner import cpp_model
+    from parity.target.formats.model_io import split_inputs
+
+    _, pipeline = _resolve(target)
+    batches = _model_batches(pipeline, inputs)
+    model = cpp_model(artifact, progress)
+    try:
+        names, tensors, call = split_inputs(batches[0])
+        cases: list[tuple[str, Sequence[Any]]] = [("example", tensors)]
+        cases += [(f"inputs batch {i}", split_inputs(b)[1]) for i, b in enumerate(batches[1:], start=2)]
+        meta = model.artifact.meta
+        dims = dict(meta.dynamic) if meta is not None else {}
+        if dims:
+            cases.extend(_inputs.shape_variants(names, tensors, dims))
+        else:
+            cases = [c for c in cases if [tuple(t.shape) for t in c[1]] == [tuple(t.shape) for t in tensors]]
+        tol = CheckTolerance.for_format(fmt, atol, rtol)
+        checked = []
+        for done, (label, case) in enumerate(cases, start=1):
+            checked.append(check_case(label, pipeline.model, model.artifact, names, case, call, tol))
+            report(progress, ProgressEvent("C++ runner check", done, len(cases), "cases"))
+        result = CheckResult(checked, tolerance=tol)
+        return result, _process_facts(model)
+    finally:
+        model.artifact.runner.close()
+
+
+def _process_facts(model: Any) -> dict[str, Any]:
+    process = model.artifact.runner.process
+    return {"runner": "cpp", "pid": process.pid, "libpython_mapped": process.libpython_mapped,
+            "load_seconds": process.load_seconds}
+
+
+def prepare_check_cpp(fmt: str, progress: ProgressFn | None = None) -> None:
+    """Refuse ``--check-cpp`` for a format the runner does not load, and build the runner
+    (or say why not) before the export spends its time."""
+    from parity.runner import FORMATS, RunnerError, executable
+
+    if fmt not in FORMATS:
+        raise RunnerError(f"--check-cpp: the C++ runner loads {' and '.join(FORMATS)} artifacts, not {fmt}",
+                          fix="use --format torchscript or --format aoti, or leave out --check-cpp")
+    executable(progress)
+
+
+def export_check_cpp(doc: dict[str, Any], target: str, inputs: str | None, atol: float | None,
+                     rtol: float | None, progress: ProgressFn | None = None) -> bool:
+    """Run the C++ check after ``parity export`` wrote ``doc["out"]``; adds ``check_cpp``
+    to the export JSON and returns whether it passed."""
+    from parity.runner import runner_format
+
+    runner_format(doc["out"])  # refuse onnx / torch.export before loading the model again
+    result, facts = check_cpp(target, doc["out"], doc["format"], inputs, atol, rtol, progress)
+    doc["check_cpp"] = {**result.to_json(), **facts}
+    doc["ok"] = bool(doc["ok"] and result.passed)
+    return bool(result.passed)
+
+
+def check_cpp_report(check: dict[str, Any]) -> Any:
+    """The export report's check table for the C++ run, under a line naming the process."""
+    from parity.report.terminal._markup import group, markup
+    from parity.report.terminal.export import _check
+
+    verdict = "[green]PASS[/]" if check["passed"] else "[red]FAIL[/]"
+    python = "libpython mapped!" if check["libpython_mapped"] else "no Python interpreter in the process"
+    head = markup(f"{verdict} C++ runner (libtorch only, pid {check['pid']}, {python}): eager vs the artifact")
+    return group([head, *_check(check)])
+
+
+# ---------------------------------------------------------------- bench --runner cpp
+
+
+def bench_cpp(target: str, inputs: str | None, batch_size: int | None, threads: int | None,
+              min_time: float | None, levels: Sequence[int] | None,
+              progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Time the artifact inside the C++ runner: N client threads sharing one loaded model
+    per level (no GIL), ``min_time`` seconds each. ``threads``: libtorch intra-op threads."""
+    from parity.runner import cpp_target, time_artifact
+    from parity.target import iter_batches, load_inputs, model_input
+    from parity.target.formats.model_io import split_inputs
+
+    loaded = cpp_target(target, progress)
+    pipeline = loaded.pipeline
+    try:
+        items = load_inputs(inputs, pipeline)
+        size = int(batch_size or pipeline.batch_size or 8)
+        batch = next(iter(iter_batches(_cycle(items, size), size)))
+        names, tensors, _ = split_inputs(model_input(pipeline, batch))
+    finally:
+        pipeline.model.artifact.runner.close()
+    seconds = float(min_time) if min_time else 2.0
+    runs = []
+    for level in levels or [1]:
+        runs.append(time_artifact(target, names, tensors, threads=int(level), seconds=seconds,
+                                  torch_threads=threads, progress=progress).to_json())
+    return {"schema": "parity.runner-bench/1", "target": str(target), "runner": "cpp", "format": runs[0]["format"],
+            "batch_size": size, "seconds_per_level": seconds, "cpu_count": os.cpu_count(), "levels": runs}
+
+
+def _cycle(items: Sequence[Any], size: int) -> list[Any]:
+    if not items:
+        raise ParityError("no inputs to time the artifact with", fix="pass --inputs FILE")
+    return [items[i % len(items)] for i in range(size)]
+
+
+def bench_cpp_report(doc: dict[str, Any]) -> Any:
+    """One row per concurrency level: throughput and latency percentiles."""
+    from rich.table import Table
+
+    from parity.report import _format as fmt
+    from parity.report.terminal._markup import esc, group, markup
+
+    table = Table(title=f"C++ runner (no Python): {esc(doc['target'])}, batch {doc['batch_size']}, "
+                        f"{fmt.seconds(doc['seconds_per_level'])} per level")
+    for col in ("clients", "requests", "items/s", "p50", "p90", "p99", "libtorch threads"):
+        table.add_column(col)
+    base = doc["levels"][0]["items_per_s"] or None
+    for run in doc["levels"]:
+        speedup = f" ({fmt.ratio(run['items_per_s'] / base)})" if base and run is not doc["levels"][0] else ""
+        table.add_row(str(run["threads"]), str(run["requests"]), f"{run['items_per_s']:.1f}{speedup}",
+                      fmt.seconds(run["p50"]), fmt.seconds(run["p90"]), fmt.seconds(run["p99"]),
+                      str(run["torch_threads"]))
+    python = any(r["libpython_mapped"] for r in doc["levels"])
+    note = markup(f"client threads share one loaded model; {doc['cpu_count']} CPUs here; "
+                  f"{'libpython WAS mapped' if python else 'no Python interpreter in the runner process'}")
+    return group([table, note])
