@@ -326,11 +326,20 @@ def _vm_hwm_bytes() -> int | None:
 # --------------------------------------------------------------------------- a TARGET under load
 
 
-def pipeline_call(pipeline: Any) -> Callable[[Any], Any]:
-    """One request through ``pipeline``: preprocess (or collate), model, postprocess, no grad."""
+def pipeline_call(pipeline: Any, model_only: bool = False) -> Callable[[Any], Any]:
+    """One request through ``pipeline``: preprocess (or collate), model, postprocess, no grad.
+    ``model_only``: the request is already the model's input (see :func:`model_inputs`)."""
     from parity.target import TensorInputs, collate
     from parity.target.pipeline import postprocess_caller
 
+    if model_only:
+        def model(x: Any) -> Any:
+            import torch
+
+            with torch.no_grad():
+                return pipeline.call_model(x)
+
+        return model
     pre = getattr(pipeline, "preprocess", None)
     post = postprocess_caller(pipeline.postprocess) if getattr(pipeline, "postprocess", None) else None
 
@@ -345,17 +354,29 @@ def pipeline_call(pipeline: Any) -> Callable[[Any], Any]:
     return call
 
 
+def model_inputs(pipeline: Any, requests: list[Any]) -> list[Any]:
+    """Each request preprocessed (or collated) once, outside any timing: the model's input."""
+    import torch
+
+    from parity.target import TensorInputs, collate
+
+    pre = getattr(pipeline, "preprocess", None)
+    with torch.no_grad():
+        return [collate(r) if pre is None or isinstance(r, TensorInputs) else pre(r) for r in requests]
+
+
 class TargetCall:
     """A picklable request callable for worker processes: ``setup()`` loads the TARGET spec
     in the worker (and sets its torch threads), then each call runs one request."""
 
-    def __init__(self, spec: str, threads: int | None = None) -> None:
+    def __init__(self, spec: str, threads: int | None = None, model_only: bool = False) -> None:
         self.spec = spec
         self.threads = threads
+        self.model_only = model_only
         self._call: Callable[[Any], Any] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"spec": self.spec, "threads": self.threads, "_call": None}
+        return {"spec": self.spec, "threads": self.threads, "model_only": self.model_only, "_call": None}
 
     def setup(self) -> None:
         from parity.target import load_target
@@ -364,7 +385,7 @@ class TargetCall:
             import torch
 
             torch.set_num_threads(self.threads)
-        self._call = pipeline_call(load_target(self.spec).pipeline)
+        self._call = pipeline_call(load_target(self.spec).pipeline, self.model_only)
 
     def __call__(self, request: Any) -> Any:
         if self._call is None:
@@ -473,11 +494,14 @@ def machine_before() -> dict[str, Any]:
 
 def bench_load(target: Any, inputs: Any = None, *, levels: Sequence[int] = DEFAULT_LEVELS,
                duration_s: float = DEFAULT_DURATION_S, processes: bool = False, batch_size: int | None = None,
-               threads: int | None = None, progress: ProgressFn | None = None) -> LoadBench:
+               threads: int | None = None, model_only: bool = False,
+               progress: ProgressFn | None = None) -> LoadBench:
     """``parity bench --concurrency``: ``target`` under closed-loop load at each level.
 
     A request is one batch of ``batch_size`` items (default 1: one item per request, as a
     server sees them). ``processes`` needs a TARGET spec: each worker loads it itself.
+    ``model_only``: requests are preprocessed beforehand and only the model is called
+    (``export --bench``: an artifact has no Python preprocess to compare).
     """
     from parity.benchmark.protocol import _thread_limits
 
@@ -491,12 +515,15 @@ def bench_load(target: Any, inputs: Any = None, *, levels: Sequence[int] = DEFAU
                          fix="pass a TARGET spec (file.py:build, a module, an artifact file)")
     requests = requests_from(prepared.items, batch)
     with _thread_limits(threads):
+        if model_only:
+            requests = model_inputs(prepared.pipeline, requests)
         machine = machine_before()
-        call: Callable[[Any], Any] = (TargetCall(str(prepared.spec), threads) if processes
-                                      else pipeline_call(prepared.pipeline))
+        call: Callable[[Any], Any] = (TargetCall(str(prepared.spec), threads, model_only) if processes
+                                      else pipeline_call(prepared.pipeline, model_only))
         result = run_concurrency(call, requests, levels, duration_s, processes,
                                  items_per_request=batch, progress=progress)
-        return finish_document(prepared, batch, threads, result.to_json(), machine)
+        load = {**result.to_json(), "stage": "model" if model_only else "pipeline"}
+        return finish_document(prepared, batch, threads, load, machine)
 
 
 # --------------------------------------------------------------------------- comparison

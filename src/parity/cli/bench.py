@@ -15,6 +15,7 @@ from parity.cli._common import (
     show,
     threads_option,
 )
+from parity.cli._load import bench_load_options
 
 
 @click.command("bench")
@@ -30,6 +31,7 @@ from parity.cli._common import (
               help="Percent slower a stage may be before exit 1.")
 @click.option("--force", is_flag=True, help="Compare even against another model or batch size.")
 @json_option
+@bench_load_options  # --concurrency, --scenario...: cli/_load.py
 def command(target: str, inputs: str | None, output: str | None, batch_size: int | None, threads: int | None,
             min_time: float | None, min_iters: int | None, against: str | None, max_slowdown: float,
             force: bool, as_json: bool) -> int:

@@ -16,6 +16,7 @@ from parity.cli._common import (
     rtol_option,
     show,
 )
+from parity.cli._load import export_load_options
 from parity.cli._runner import (
     check_cpp_option,
     check_cpp_report,
@@ -55,6 +56,7 @@ class FormatChoice(click.Choice):  # type: ignore[type-arg]
 @atol_option
 @rtol_option
 @json_option
+@export_load_options  # --concurrency with --bench: cli/_load.py
 def command(target: str, fmt: str, output: str, method: str, static: bool, inputs: str | None,
             no_check: bool, with_bench: bool, check_cpp: bool, atol: float | None, rtol: float | None,
             as_json: bool) -> int:

@@ -127,3 +127,78 @@ def _side(label: str, doc: dict[str, Any], file_bytes: int | None) -> Side:
                 items_per_s=doc["batch_size"] / model["p50"] if model["p50"] else None,
                 load_seconds=doc.get("load_seconds"), peak_rss_bytes=doc.get("peak_rss_bytes"),
                 file_bytes=file_bytes, samples=list(model["samples"]), warnings=list(doc.get("warnings", [])))
+
+
+# --------------------------------------------------------------------------- under load (--concurrency)
+
+_LOAD_CHILD = """
+import json, sys
+from parity.benchmark.load import bench_load
+spec, inputs, batch, levels, duration, processes = sys.argv[1:7]
+doc = bench_load(spec, inputs or None, levels=[int(n) for n in levels.split(",")], duration_s=float(duration),
+                 processes=processes == "1", batch_size=int(batch), model_only=True).to_json()
+doc["env"] = None  # the side-by-side needs the figures only
+sys.stdout.write(json.dumps(doc))
+"""
+
+
+def load_in_child(spec: str, inputs: str, batch: int, levels: list[int], duration_s: float,
+                  processes: bool) -> dict[str, Any]:
+    """``parity.bench/1`` load document of ``spec`` measured in a fresh interpreter."""
+    args = [spec, inputs, str(batch), ",".join(map(str, levels)), repr(float(duration_s)), "1" if processes else "0"]
+    proc = subprocess.run([sys.executable, "-c", _LOAD_CHILD, *args], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"}, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BenchError(f"benchmarking {spec} under load failed: {tail}",
+                         fix=f"run `parity bench {spec} --concurrency {','.join(map(str, levels))}` to see why")
+    return dict(json.loads(proc.stdout))
+
+
+def side_by_side_load(target: str, artifact: str, inputs: str | None, levels: list[int], duration_s: float,
+                      processes: bool = False, batch: int = 1) -> dict[str, Any]:
+    """Eager ``target`` and ``artifact`` under the same closed-loop load, level by level (JSON).
+
+    Each side runs in its own interpreter. Per level: requests/s of each side, the
+    artifact/eager throughput ratio, each side's scaling (req/s at N / req/s at 1: with
+    threads, what the GIL leaves of N clients), p50s and their bootstrap ratio CI.
+    """
+    eager = load_in_child(str(target), inputs or "", batch, levels, duration_s, processes)
+    art = load_in_child(str(artifact), "", batch, levels, duration_s, processes)
+    return compare_load_sides(eager, art)
+
+
+def compare_load_sides(eager: dict[str, Any], art: dict[str, Any]) -> dict[str, Any]:
+    """The per-level side-by-side of two load documents with the same levels."""
+    from parity.benchmark.stats import bootstrap_median_ratio
+
+    rows = []
+    e_levels, a_levels = eager["load"]["levels"], art["load"]["levels"]
+    for e, a in zip(e_levels, a_levels):
+        ratio, low, high = bootstrap_median_ratio(a["latency"]["samples"], e["latency"]["samples"])
+        rows.append({"concurrency": e["concurrency"], "eager": _load_side(e, e_levels[0]),
+                     "artifact": _load_side(a, a_levels[0]),
+                     "throughput_ratio": _div(a["throughput"]["requests_per_s"], e["throughput"]["requests_per_s"]),
+                     "p50_ratio": ratio, "p50_ratio_ci": [low, high]})
+    top = rows[-1]
+    summary = (f"at {top['concurrency']} clients eager reaches {_x(top['eager']['scaling'])} its one-client "
+               f"throughput, the artifact {_x(top['artifact']['scaling'])}")
+    return {"mode": eager["load"]["mode"], "duration_s": eager["load"]["duration_s"],
+            "batch_size": eager["batch_size"], "levels": rows, "summary": summary,
+            "basis": "closed loop per level, model stage only (requests preprocessed beforehand, as the "
+                     "artifact has no Python preprocess); p50 ratio = artifact / eager, 95% bootstrap CI"}
+
+
+def _load_side(level: dict[str, Any], first: dict[str, Any]) -> dict[str, Any]:
+    rps = level["throughput"]["requests_per_s"]
+    return {"requests_per_s": rps, "scaling": _div(rps, first["throughput"]["requests_per_s"]),
+            "p50": level["latency"]["p50"], "p99": level["latency"]["p99"],
+            "cpu_utilisation": (level.get("cpu") or {}).get("utilisation"), "peak_rss_bytes": level.get("peak_rss_bytes")}
+
+
+def _div(a: Any, b: Any) -> float | None:
+    return a / b if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
+
+
+def _x(value: float | None) -> str:
+    return f"{value:.2f}x" if value is not None else "?"

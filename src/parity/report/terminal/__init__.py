@@ -15,6 +15,7 @@ from parity.report.terminal.demo import demo_progress, demo_report
 from parity.report.terminal.diff import diff_report
 from parity.report.terminal.doctor import doctor_report
 from parity.report.terminal.export import export_report
+from parity.report.terminal.load import export_load_report, load_report
 from parity.report.terminal.lock import lock_report
 from parity.report.terminal.record import record_report
 from parity.report.terminal.snapshot import snapshot_report
@@ -22,6 +23,6 @@ from parity.report.terminal.verify import verify_report
 
 __all__ = [
     "bench_comparison_report", "bench_report", "bisect_report", "cache_report", "demo_progress", "demo_report",
-    "diff_report", "doctor_report", "export_report", "lock_report", "record_report", "snapshot_report",
+    "diff_report", "doctor_report", "export_load_report", "export_report", "load_report", "lock_report", "record_report", "snapshot_report",
     "trial_done", "trial_started", "verify_report",
 ]
