@@ -298,7 +298,8 @@ def _probe_json(run: ScenarioRun, passed: bool) -> dict[str, Any]:
     doc = run.to_json()
     lat = doc.get("latency") or {}
     return {"qps": run.target_qps, "passed": passed, "p99": lat.get("p99"), "p99_ci": (lat.get("ci") or {}).get("p99"),
-            "requests": doc["requests"], "completed_per_s": doc["throughput"]["requests_per_s"],
+            "requests": doc["requests"], "completed_per_s": _completed_rate(run),
+            "scheduled_per_s": run.loadgen.get("scheduled_per_s") or run.target_qps,
             "loadgen_valid": run.loadgen.get("valid")}
 
 
