@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import stat
@@ -335,3 +336,149 @@ def read_json(path: str | os.PathLike[str], what: str, fix: str | None = None) -
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ParityError(f"{path}: not {what} (invalid JSON: {exc})", fix=fix) from None
+
+
+# ------------------------------------------------------------------ object storage (fsspec)
+#
+# Records and snapshots may live at URLs (``s3://bucket/golden``) read through fsspec, the
+# ``parity[s3]`` extra. fsspec is imported inside these functions, never at module import;
+# without it a URL is refused in one line naming the extra. Layers above ``records/``
+# (env, target, bisection) read a record's manifest.json and env.json through here.
+
+#: a URL scheme of two characters or more ("C:/x" is a Windows path); one slash after the
+#: colon too, because ``Path("s3://b/k")`` reads ``s3:/b/k``
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/")
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s]*@")
+FIX_EXTRA = "pip install 'parity[s3]'"
+#: what a remote failure is, by the name of its exception class (or a base class): fsspec's
+#: backends (s3fs/botocore, gcsfs, adlfs, aiohttp) are not imported to be told apart
+_NO_CREDENTIALS = ("NoCredentialsError", "PartialCredentialsError", "DefaultCredentialsError",
+                   "ClientAuthenticationError", "CredentialRetrievalError", "RefreshError")
+_UNREACHABLE = ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ClientConnectorError",
+                "ServerTimeoutError", "ConnectionError", "TimeoutError", "ServiceRequestError")
+_REMOTE_MODULES = ("botocore", "aiobotocore", "s3fs", "gcsfs", "adlfs", "fsspec", "aiohttp", "google", "azure")
+
+
+def is_url(location: str | os.PathLike[str]) -> bool:
+    """Whether ``location`` is a URL of object storage (``s3://``, ``gs://``...), not a
+    local path or ``file://`` (a path made from a URL, ``s3:/b/k``, counts too)."""
+    match = _URL_SCHEME.match(os.fsdecode(location))
+    return match is not None and match.group(1).lower() != "file"
+
+
+def url_text(location: str | os.PathLike[str]) -> str:
+    """``location`` as a URL, its ``//`` restored (``Path("s3://b/k")`` reads ``s3:/b/k``),
+    without a trailing slash."""
+    text = os.fsdecode(location)
+    match = _URL_SCHEME.match(text)
+    if match and not text.startswith("//", match.end() - 1):
+        text = f"{text[:match.end()]}/{text[match.end():]}"
+    return text.rstrip("/") if match and len(text) > match.end() + 1 else text
+
+
+def url_shown(url: str) -> str:
+    """``url`` for messages: user-info (``user:secret@``) masked."""
+    return _USERINFO.sub(r"\1***@", url)
+
+
+def url_fs(url: str, *, error: type[ParityError] = ParityError) -> tuple[Any, str]:
+    """``(filesystem, path)`` of ``url`` through fsspec; ``error`` (exit 2) without the
+    ``parity[s3]`` extra or without the backend of the URL's scheme."""
+    shown = url_shown(url)
+    try:
+        import fsspec
+    except ImportError:
+        raise error(f"{shown}: object storage needs fsspec, which is not installed", fix=FIX_EXTRA) from None
+    scheme = url.split(":", 1)[0].lower()
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+    except ImportError as exc:
+        backend = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs",
+                   "abfss": "adlfs", "adl": "adlfs", "oss": "ossfs"}.get(scheme)
+        fix = FIX_EXTRA if backend in (None, "s3fs") else f"pip install {backend}"
+        raise error(f"{shown}: no fsspec backend for {scheme}:// ({_first_line(exc)})", fix=fix) from None
+    except ValueError as exc:
+        raise error(f"{shown}: not a URL fsspec can open ({_first_line(exc)})",
+                    fix="give a local folder or an s3://, gs://, az:// URL") from None
+    return fs, str(path).rstrip("/")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return url_shown(text)[:200]
+
+
+def _names(exc: BaseException) -> set[str]:
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
+def is_remote_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from storage (an OSError, or an exception of fsspec's backends)."""
+    return isinstance(exc, OSError) or any(
+        cls.__module__.split(".")[0] in _REMOTE_MODULES for cls in type(exc).__mro__)
+
+
+def remote_error(url: str, exc: BaseException, doing: str = "cannot be read",
+                 error: type[ParityError] = ParityError) -> ParityError:
+    """One line for a storage failure at ``url``: no credentials, access denied, no such
+    bucket, endpoint unreachable, or ``doing`` with the backend's reason; each with its fix."""
+    shown, names, why = url_shown(url), _names(exc), _first_line(exc)
+    if names & set(_NO_CREDENTIALS):
+        return error(f"{shown}: no credentials for object storage ({why})",
+                     fix="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (~/.aws), or run where an "
+                         "instance role applies (gs://: GOOGLE_APPLICATION_CREDENTIALS; az://: AZURE_STORAGE_*)")
+    if isinstance(exc, PermissionError):
+        return error(f"{shown}: access denied ({why})",
+                     fix="check the credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE...) and that they may read and "
+                         "write this bucket")
+    if isinstance(exc, FileNotFoundError) and "bucket" in why.lower():
+        return error(f"{shown}: no such bucket ({why})",
+                     fix="create the bucket first, or check its name (and AWS_ENDPOINT_URL for S3-compatible stores)")
+    if names & set(_UNREACHABLE) or isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror)):
+        return error(f"{shown}: the storage endpoint cannot be reached ({why})",
+                     fix="check the network and the endpoint (AWS_ENDPOINT_URL for S3-compatible stores)")
+    return error(f"{shown}: {doing} ({why})", fix="check the URL, the credentials and the network")
+
+
+@contextlib.contextmanager
+def remote_errors(url: str, doing: str = "cannot be read", error: type[ParityError] = ParityError) -> Iterator[None]:
+    """Turn a storage failure inside the block into :func:`remote_error` (exit 2, one line)."""
+    try:
+        yield
+    except ParityError:
+        raise
+    except Exception as exc:
+        if not is_remote_error(exc):
+            raise
+        raise remote_error(url, exc, doing, error) from None
+
+
+def read_url_bytes(url: str, *, max_bytes: int | None = None, error: type[ParityError] = ParityError) -> bytes:
+    """The object at ``url``; FileNotFoundError when there is none (the caller says what
+    was expected), ``error`` for any other failure (credentials, bucket, network) or an
+    object over ``max_bytes``."""
+    fs, path = url_fs(url, error=error)
+    with remote_errors(url, error=error):
+        try:
+            if max_bytes is not None and fs.size(path) > max_bytes:
+                raise error(f"{url_shown(url)}: over {max_bytes >> 20} MiB, too large for what parity expects here",
+                            fix="pass the URL of a parity record or snapshot")
+            return bytes(fs.cat_file(path))
+        except FileNotFoundError as exc:
+            if "bucket" in str(exc).lower():
+                raise
+            raise FileNotFoundError(url) from None
+
+
+def read_json_url(url: str, what: str, fix: str | None = None, *, max_bytes: int | None = None,
+                  error: type[ParityError] = ParityError) -> Any:
+    """:func:`read_json` for an object at ``url``: one-line ``error`` when it is missing,
+    unreadable or not JSON."""
+    try:
+        raw = read_url_bytes(url, max_bytes=max_bytes, error=error)
+    except FileNotFoundError:
+        raise error(f"{url_shown(url)}: no such object", fix=fix or f"pass the URL of {what}") from None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise error(f"{url_shown(url)}: not {what} (invalid JSON: {exc})", fix=fix) from None

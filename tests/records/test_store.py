@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,30 +137,41 @@ def test_record_and_read_record_go_through_the_store(tmp_path: Path) -> None:
 # -------------------------------------------------------------------- schemes
 
 
+@pytest.fixture
+def no_fsspec(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This interpreter as without the ``parity[s3]`` extra: ``import fsspec`` fails."""
+    monkeypatch.setitem(sys.modules, "fsspec", None)
+
+
 @pytest.mark.parametrize("url", ["s3://bucket/golden", "gs://bucket/golden", Path("s3://bucket/golden")])
-def test_object_storage_is_refused_in_one_line(url: Any) -> None:
+def test_object_storage_without_the_extra_is_refused_in_one_line(url: Any, no_fsspec: None) -> None:
     with pytest.raises(RecordError) as info:
-        store_for(url)
+        store_for(url).open_reader(url)
     message = str(info.value)
-    assert "\n" not in message and "parity[s3]" in message and "not built yet" in message
+    assert "\n" not in message and "pip install 'parity[s3]'" in message
     assert location_text(url) in message
 
 
-def test_verify_of_an_s3_record_exits_2_in_one_line(run_cli) -> None:
+def test_verify_of_an_s3_record_without_the_extra_exits_2_in_one_line(run_cli, no_fsspec: None) -> None:
     code, out, err = run_cli("verify", "s3://bucket/golden", "model.py:build")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
     assert "s3://bucket/golden" in err and "parity[s3]" in err
 
 
-def test_record_to_s3_on_the_command_line_exits_2_in_one_line(run_cli, tmp_path: Path) -> None:
+def test_record_to_s3_without_the_extra_exits_2_in_one_line(run_cli, tmp_path: Path, no_fsspec: None) -> None:
     code, out, err = run_cli("record", tmp_path / "missing.py:build", "-o", "s3://bucket/golden")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
     assert "s3://bucket/golden" in err and "parity[s3]" in err and "missing.py" not in err
 
 
-def test_record_to_s3_fails_before_the_model_loads(tmp_path: Path) -> None:
-    with pytest.raises(RecordError, match=r"s3://bucket/golden: records on object storage"):
+def test_record_to_s3_without_the_extra_fails_before_the_model_loads(tmp_path: Path, no_fsspec: None) -> None:
+    with pytest.raises(RecordError, match=r"s3://bucket/golden: object storage needs fsspec"):
         record(str(tmp_path / "missing.py:build"), out="s3://bucket/golden")
+
+
+def test_an_unknown_scheme_is_refused_in_one_line() -> None:
+    with pytest.raises(RecordError, match=r"nope://x/y: no record store for nope:// locations"):
+        store_for("nope://x/y")
 
 
 # -------------------------------------------------------------------- a second backend

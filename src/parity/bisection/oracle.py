@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from parity._io import read_json
+from parity._io import is_url, read_json, read_url_bytes, url_shown, url_text
 from parity.bisection.ddmin import Verdict
 from parity.bisection.trials import TrialEnv
 from parity.errors import EXIT_FINDING, EXIT_OK, BisectError
@@ -168,15 +168,31 @@ _USAGE = "parity bisect ... --oracle {kind}:{arg} --target path/to/serving.py:bu
 def verify_oracle(record_dir: str | os.PathLike[str], target: str | None = None) -> ParityOracle:
     """``parity verify DIR TARGET``. Without ``target``, the recorded one, only when
     :func:`parity.target.policy.recorded_target` allows it (records never choose code)."""
-    path = Path(record_dir)
-    if not (path / "manifest.json").is_file():
-        raise BisectError(f"--oracle verify:{path}: not a record directory (no manifest.json)",
-                          fix="pass a directory written by `parity record`")
+    if is_url(record_dir):  # a record on object storage: each trial reads it (and its cache) itself
+        where, shown = url_text(record_dir), url_shown(url_text(record_dir))
+        if not _url_is_record(where):
+            raise BisectError(f"--oracle verify:{shown}: no record there (no manifest.json)",
+                              fix="pass the URL given to `parity record -o`")
+    else:
+        path = Path(record_dir)
+        if not (path / "manifest.json").is_file():
+            raise BisectError(f"--oracle verify:{path}: not a record directory (no manifest.json)",
+                              fix="pass a directory written by `parity record`")
+        where, shown = str(path.resolve()), str(path)
     chosen = None
     if target is None:
-        chosen = target_of_record(path, usage=_USAGE.format(kind="verify", arg=path))
+        chosen = target_of_record(where, usage=_USAGE.format(kind="verify", arg=shown))
         target = chosen.spec
-    return ParityOracle(["verify", str(path.resolve()), target], f"parity verify {path} {target}", chosen)
+    return ParityOracle(["verify", where, target], f"parity verify {shown} {target}", chosen)
+
+
+def _url_is_record(url: str) -> bool:
+    """Whether ``url/manifest.json`` exists; BisectError (one line) when storage cannot say."""
+    try:
+        read_url_bytes(f"{url}/manifest.json", max_bytes=256 << 20, error=BisectError)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def bench_oracle(baseline: str | os.PathLike[str], target: str | None = None) -> ParityOracle:
@@ -219,7 +235,7 @@ def oracle_from_spec(spec: str | None, command: Sequence[str], good_spec: str, b
             return bench_oracle(arg, target)
         raise BisectError(f"--oracle {spec}: unknown oracle", fix="use verify:RECORD_DIR, bench:BASELINE.json or -- COMMAND")
     for side in (good_spec, bad_spec):
-        if (Path(side) / "manifest.json").is_file():
+        if (_url_is_record(url_text(side)) if is_url(side) else (Path(side) / "manifest.json").is_file()):
             return verify_oracle(side, target)
     raise BisectError("no oracle: neither --good nor --bad is a record directory",
                       fix="pass --oracle verify:DIR, --oracle bench:FILE or -- COMMAND")

@@ -17,7 +17,7 @@ from parity.errors import EXIT_BUG, EXIT_FINDING, EXIT_OK, EXIT_USAGE
 
 __all__ = ["EXIT_BUG", "EXIT_FINDING", "EXIT_OK", "EXIT_USAGE", "atol_option", "batch_size_option",
            "check_output_dir", "check_output_file", "console", "emit_json", "html_option", "inputs_option",
-           "json_option", "rtol_option", "show", "threads_option"]
+           "json_option", "record_location", "rtol_option", "show", "threads_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,6 +61,25 @@ def check_output_dir(path: Any) -> None:
         from parity._io import _output_parent
 
         _output_parent(Path(path), want_dir=True)
+
+
+class RecordLocation(click.ParamType):
+    """A record argument: a local folder (a ``Path``) or a URL of object storage
+    (``s3://bucket/golden``, kept as text: ``Path`` would fold its ``//``). Nothing is
+    checked here; the record store says what is wrong with it, in one line."""
+
+    name = "record"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Path | str:
+        from parity._io import is_url, url_text
+
+        if isinstance(value, Path) or not is_url(value):
+            return Path(value)
+        return url_text(value)
+
+
+#: ``DIR`` arguments of verify and compare, ``-o`` of record: a folder or a URL
+record_location = RecordLocation()
 
 
 # ------------------------------------------------------------------ shared flags

@@ -7,16 +7,24 @@ from typing import Any
 
 import click
 
-from parity.cli._common import check_output_file, emit_json, html_option, json_option, show
+from parity.cli._common import (
+    check_output_file,
+    emit_json,
+    html_option,
+    json_option,
+    record_location,
+    show,
+)
 
 
 @click.command("compare")
-@click.argument("dir_a", metavar="DIR_A", type=click.Path(path_type=Path))
-@click.argument("dir_b", metavar="DIR_B", type=click.Path(path_type=Path))
+@click.argument("dir_a", metavar="DIR_A", type=record_location)
+@click.argument("dir_b", metavar="DIR_B", type=record_location)
 @html_option
 @json_option
-def command(dir_a: Path, dir_b: Path, html: Path | None, as_json: bool) -> int:
-    """Compare record DIR_B against the reference record DIR_A.
+def command(dir_a: Path | str, dir_b: Path | str, html: Path | None, as_json: bool) -> int:
+    """Compare record DIR_B against the reference record DIR_A (folders, or URLs such
+    as s3://bucket/golden with `parity[s3]`).
 
     Exit 0 PASS or PASS-with-warnings, 1 FAIL, 2 could not compare.
     """

@@ -16,7 +16,8 @@ from parity.cli._common import EXIT_FINDING, EXIT_OK, emit_json, json_option, sh
               help="Also show what this requirements file declared for each package, and whether it allowed the drift.")
 @json_option
 def command(a: str, b: str, requirements: Optional[str], as_json: bool) -> int:
-    """Compare environments A and B (snapshot files, record directories, venv folders, or `current`).
+    """Compare environments A and B (snapshot files, record directories, venv folders, or `current`;
+    records and snapshot files on object storage too, as s3://bucket/golden with `parity[s3]`).
 
     Exit 0 when identical, 1 when they differ, 2 when an input cannot be read.
     """

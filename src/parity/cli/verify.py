@@ -6,12 +6,19 @@ from pathlib import Path
 
 import click
 
-from parity.cli._common import atol_option, check_output_file, html_option, json_option, rtol_option
+from parity.cli._common import (
+    atol_option,
+    check_output_file,
+    html_option,
+    json_option,
+    record_location,
+    rtol_option,
+)
 from parity.cli.compare import render_result
 
 
 @click.command("verify")
-@click.argument("record_dir", metavar="DIR", type=click.Path(path_type=Path))
+@click.argument("record_dir", metavar="DIR", type=record_location)  # a folder or s3://... (parity[s3])
 @click.argument("target", required=False)
 @html_option
 @json_option

@@ -195,7 +195,7 @@ def _target_spec(rec_a: Record, target: str | None) -> str:
     # A record never chooses code: only a relative .py file here, outside the record.
     from parity.target.policy import recorded_target
 
-    return recorded_target(rec_a.manifest.get("target"), rec_a.path / "manifest.json", rec_a.path).spec
+    return recorded_target(rec_a.manifest.get("target"), rec_a.where("manifest.json"), rec_a.location).spec
 
 
 def _record_inputs(rec_a: Record) -> Any:

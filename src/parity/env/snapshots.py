@@ -18,7 +18,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from parity._io import check_not_lfs_pointer, read_json, sha256_file
+from parity._io import (
+    check_not_lfs_pointer,
+    is_url,
+    read_json,
+    read_json_url,
+    read_url_bytes,
+    sha256_bytes,
+    sha256_file,
+    url_shown,
+    url_text,
+)
 from parity._version import __version__
 from parity.env import _collect, runtime
 from parity.errors import ParityError, RecordError, SnapshotError
@@ -171,6 +181,8 @@ def load_snapshot(spec: str | os.PathLike[str]) -> dict[str, Any]:
     outside, as ``--python`` does). Raises :class:`SnapshotError` naming ``spec`` otherwise."""
     if str(spec) == "current":
         return snapshot()
+    if is_url(spec):  # a record or snapshot file on object storage (parity[s3])
+        return _load_url_snapshot(url_text(spec))
     path = Path(spec)
     if path.is_dir() and (path / "pyvenv.cfg").is_file() and not (path / "env.json").exists():
         return snapshot(python=path)
@@ -232,6 +244,43 @@ def _env_of_record(folder: Path) -> Any:
         raise RecordError(f"{env}: not in this record", fix="record again with an environment snapshot")
     _check_listed_file(env, meta)
     return read_snapshot_file(env)
+
+
+def _load_url_snapshot(url: str) -> dict[str, Any]:
+    """:func:`load_snapshot` of a URL: a ``.json`` object is a snapshot (or bench) file,
+    anything else a record prefix whose env.json is checked against its manifest."""
+    if url.endswith(".json"):
+        data = read_json_url(url, "a snapshot", fix=_FIX_SNAPSHOT, max_bytes=MAX_SNAPSHOT_BYTES, error=SnapshotError)
+        if isinstance(data, dict) and data.get("schema") == "parity.bench/1" and isinstance(data.get("env"), dict):
+            data = data["env"]
+        return check_snapshot(data, url_shown(url))
+    manifest_url, env_url = f"{url}/{RECORD_MANIFEST}", f"{url}/{RECORD_ENV}"
+    try:
+        manifest = json.loads(read_url_bytes(manifest_url, max_bytes=MAX_SNAPSHOT_BYTES, error=RecordError))
+    except FileNotFoundError:
+        raise RecordError(f"{url_shown(url)}: no record here (no {RECORD_MANIFEST}: nothing was recorded there, or the "
+                          "record was interrupted)", fix="pass the URL given to `parity record -o`") from None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        manifest = None
+    if not isinstance(manifest, dict) or manifest.get("format") != RECORD_FORMAT:
+        raise RecordError(f"{url_shown(manifest_url)}: not a parity record manifest",
+                          fix="pass the URL given to `parity record -o`")
+    files = manifest.get("files")
+    meta = files.get(RECORD_ENV) if isinstance(files, dict) else None
+    if not isinstance(meta, dict):
+        raise RecordError(f"{url_shown(env_url)}: not in this record", fix="record again with an environment snapshot")
+    try:
+        raw = read_url_bytes(env_url, max_bytes=MAX_SNAPSHOT_BYTES, error=RecordError)
+    except FileNotFoundError:
+        raise RecordError(f"{url_shown(env_url)}: missing from the record", fix="record again") from None
+    if len(raw) != meta.get("size") or sha256_bytes(raw) != meta.get("sha256"):
+        raise RecordError(f"{url_shown(env_url)}: size or sha256 does not match the manifest (corrupted or modified)",
+                          fix="copy the record again from its source, or record again")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise SnapshotError(f"{url_shown(env_url)}: not a snapshot (invalid JSON: {exc})", fix=_FIX_SNAPSHOT) from None
+    return check_snapshot(data, url_shown(env_url))
 
 
 def _check_listed_file(path: Path, meta: dict[str, Any]) -> None:

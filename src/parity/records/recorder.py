@@ -27,7 +27,7 @@ from parity.records.capture import LayerCapture, hookable
 from parity.records.flatten import structure
 from parity.records.runtime import model_runtime_state
 from parity.records.stats import SAMPLE_SIZE
-from parity.records.store import RecordWriter, store_for
+from parity.records.store import RecordWriter, location_text, store_for
 from parity.records.writer import SHARD_BYTES, ShardWriter, write_safetensors
 from parity.target import (
     LoadedTarget,
@@ -58,7 +58,7 @@ class RecordResult:
     def to_json(self) -> dict[str, Any]:
         files = self.manifest.get("files", {})
         return {
-            "schema": "parity.record_result/1", "path": str(self.path), "target": self.manifest.get("target"),
+            "schema": "parity.record_result/1", "path": location_text(self.path), "target": self.manifest.get("target"),
             "capture": self.manifest.get("capture"), "inputs": self.manifest.get("inputs"),
             "batches": self.batches, "layers": self.layers, "files": len(files),
             "bytes": sum(int(f["size"]) for f in files.values()), "seconds": self.seconds,
@@ -96,6 +96,7 @@ def record(target: str | LoadedTarget | Pipeline | Any, inputs: str | Path | lis
     if out is None:
         raise RecordError("no output directory given", fix="pass -o DIR")
     store = store_for(out)  # a place no store serves fails before the model loads
+    store.check_create(out, overwrite=overwrite)  # so does a missing bucket or parity[s3]
     start = time.perf_counter()
     loaded = _as_loaded(target)
     if isinstance(inputs, tuple):

@@ -20,9 +20,11 @@ or lets the shard writer write them with random access in a local spool folder
 once; leaving the ``with`` block by an exception (or without commit) aborts: nothing is
 visible, and an older record at the same place is untouched.
 
-The one store now is :class:`LocalStore`: a record is a folder, written into a
-temporary sibling and renamed into place on commit (:func:`parity._io.atomic_dir`).
-A second backend (object storage) subclasses the three classes, implementing their
+:class:`LocalStore`: a record is a folder, written into a temporary sibling and renamed
+into place on commit (:func:`parity._io.atomic_dir`). Object storage (``s3://``,
+``gs://``, ``az://``... through fsspec, the ``parity[s3]`` extra) is
+:class:`parity.records.remote.FsspecStore`, registered for :data:`OBJECT_SCHEMES` by
+``parity.records`` (fsspec itself is imported on first use); another backend subclasses the three classes, implementing their
 abstract methods, and registers its schemes with :func:`register_store`; nothing else
 in parity changes (docs/architecture.md, "Record store").
 """
@@ -42,7 +44,8 @@ from parity._io import atomic_dir, atomic_write_bytes, dumps_json, is_lfs_pointe
 from parity.errors import LfsPointerError, RecordError
 
 MANIFEST = "manifest.json"
-#: schemes of object stores: a record there needs a backend this parity does not have yet
+#: schemes served by the object storage store (:mod:`parity.records.remote`, fsspec);
+#: ``memory://`` too (fsspec's in-process file system, for tests)
 OBJECT_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "r2", "b2", "swift", "webdav",
                   "http", "https", "hf")
 _FIX_COPY = "copy the record again from its source, or record again"
@@ -468,7 +471,6 @@ def store_for(location: str | os.PathLike[str]) -> RecordStore:
     if factory is not None:
         return factory()
     shown = location_text(location)
-    if scheme in OBJECT_SCHEMES:
-        raise RecordError(f"{shown}: records on object storage ({scheme}://) are not built yet",
-                          fix="object storage needs `parity[s3]`, which is still to come; use a local folder")
-    raise RecordError(f"{shown}: no record store for {scheme}:// locations", fix="give a local folder")
+    raise RecordError(f"{shown}: no record store for {scheme}:// locations",
+                      fix="give a local folder or an object storage URL (s3://, gs://, az://...)")
+

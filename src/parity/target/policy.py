@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
+from parity._io import is_url
 from parity._text import one_line
 from parity.errors import TargetError
 from parity.target.formats import suffixes as artifact_suffixes
@@ -73,7 +74,7 @@ def _why_refused(spec: str, cwd: Path, record_dir: str | os.PathLike[str] | None
     real = (here / path).resolve()
     if not real.is_relative_to(here):
         return f"outside this folder ({here})"
-    if record_dir is not None and real.is_relative_to(Path(record_dir).resolve()):
+    if record_dir is not None and not is_url(record_dir) and real.is_relative_to(Path(record_dir).resolve()):
         return "a file inside the record"
     if not real.is_file():
         return f"not a file in this folder ({one_line(file_part)} does not exist here)"
@@ -82,10 +83,17 @@ def _why_refused(spec: str, cwd: Path, record_dir: str | os.PathLike[str] | None
 
 def target_of_record(record_dir: str | os.PathLike[str], *, usage: str = "parity verify DIR TARGET",
                      cwd: str | os.PathLike[str] | None = None) -> RecordedTarget:
-    """:func:`recorded_target` for the ``target`` in ``record_dir/manifest.json``."""
-    from parity._io import read_json
+    """:func:`recorded_target` for the ``target`` in ``record_dir/manifest.json`` (a folder,
+    or a URL of object storage read through :func:`parity._io.read_json_url`)."""
+    from parity._io import read_json, read_json_url, url_shown, url_text
 
-    manifest_path = Path(record_dir) / "manifest.json"
-    manifest = read_json(manifest_path, "a record manifest", fix="pass a directory written by `parity record`")
+    fix = "pass a directory written by `parity record`"
+    if is_url(record_dir):
+        url = f"{url_text(record_dir)}/manifest.json"
+        manifest = read_json_url(url, "a record manifest", fix=fix, error=TargetError)
+        manifest_where: str | Path = url_shown(url)
+    else:
+        manifest_where = Path(record_dir) / "manifest.json"
+        manifest = read_json(manifest_where, "a record manifest", fix=fix)
     spec = manifest.get("target") if isinstance(manifest, dict) else None
-    return recorded_target(spec, manifest_path, record_dir, usage=usage, cwd=cwd)
+    return recorded_target(spec, manifest_where, record_dir, usage=usage, cwd=cwd)
