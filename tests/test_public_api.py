@@ -26,6 +26,7 @@ FRONTS = {
     "bench": "parity.benchmark.protocol",
     "export": "parity.exporters.api",
     "bisect": "parity.bisection.search",
+    "watch": "parity.watch.watcher",
 }
 #: keyword-only hooks for tests (fakes) that the fronts do not expose
 HIDDEN = {"index_probe", "hash_source", "progress"}
@@ -123,8 +124,11 @@ RIGHT = """
         report = parity.doctor("requirements.txt", snapshot=snap)
         locked = parity.lock(snap, hashes=True, out=Path("req.lock"))
         other = parity.compare(record_dir, Path("b"))
+        guard = parity.watch(parity.Pipeline(model=len), record_dir, sample_every=100, canary_every=600)
+        watched: str | None = guard.status().verdict
+        guard.close()
         print(verdict, env.identical, rec.path, timing.to_json(), art.ok, found.status, report.ok, locked.text,
-              other.reason)
+              other.reason, watched)
         return result.exit_code
 """
 

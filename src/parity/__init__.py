@@ -15,10 +15,11 @@ from parity.target.pipeline import Pipeline
 
 if TYPE_CHECKING:  # the types below cost nothing at run time: `import parity` stays light
     import os
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from pathlib import Path
 
     import torch
+    from prometheus_client import CollectorRegistry
 
     from parity.benchmark.protocol import BenchResult
     from parity.bisection.oracle import Oracle
@@ -31,6 +32,8 @@ if TYPE_CHECKING:  # the types below cost nothing at run time: `import parity` s
     from parity.exporters.api import ExportResult
     from parity.records.recorder import RecordResult
     from parity.target.loader import LoadedTarget
+    from parity.watch.events import Alarm
+    from parity.watch.watcher import Watch
 
     #: A file or folder path.
     StrPath = Union[str, os.PathLike[str]]
@@ -59,6 +62,7 @@ __all__ = [
     "record",
     "snapshot",
     "verify",
+    "watch",
 ]
 
 
@@ -276,4 +280,50 @@ def bisect(
         timeout=timeout,
         cache_max_size=cache_max_size,
         target=target,
+    )
+
+
+def watch(
+    pipeline_or_model: Pipeline | torch.nn.Module,
+    golden: StrPath,
+    sample_every: int = 100,
+    canary_every: float | None = 600.0,
+    *,
+    name: str | None = None,
+    state_dir: StrPath | None = None,
+    registry: CollectorRegistry | None = None,
+    metrics: bool = True,
+    on_alarm: Callable[[Alarm], Any] | None = None,
+    canary_on_start: bool = True,
+    window: int = 20,
+    drift_threshold: float = 1.0,
+    drift_alarm: float | None = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    overrides: Overrides | None = None,
+) -> Watch:
+    """Keep the golden record guarding ``pipeline_or_model`` while it serves: ``w(batch)``
+    serves, ``w.check()`` runs the golden canary, ``w.status()``, ``w.close()``.
+
+    See :func:`parity.watch.watcher.watch`.
+    """
+    from parity.watch.watcher import watch as impl
+
+    return impl(
+        pipeline_or_model,
+        golden,
+        sample_every,
+        canary_every,
+        name=name,
+        state_dir=state_dir,
+        registry=registry,
+        metrics=metrics,
+        on_alarm=on_alarm,
+        canary_on_start=canary_on_start,
+        window=window,
+        drift_threshold=drift_threshold,
+        drift_alarm=drift_alarm,
+        atol=atol,
+        rtol=rtol,
+        overrides=overrides,
     )

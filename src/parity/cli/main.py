@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("parity.cli.export", "Export a model and prove the artifact equals eager."),
     "bisect": ("parity.cli.bisect", "Find which package change breaks parity or speed."),
     "demo": ("parity.cli.demo", "Run the embedded demo and write its reports."),
+    "watch-report": ("parity.cli.watch", "Render the last golden canary of a serving watch."),
 }
 
 #: `parity` alone (click >= 8.2 raises this to show the help; older clicks print it themselves)
