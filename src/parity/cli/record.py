@@ -20,6 +20,9 @@ from parity.cli._common import (
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Record directory to write.")
 @click.option("--capture", type=click.Choice(["outputs", "stats", "full"]), default="stats", show_default=True,
               help="outputs: stages only; stats: per-layer stats and samples; full: every tensor and module inputs.")
+@click.option("--layers", "layers", multiple=True, metavar="PATTERN",
+              help="With --capture full: store full tensors and replay inputs only for modules whose path "
+              "(or an enclosing module's) matches this glob, stats for the rest. Repeatable.")
 @batch_size_option()
 @click.option("--calibrate", is_flag=True, help="Run again with another thread count to store each layer's noise floor.")
 @click.option("--bench", is_flag=True, help="Also store a baseline benchmark (bench.json).")
@@ -29,7 +32,8 @@ from parity.cli._common import (
               "[default: the smaller of 20 GB and the free space minus 1 GB].")
 @json_option
 def command(target: str, inputs: str | None, output: str, capture: str, batch_size: int | None, calibrate: bool,
-            bench: bool, seed: int, overwrite: bool, max_size: str | None, as_json: bool) -> int:
+            bench: bool, seed: int, overwrite: bool, max_size: str | None, as_json: bool,
+            layers: tuple[str, ...] = ()) -> int:
     """Record TARGET's stages and layers into a directory (written atomically).
 
     TARGET is path/file.py:build, package.module:build, a .pt/.ts/.pt2/.onnx file or a
@@ -49,7 +53,7 @@ def command(target: str, inputs: str | None, output: str, capture: str, batch_si
     with progress_for(as_json) as progress:
         result = record(target, inputs=inputs, out=output, capture=capture, batch_size=batch_size,
                         calibrate=calibrate, bench=bench, seed=seed, overwrite=overwrite, max_size=max_size,
-                        progress=progress)
+                        progress=progress, layers=list(layers) or None)
     doc = result.to_json()
     if as_json:
         emit_json(doc)

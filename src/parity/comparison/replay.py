@@ -51,20 +51,26 @@ class Replay:
     refused: set[str] = field(default_factory=set)
 
 
-def classify(rec_a: Record, rows: Sequence[LayerRow], model: Any, load_inputs: InputsLoader) -> Replay:
+def classify(rec_a: Record, rows: Sequence[LayerRow], model: Any, load_inputs: InputsLoader,
+             has_inputs: Callable[[Record, dict[str, Any]], bool] | None = None) -> Replay:
     """Set ``introduced`` on divergent rows (True/False), leave None where replay was impossible.
 
     A module that only contains an introducing module gets ``contains`` instead (see
     :func:`mark_containers`). Returns notes for the report (modules not found, inputs
-    not stored, replay errors) and the API changes found.
+    not stored, replay errors) and the API changes found. ``has_inputs`` (a targeted
+    ``--layers`` record) says which calls have stored inputs: the others are skipped,
+    counted in one note, and never count against :data:`MAX_REPLAYS`.
     """
     import torch
 
     modules = module_index(model)
     found = Replay()
-    done = 0
+    done = skipped = 0
     for row in rows:
         if row.status != "diverged" or done >= MAX_REPLAYS:
+            continue
+        if has_inputs is not None and not has_inputs(rec_a, _entry_for_batch(rec_a, row)):
+            skipped += 1
             continue
         done += 1
         module = modules.get(strip_module_path(str(row.entry.get("module", ""))))
@@ -76,6 +82,9 @@ def classify(rec_a: Record, rows: Sequence[LayerRow], model: Any, load_inputs: I
             row.introduced = _replay_one(rec_a, entry, module, load_inputs, row.tolerance, found)
     if done >= MAX_REPLAYS:
         found.notes.append(f"replayed the first {MAX_REPLAYS} divergent layers only")
+    if skipped:
+        found.notes.append(f"{skipped} divergent layer(s) outside the record's --layers were not replayed "
+                           "(only the selected modules have stored inputs)")
     mark_containers(rows, found.refused)
     return found
 

@@ -38,6 +38,8 @@ class VerifyResult:
     performance: dict[str, Any] | None = None
     api_changes: list[dict[str, Any]] = field(default_factory=list)
     probable_cause: dict[str, Any] | None = None
+    #: After a stats divergence: the targeted full record to make on A (comparison/targeting.py).
+    targeted_capture: dict[str, Any] | None = None
     tolerances: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     verdict: str = PASS
@@ -76,6 +78,7 @@ class VerifyResult:
             "predictions": self.predictions,
             "performance": self.performance,
             "api_changes": list(self.api_changes),
+            "targeted_capture": self.targeted_capture,
             "tolerances": self.tolerances,
             "notes": list(self.notes),
         }

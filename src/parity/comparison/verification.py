@@ -20,7 +20,7 @@ from parity.comparison.result import VerifyResult, decide_verdict
 from parity.comparison.tolerances import TolerancePolicy, policy_from, strip_wrapper_prefix
 from parity.errors import ParityError
 from parity.progress import ProgressFn, relabel
-from parity.records.format import INPUTS, Record, read_record
+from parity.records.format import INPUTS, MODULE_INPUTS, Record, read_record
 
 
 def compare(
@@ -42,6 +42,7 @@ def compare(
     if result.first_divergent_layer:
         result.notes.append("introduced vs inherited needs a live model: run `parity verify` with the target in B")
     _explain(result, rec_a)
+    result.targeted_capture = _next_record(rec_a, result)
     decide_verdict(result)
     return result
 
@@ -75,6 +76,7 @@ def verify(
         result, rows = _compare_records(rec_a, rec_b, policy, {"record": None, "target": spec})
         _classify(rec_a, result, rows, loaded.pipeline)
     _explain(result, rec_a)
+    result.targeted_capture = _next_record(rec_a, result)
     if max_slowdown is not None:
         result.performance = _performance(rec_a, loaded.pipeline, inputs, max_slowdown, progress)
     decide_verdict(result)
@@ -152,11 +154,13 @@ def _layers_into(result: VerifyResult, rec_a: Record, rec_b: Record, policy: Tol
 
 
 def _classify(rec_a: Record, result: VerifyResult, rows: list[layers.LayerRow], pipeline: Any) -> None:
-    """Fill ``introduced`` on divergent layers by replaying B's modules (capture=full only)."""
+    """Fill ``introduced`` on divergent layers by replaying B's modules (capture=full, or
+    the modules a ``--layers`` record stored in full)."""
     if not result.first_divergent_layer:
         return
-    if rec_a.capture != "full":
-        result.notes.append("introduced vs inherited needs a record made with --capture full")
+    if rec_a.capture != "full" and not rec_a.has(MODULE_INPUTS):
+        result.notes.append("introduced vs inherited needs a record made with --capture full "
+                            "(or --capture full --layers PATTERN around the first divergent layer)")
         return
     model = getattr(pipeline, "model", None)
     if model is None or not hasattr(model, "named_modules"):
@@ -164,11 +168,15 @@ def _classify(rec_a: Record, result: VerifyResult, rows: list[layers.LayerRow], 
         return
     from parity.comparison.replay import classify
     from parity.records import load_module_inputs
+    from parity.records.access import has_module_inputs
 
     def inputs_of(rec: Record, entry: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         return load_module_inputs(rec, str(entry["key"]), int(entry.get("batch", 0)))
 
-    replay = classify(rec_a, rows, model, inputs_of)
+    def stored(rec: Record, entry: dict[str, Any]) -> bool:
+        return has_module_inputs(rec, str(entry["key"]), int(entry.get("batch", 0)))
+
+    replay = classify(rec_a, rows, model, inputs_of, None if rec_a.capture == "full" else stored)
     result.notes.extend(replay.notes)
     result.api_changes = replay.api_changes
     result.layers = [r.to_json() for r in rows]
@@ -187,6 +195,13 @@ def _explain(result: VerifyResult, rec_a: Record) -> None:
                 "weights": (len(params) if isinstance(params, dict) else 0)
                 + (len(buffers) if isinstance(buffers, dict) else 0)}
     result.probable_cause = probable_cause(result, compared)
+
+
+def _next_record(rec_a: Record, result: VerifyResult) -> dict[str, Any] | None:
+    """After a divergence a stats record cannot localise: the targeted record to make on A."""
+    from parity.comparison.targeting import suggest
+
+    return suggest(rec_a, result)
 
 
 def _target_spec(rec_a: Record, target: str | None) -> str:
@@ -212,7 +227,7 @@ def _record_b(rec_a: Record, loaded: Any, inputs: Any, out: Path, progress: Prog
     # B's environment snapshot costs seconds; it is only worth it when A has one to diff.
     record(loaded, inputs, out=out, capture=rec_a.capture, batch_size=batch_size if isinstance(batch_size, int) else None,
            seed=seed if isinstance(seed, int) else 0, snapshot_env=not findings.env_is_partial(rec_a.env),
-           progress=progress, max_size=_room_for_b(rec_a, out))
+           progress=progress, max_size=_room_for_b(rec_a, out), layers=rec_a.manifest.get("full_layers"))
     return read_record(out, verify_hashes=False)
 
 

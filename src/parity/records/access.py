@@ -65,11 +65,25 @@ def _unstack(value: Any, n: int) -> list[Any]:
     return [value[i] for i in range(n)]
 
 
+def stores_full(record: fmt.Record, entry: dict[str, Any]) -> bool:
+    """Whether the record holds this entry's whole tensor: capture=full, or a module that
+    ``--layers`` selected (its stored tensor has the entry's shape, not a sample's)."""
+    if not entry.get("shard"):
+        return False
+    if record.capture == "full":
+        return True
+    if not record.manifest.get("full_layers"):
+        return False
+    rel = str(entry["shard"]) if "/" in str(entry["shard"]) else f"{fmt.ACTIVATIONS}/{entry['shard']}"
+    stored = record.headers.get(rel, {}).get(entry.get("tensor"))
+    return stored is not None and list(stored[1]) == list(entry.get("shape") or [])
+
+
 def layer_tensor(record: fmt.Record, entry: dict[str, Any]) -> Any:
-    """The full tensor of a layers.json entry (capture=full only)."""
-    if record.capture != "full" or not entry.get("shard"):
+    """The full tensor of a layers.json entry (capture=full, or a module --layers selected)."""
+    if not stores_full(record, entry):
         raise RecordError(f"{record.location}: layer {entry['key']} has no stored tensor (capture={record.capture})",
-                          fix="record with --capture full")
+                          fix="record with --capture full (or --layers selecting its module)")
     return record.tensor(entry["shard"], entry["tensor"])
 
 
@@ -84,11 +98,19 @@ def layer_sample(record: fmt.Record, entry: dict[str, Any]) -> tuple[Any, Any]:
     seed = int(record.manifest.get("seed", 0))
     size = int(record.manifest.get("sample_size", SAMPLE_SIZE))
     indices = torch.tensor(sample_indices(numel, seed, size), dtype=torch.long)
-    if record.capture == "full":
+    if stores_full(record, entry):
         return indices, layer_tensor(record, entry).reshape(-1).index_select(0, indices)
     if not entry.get("shard"):
         raise RecordError(f"{record.location}: layer {entry['key']} has no sample", fix="record with --capture stats")
     return indices, record.tensor(entry["shard"], entry["tensor"])
+
+
+def has_module_inputs(record: fmt.Record, key: str, batch: int) -> bool:
+    """Whether module call ``key`` (a layer key is accepted) of ``batch`` has recorded inputs."""
+    if not record.has(fmt.MODULE_INPUTS):
+        return False
+    call_key = key.split("/", 1)[0] if "#" in key.split("/", 1)[0] else key
+    return (batch, call_key) in _module_input_index(record)
 
 
 def load_module_inputs(record: fmt.Record, key: str, batch: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -118,9 +140,9 @@ def load_module_inputs(record: fmt.Record, key: str, batch: int) -> tuple[tuple[
 def _module_input_index(record: fmt.Record) -> dict[tuple[int, str], dict[str, Any]]:
     cache_key = "_module_input_index"
     if cache_key not in record._cache:
-        if record.capture != "full":
+        if not record.has(fmt.MODULE_INPUTS):
             raise RecordError(f"{record.location}: capture={record.capture} has no module inputs",
-                              fix="record with --capture full")
+                              fix="record with --capture full (or --layers PATTERN)")
         calls = record.json(fmt.MODULE_INPUTS)
         record._cache[cache_key] = {(c["batch"], c["key"]): c for c in calls}
     index: dict[tuple[int, str], dict[str, Any]] = record._cache[cache_key]

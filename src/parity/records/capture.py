@@ -2,7 +2,15 @@
 
 Every submodule (root included, path "") gets a forward hook; with capture="full" also
 a forward pre-hook with kwargs that stores the module's call arguments for replay.
-Call indices count calls of a module within one batch (``encoder#0``, ``encoder#1``).
+Targeted capture (``full=`` a :func:`layer_selector`, ``parity record --capture full
+--layers PATTERN``) is stats capture everywhere except in the selected modules, which
+get the pre-hook and full tensors. Call indices count calls of a module within one
+batch (``encoder#0``, ``encoder#1``).
+
+Nothing a hook sees outlives the batch's forward except what the record keeps: a row
+holds a :class:`~parity.records.stats.Summary` (stats, a 64-element sample, the hash
+blocks: 1/4096 of the tensor) or, for a non-tensor output, a JSON scalar or the type's
+name, never the object (a KV cache, a model output) that holds tensors.
 
 A hook does as little as it can, because inside a forward every Python operation runs
 with cold caches: it reads what only it can read (the values, before a later in-place
@@ -15,17 +23,43 @@ that is the next layer's input) is read once.
 
 from __future__ import annotations
 
+import fnmatch
 import weakref
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
 from parity.records import native
 from parity.records.budget import SizeBudget, header_entry_bytes
-from parity.records.flatten import flatten, structure
-from parity.records.stats import SAMPLE_SIZE, Summary, read_summary, tensor_stats
+from parity.records.flatten import flatten, strip_wrapper_prefix, structure
+from parity.records.stats import SAMPLE_SIZE, Summary, read_summary, sketch_seed, tensor_stats
 from parity.records.writer import ShardWriter
 
 _SCALARS = (type(None), bool, int, float, str)
+
+
+class _Object:
+    """A non-tensor, non-scalar output, kept by its type name only (never the object)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def layer_selector(patterns: Sequence[str]) -> Callable[[str], bool]:
+    """``selected(module_path)`` for ``--layers`` glob patterns: a module is selected
+    when its path, wrapper prefixes stripped (``_orig_mod.``, ``module.``), or the path
+    of a module around it matches a pattern (``encoder.layer.3`` selects that block and
+    everything inside it; ``*`` selects every module, the root included)."""
+    pats = tuple(patterns)
+
+    def selected(path: str) -> bool:
+        parts = strip_wrapper_prefix(path).split(".") if path else []
+        prefixes = [""] + [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+        return any(fnmatch.fnmatchcase(p, pat) for p in prefixes for pat in pats if p or pat in ("*", ""))
+
+    return selected
 
 
 def hookable(model: Any) -> str | None:
@@ -43,12 +77,15 @@ class LayerCapture:
     """Hooks on every submodule of ``model`` while used as a context manager.
 
     ``level`` is "stats" (summary + seeded sample per tensor) or "full" (every tensor
-    and the module inputs). ``entries`` and ``module_inputs`` hold blob names until
-    :meth:`resolve` swaps them for shard locations once the writer is closed.
+    and the module inputs); ``full`` (a :func:`layer_selector`) makes a stats capture
+    store every tensor and the inputs of the selected modules only. ``entries`` and
+    ``module_inputs`` hold blob names until :meth:`resolve` swaps them for shard
+    locations once the writer is closed.
     """
 
     def __init__(self, model: Any, level: str, writer: ShardWriter, seed: int = 0,
-                 sample_size: int = SAMPLE_SIZE, budget: SizeBudget | None = None) -> None:
+                 sample_size: int = SAMPLE_SIZE, budget: SizeBudget | None = None,
+                 full: Callable[[str], bool] | None = None) -> None:
         import torch
 
         self.model = model
@@ -62,6 +99,8 @@ class LayerCapture:
         self.batch = 0
         self._tensor_type = torch.Tensor
         self._full = level == "full"
+        self._select = full if not self._full else None
+        self._full_paths: set[str] = set()  # targeted capture: the selected modules
         self._counts: dict[str, int] = {}
         self._open_calls: dict[str, list[int]] = {}
         self._rows: list[tuple[str, str, int, str, Any]] = []  # (module, type, call, out, Summary | value)
@@ -73,11 +112,18 @@ class LayerCapture:
     def __enter__(self) -> LayerCapture:
         for path, module in self.model.named_modules():
             kind = type(module).__name__
-            if self._full:
+            if self._select is not None and self._select(path):
+                self._full_paths.add(path)
+            if self._full or path in self._full_paths:
                 self._handles.append(module.register_forward_pre_hook(
                     partial(self._on_input, path), with_kwargs=True))
             self._handles.append(module.register_forward_hook(partial(self._on_output, path, kind)))
         return self
+
+    @property
+    def selected(self) -> set[str]:
+        """Targeted capture: the module paths stored in full (empty otherwise)."""
+        return set(self._full_paths)
 
     def __exit__(self, *exc: object) -> None:
         for handle in self._handles:
@@ -121,20 +167,23 @@ class LayerCapture:
         for out, value in flatten(output, "/out"):
             if isinstance(value, self._tensor_type):
                 value = self._read(value, path, call, out)
+            elif not isinstance(value, _SCALARS):
+                value = _Object(type(value).__name__)  # the type only: the object may hold tensors
             self._rows.append((path, kind, call, out, value))
 
     def _read(self, t: Any, path: str, call: int, out: str) -> Summary:
         """The summary of ``t``: read now, or the one already read for this object at this version."""
         version = _version(t)
+        full = self._full or path in self._full_paths
         summary = self._already_read(t, version)
-        if summary is not None:
-            if self._full and summary.stats is None and t.numel():
+        if summary is not None and (summary.blob is not None or not full):
+            if summary.stats is None and t.numel():
                 summary.stats = tensor_stats(t)  # first seen as a module input, which keeps no stats
             return summary
-        if self._full:
+        if full:
             summary = self._store_full(f"{path}#{call}{out}", t)
         else:
-            summary = read_summary(t, True, self.seed, self.sample_size)
+            summary = read_summary(t, True, self.seed, self.sample_size, sketch_seed(path, call, out))
         self._seen[id(t)] = (weakref.ref(t), version, summary)
         return summary
 
@@ -183,15 +232,18 @@ class LayerCapture:
             key = f"{path}#{call}{out}"
             entry: dict[str, Any] = {"key": key, "module": path, "call": call, "out": out, "batch": self.batch}
             if isinstance(value, Summary):
-                if not self._full and value.blob is None and value.sample is not None:
+                if value.blob is None and value.sample is not None:
                     value.blob = f"{self.batch}/{key}/sample"
                     sample = value.sample
                     samples.append((value.blob, sample if isinstance(sample, torch.Tensor) else torch.from_numpy(sample)))
                 entry.update(type=kind, kind="tensor", shape=list(value.shape),
                              dtype=str(value.dtype).removeprefix("torch."), stats=value.stats, hash=value.hash,
                              blob=value.blob)
+                if value.sketch is not None:  # stats capture: the layer's linear sketch
+                    entry["sketch"] = value.sketch
             else:
-                entry.update(type=kind, kind=type(value).__name__, shape=None, dtype=None, stats=None, hash=None)
+                entry.update(type=kind, kind=value.name if isinstance(value, _Object) else type(value).__name__,
+                             shape=None, dtype=None, stats=None, hash=None)
                 if isinstance(value, _SCALARS):
                     entry["value"] = value
             self.entries.append(entry)

@@ -23,7 +23,7 @@ from parity.records.budget import (
     parse_size,
 )
 from parity.records.calibrate import noise_floors, other_thread_count
-from parity.records.capture import LayerCapture, hookable
+from parity.records.capture import LayerCapture, hookable, layer_selector
 from parity.records.flatten import structure
 from parity.records.runtime import model_runtime_state
 from parity.records.stats import SAMPLE_SIZE
@@ -53,6 +53,7 @@ class RecordResult:
     seconds: float
     warnings: list[str] = field(default_factory=list)
     max_size: int | None = None  # the size limit in force (bytes)
+    full_layers: list[str] | None = None  # --layers: the module paths stored in full
     estimated_bytes: int | None = None  # the record's size as projected after its first batch
 
     def to_json(self) -> dict[str, Any]:
@@ -63,6 +64,8 @@ class RecordResult:
             "batches": self.batches, "layers": self.layers, "files": len(files),
             "bytes": sum(int(f["size"]) for f in files.values()), "seconds": self.seconds,
             "warnings": list(self.warnings), "max_size": self.max_size, "estimated_bytes": self.estimated_bytes,
+            "full_layers": self.manifest.get("full_layers"),
+            "full_modules": len(self.full_layers) if self.full_layers is not None else None,
         }
 
 
@@ -70,7 +73,7 @@ def record(target: str | LoadedTarget | Pipeline | Any, inputs: str | Path | lis
            out: str | Path | None = None, capture: str = "stats", batch_size: int | None = None,
            calibrate: bool = False, bench: bool = False, seed: int = 0, *, snapshot_env: bool = True,
            overwrite: bool = False, shard_bytes: int = SHARD_BYTES, max_size: int | str | None = None,
-           progress: ProgressFn | None = None) -> RecordResult:
+           progress: ProgressFn | None = None, layers: list[str] | tuple[str, ...] | None = None) -> RecordResult:
     """Record ``target`` (a TARGET spec, a :class:`Pipeline` or a bare ``nn.Module``) on
     ``inputs`` into the record ``out``: a folder, or a URL of a registered record store
     (:func:`parity.records.store.store_for`), written atomically: it appears complete or
@@ -90,9 +93,11 @@ def record(target: str | LoadedTarget | Pipeline | Any, inputs: str | Path | lis
     the record before it would grow past the limit, leaving nothing behind.
     ``progress`` gets a :class:`~parity.progress.ProgressEvent` after every batch (and a
     notice with the size estimate of a full capture after the first).
+    ``layers`` (``--layers`` globs): full tensors for those modules only (:func:`_layer_patterns`).
     """
     if capture not in fmt.CAPTURE_LEVELS:
         raise RecordError(f"--capture {capture}: unknown level", fix="use outputs, stats or full")
+    patterns, capture = _layer_patterns(layers, capture)
     if out is None:
         raise RecordError("no output directory given", fix="pass -o DIR")
     store = store_for(out)  # a place no store serves fails before the model loads
@@ -110,7 +115,7 @@ def record(target: str | LoadedTarget | Pipeline | Any, inputs: str | Path | lis
         limit, origin = (default_max_size(writer.free_space_folder()) if limit is None
                          else (int(limit), f"--max-size {max_size}"))
         budget = SizeBudget(limit, origin, Path(out), capture, len(batches), shard_bytes)
-        session = _Session(writer, loaded, capture, seed, shard_bytes, budget, progress)
+        session = _Session(writer, loaded, capture, seed, shard_bytes, budget, progress, patterns)
         session.run(batches)
         if calibrate:
             session.calibrate(batches)
@@ -120,7 +125,30 @@ def record(target: str | LoadedTarget | Pipeline | Any, inputs: str | Path | lis
         manifest = fmt.finalize_manifest(writer, session.manifest_fields(items, inputs, batches, calibrate, start))
     return RecordResult(path=Path(out), manifest=manifest, layers=len({e["key"] for e in session.entries}),
                         batches=len(batches), seconds=time.perf_counter() - start, warnings=session.warnings,
-                        max_size=limit, estimated_bytes=session.estimate)
+                        max_size=limit, estimated_bytes=session.estimate,
+                        full_layers=session.full_paths if patterns else None)
+
+
+def _layer_patterns(layers: list[str] | tuple[str, ...] | None, capture: str) -> tuple[list[str], str]:
+    """(the ``--layers`` patterns, checked; the capture level the record says).
+
+    ``layers`` (glob patterns on module paths, see :func:`~parity.records.capture.layer_selector`)
+    targets the capture: the selected modules get full tensors and replay inputs, every
+    other module stats. Such a record says ``"capture": "stats"`` and ``"full_layers":
+    [patterns]`` in its manifest, so every reader of stats records reads it; ``capture``
+    may be "stats" or "full" then.
+    """
+    if not layers:
+        return [], capture
+    if isinstance(layers, str):
+        layers = [layers]
+    patterns = [str(p) for p in layers]
+    if any(not p.strip() for p in patterns):
+        raise RecordError("--layers: an empty pattern", fix="give a glob on module paths, e.g. --layers 'encoder.layer.3'")
+    if capture == "outputs":
+        raise RecordError("--layers with --capture outputs: no layer is captured",
+                          fix="use --capture full --layers PATTERN")
+    return list(dict.fromkeys(patterns)), "stats"
 
 
 def _as_loaded(target: str | LoadedTarget | Pipeline | Any) -> LoadedTarget:
@@ -160,10 +188,12 @@ class _Session:
     """One record being written through ``out`` (its store's writer)."""
 
     def __init__(self, out: RecordWriter, loaded: LoadedTarget, capture: str, seed: int, shard_bytes: int,
-                 budget: SizeBudget, progress: ProgressFn | None = None) -> None:
+                 budget: SizeBudget, progress: ProgressFn | None = None, patterns: list[str] | None = None) -> None:
         import torch
 
         self.out, self.loaded, self.capture, self.seed = out, loaded, capture, seed
+        self.patterns = list(patterns or [])
+        self.full_paths: list[str] = []  # the modules --layers selected
         self.budget, self.progress = budget, progress
         self.estimate: int | None = None
         self.pipeline = loaded.pipeline
@@ -186,10 +216,12 @@ class _Session:
             self.warnings.append(f"layers not captured: {self.why_not_hooked}")
         # Stats capture writes only a few KB of samples per batch: no O_DIRECT probe, no thread.
         writer = ShardWriter(self.out.spool(fmt.ACTIVATIONS), fmt.ACTIVATIONS, shard_bytes=self.shard_bytes,
-                             direct=None if self.capture == "full" else False,
+                             direct=None if self.capture == "full" or self.patterns else False,
                              on_shard=self.out.spooled) if layers else None
-        hooks = LayerCapture(self.pipeline.model, self.capture, writer, self.seed,
-                             budget=self.budget) if writer else None
+        hooks = LayerCapture(self.pipeline.model, self.capture, writer, self.seed, budget=self.budget,
+                             full=layer_selector(self.patterns) if self.patterns else None) if writer else None
+        if hooks is not None and self.patterns:
+            self._check_selected(hooks)
         try:
             with torch.no_grad(), hooks or contextlib.nullcontext():
                 for index, batch in enumerate(batches):
@@ -206,6 +238,21 @@ class _Session:
         if hooks:
             hooks.resolve()
             self.entries, self.module_inputs = hooks.entries, hooks.module_inputs
+            if self.patterns and not self.module_inputs:
+                self.warnings.append(f"--layers {' '.join(self.patterns)}: the modules it selects never ran, "
+                                     "so nothing was stored in full")
+
+    def _check_selected(self, hooks: LayerCapture) -> None:
+        """--layers must select at least one module: a typo would silently record stats only."""
+        from parity.records.flatten import strip_wrapper_prefix
+
+        paths = [strip_wrapper_prefix(p) for p, _m in self.pipeline.model.named_modules()]
+        selected = layer_selector(self.patterns)
+        self.full_paths = [p for p in paths if selected(p)]
+        if not self.full_paths:
+            shown = ", ".join(repr(p) for p in paths[1:9]) + (" ..." if len(paths) > 9 else "")
+            raise RecordError(f"--layers {' '.join(self.patterns)}: matches no module of the model",
+                              fix=f"use a glob on module paths such as {shown}")
 
     def _end_batch(self, index: int, total: int, hooks: LayerCapture | None) -> None:
         """Charge the batch's JSON to the size budget, project the record's size (stop when
@@ -218,10 +265,10 @@ class _Session:
         projected = self.budget.end_batch()
         if index == 0:
             self.estimate = projected
-            if self.capture == "full":
+            if self.capture == "full" or self.patterns:
                 report(self.progress, ProgressEvent(
                     "record", 1, total, "batches", self.budget.written,
-                    notice=f"full capture: the record will take about {format_size(projected)} "
+                    notice=f"{'targeted' if self.patterns else 'full'} capture: the record will take about {format_size(projected)} "
                            f"({format_size(projected / total)} per batch x {total} batches); "
                            f"size limit {format_size(self.budget.limit)} (--max-size)"))
         report(self.progress, ProgressEvent("record", index + 1, total, "batches", self.budget.written))
@@ -296,7 +343,7 @@ class _Session:
         self.out.write_json(fmt.STAGES_META, {"batches": self.stage_meta})
         if self.capture != "outputs" and not self.why_not_hooked:
             self.out.write_json(fmt.LAYERS, self.entries)
-        if self.capture == "full" and not self.why_not_hooked:
+        if (self.capture == "full" or self.patterns) and not self.why_not_hooked:
             self.out.write_json(fmt.MODULE_INPUTS, self.module_inputs)
         self.out.write_json(fmt.ASSETS, assets_json(self.pipeline.assets, self.pipeline.model))
         self.out.write_json(fmt.ENV, self._env(snapshot_env))
@@ -327,7 +374,8 @@ class _Session:
             "target": self.loaded.spec or None, "target_kind": self.loaded.kind, "name": self.pipeline.name,
             "inputs": {"source": str(source) if isinstance(source, (str, Path)) else None,
                        "kind": inputs_kind(items), "count": len(items)},
-            "capture": self.capture, "batch_size": len(batches[0]), "batches": len(batches),
+            "capture": self.capture, "full_layers": self.patterns or None,
+            "batch_size": len(batches[0]), "batches": len(batches),
             "seed": self.seed, "sample_size": SAMPLE_SIZE, "hash": "mlh32-sha256",
             "layers_captured": self.capture != "outputs" and not self.why_not_hooked,
             "calibrated": calibrated, "calibration": getattr(self, "calibration", None),

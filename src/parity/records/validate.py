@@ -20,7 +20,10 @@ them into a RecordError naming the file.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import math
 import os
 import struct
 from collections.abc import Callable, Mapping
@@ -28,6 +31,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from parity.records.flatten import namedtuple_class
+from parity.records.native import SKETCH_SIZE
+from parity.records.stats import SKETCH_SCHEME
 
 #: bytes per element of each safetensors dtype parity reads
 DTYPE_SIZES = {
@@ -247,7 +252,7 @@ MANIFEST_SCHEMA = obj(
      "layers_captured": is_bool, "calibrated": is_bool,
      "calibration": nullable(obj({}, {"threads": is_int, "other_threads": nullable(is_int)})),
      "tolerances": nullable(_TOLERANCES), "warnings": list_of(is_str), "timings": nullable(dict_of(nullable(is_num))),
-     "manifest_sha256": sha_hex},
+     "manifest_sha256": sha_hex, "full_layers": nullable(list_of(is_str))},
 )
 
 _PLACEMENT = obj({}, {"dtype": is_str, "device": is_str})
@@ -274,12 +279,32 @@ ASSETS_SCHEMA = obj(
     {"buffers": dict_of(_WEIGHT)},
 )
 _STATS = obj({}, {"min": nullable(is_num), "max": nullable(is_num), "mean": nullable(is_num),
-                  "std": nullable(is_num), "l2": nullable(is_num), "nan": is_nat, "inf": is_nat})
+                  "std": nullable(is_num), "l2": nullable(is_num), "l1": nullable(is_num), "nan": is_nat,
+                  "inf": is_nat})
+
+
+def is_sketch(v: Any, w: str) -> None:
+    """A layer's sketch: ``{"scheme", "seed", "values"}``; for the scheme parity writes,
+    values are base64 of exactly SKETCH_SIZE finite float32 (another scheme is ignored
+    by the comparison, so only its types are checked)."""
+    obj({"scheme": is_str, "seed": is_nat, "values": is_str})(v, w)
+    if v["seed"] > 0xFFFFFFFF:
+        raise Invalid(f"{w}.seed: {v['seed']} is not a 32-bit seed")
+    if v["scheme"] != SKETCH_SCHEME:
+        return
+    try:
+        raw = base64.b64decode(v["values"], validate=True)
+    except (binascii.Error, ValueError):
+        raise Invalid(f"{w}.values: not base64") from None
+    if len(raw) != 4 * SKETCH_SIZE:
+        raise Invalid(f"{w}.values: {len(raw)} bytes, the {SKETCH_SCHEME} sketch is {4 * SKETCH_SIZE}")
+    if not all(math.isfinite(x) for x in struct.unpack(f"<{SKETCH_SIZE}f", raw)):
+        raise Invalid(f"{w}.values: not finite (NaN or infinity)")
 _LAYER = obj(
     {"key": is_str, "module": is_str, "call": is_nat, "out": is_str, "batch": is_nat, "kind": is_str},
     {"type": nullable(is_str), "shape": nullable(list_of(is_nat)), "dtype": nullable(is_str),
      "stats": nullable(_STATS), "hash": nullable(is_str), "shard": nullable(is_str), "tensor": nullable(is_str),
-     "noise_floor": nullable(is_num), "value": is_scalar},
+     "noise_floor": nullable(is_num), "value": is_scalar, "sketch": nullable(is_sketch)},
 )
 INPUTS_SCHEMA = obj({"kind": one_of("text", "json", "tensors", "objects")}, {
     "direct": is_bool, "source": nullable(is_str), "count": is_nat, "batch_sizes": list_of(is_nat),
@@ -466,5 +491,7 @@ def check_counts(rel: str, data: Any, manifest: Mapping[str, Any]) -> None:
             raise Invalid(f"batch_sizes: {len(data['batch_sizes'])} batches, the manifest says {batches}")
     elif rel in ("layers.json", "module_inputs.json") and manifest.get("layers_captured") is True:
         seen = {e["batch"] for e in data}
-        if isinstance(batches, int) and seen != set(range(batches)):
+        # --layers: the selected modules may not run in every batch (or at all)
+        targeted = rel == "module_inputs.json" and manifest.get("full_layers")
+        if isinstance(batches, int) and (not seen <= set(range(batches)) if targeted else seen != set(range(batches))):
             raise Invalid(f"entries for batches {sorted(seen)[:5]}, the manifest says {batches} batches")

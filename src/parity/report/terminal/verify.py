@@ -31,7 +31,7 @@ def verify_report(result: Mapping[str, Any], html: object = None) -> RenderableT
     the others comes before the symptoms it explains.
     """
     parts: _Parts = []
-    for section in (_cause, _verdict, _env, _assets, _runtime, _api, _stages, _layers, _predictions,
+    for section in (_cause, _verdict, _env, _assets, _runtime, _api, _stages, _layers, _targeted, _predictions,
                     _performance, _notes):
         section(result, parts)
     if html is not None:
@@ -158,6 +158,16 @@ def _layers(r: Mapping[str, Any], out: _Parts) -> None:
         if keys:
             more = f" … and {len(keys) - MAX_ROWS} more" if len(keys) > MAX_ROWS else ""
             out.append(markup(f"  {label} ({len(keys)}): {esc(', '.join(keys[:MAX_ROWS]))}{more}"))
+
+
+def _targeted(r: Mapping[str, Any], out: _Parts) -> None:
+    """The targeted full record to make on machine A, as one whole command line."""
+    t = r.get("targeted_capture")
+    if not isinstance(t, Mapping) or not t.get("command"):
+        return
+    _heading(out, "Next step on machine A", str(t.get("reason") or ""))
+    out.append(plain(f"  {t.get('command')}"))  # one line to copy, never wrapped
+    out.append(markup("  [dim]then `parity verify` that record here: it names the layer that introduces the error[/]"))
 
 
 def _predictions(r: Mapping[str, Any], out: _Parts) -> None:
