@@ -6,8 +6,9 @@ into this module; the logic lives here.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
@@ -126,6 +127,51 @@ def check_cpp_report(check: dict[str, Any]) -> Any:
 
 
 # ---------------------------------------------------------------- bench --runner cpp
+
+#: bench flags that mean nothing inside the C++ runner
+_BENCH_PYTHON_ONLY = ("against", "processes", "scenario", "qps", "find_max_qps", "p99_ms", "min_iters")
+
+
+def bench_runner_option(command: Callable[..., int]) -> Callable[..., int]:
+    """Add ``--runner`` to ``parity bench``: with ``cpp``, time the artifact in the C++
+    runner (``--concurrency`` levels of C++ client threads) instead of the command's own flow."""
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> int:
+        if kwargs.pop("runner") != "cpp":
+            return command(**kwargs)
+        return run_bench_cpp(kwargs)
+
+    return runner_option(wrapper)
+
+
+def run_bench_cpp(kwargs: dict[str, Any]) -> int:
+    """``parity bench ARTIFACT --runner cpp``: one timing run per concurrency level."""
+    from parity.benchmark.load import check_levels, parse_duration, parse_levels
+    from parity.cli._common import EXIT_OK, check_output_file, emit_json, show
+    from parity.cli._progress import progress_for
+
+    given = [k for k in _BENCH_PYTHON_ONLY if kwargs.get(k) not in (None, False, 10.0)]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise ParityError(f"{flag} does not apply with --runner cpp (the runner times its own C++ threads)",
+                          fix="leave it out, or bench in Python (--runner python)")
+    check_output_file(kwargs.get("output"))
+    duration = parse_duration(kwargs["duration"]) if kwargs.get("duration") else (kwargs.get("min_time") or 2.0)
+    levels = check_levels(parse_levels(kwargs["concurrency"]) if kwargs.get("concurrency") else [1], duration)
+    with progress_for(kwargs["as_json"]) as progress:
+        doc = bench_cpp(kwargs["target"], kwargs.get("inputs"), kwargs.get("batch_size"), kwargs.get("threads"),
+                        duration, levels, progress)
+    if kwargs.get("output"):
+        from parity._io import atomic_write_json
+
+        atomic_write_json(kwargs["output"], doc)
+    if kwargs["as_json"]:
+        emit_json(doc)
+    else:
+        show(bench_cpp_report(doc))
+    return EXIT_OK
+
 
 
 def bench_cpp(target: str, inputs: str | None, batch_size: int | None, threads: int | None,

@@ -16,6 +16,7 @@ from parity.cli._common import (
     threads_option,
 )
 from parity.cli._load import bench_load_options
+from parity.cli._runner import bench_runner_option
 
 
 @click.command("bench")
@@ -31,6 +32,7 @@ from parity.cli._load import bench_load_options
               help="Percent slower a stage may be before exit 1.")
 @click.option("--force", is_flag=True, help="Compare even against another model or batch size.")
 @json_option
+@bench_runner_option  # --runner cpp: cli/_runner.py
 @bench_load_options  # --concurrency, --scenario...: cli/_load.py
 def command(target: str, inputs: str | None, output: str | None, batch_size: int | None, threads: int | None,
             min_time: float | None, min_iters: int | None, against: str | None, max_slowdown: float,

@@ -24,7 +24,7 @@ from parity._io import atomic_write_bytes, check_not_lfs_pointer
 from parity._text import one_line
 from parity.progress import ProgressFn
 from parity.runner.build import RunnerError, executable
-from parity.target.formats import detect
+from parity.target.formats import detect, is_artifact
 
 #: formats the C++ runner loads (parity.target.formats names)
 FORMATS = ("torchscript", "aoti")
@@ -34,6 +34,10 @@ _START_TIMEOUT_S = 600
 def runner_format(path: str | os.PathLike[str]) -> str:
     """The artifact's format name when the C++ runner can load it, else :class:`RunnerError`."""
     p = Path(path)
+    if not is_artifact(p):
+        raise RunnerError(f"{p}: not an exported artifact; the C++ runner runs TorchScript (.pt) and "
+                          "AOTInductor (.pt2) files",
+                          fix=f"export it first: `parity export {p} --format torchscript -o model.pt`")
     if not p.is_file():
         raise RunnerError(f"{p}: no such file", fix="pass the path of a TorchScript .pt or AOTInductor .pt2 file")
     check_not_lfs_pointer(p)

@@ -585,11 +585,20 @@ std::vector<at::Tensor> ordered_inputs(const Args& a, const Meta& meta,
   return out;
 }
 
+// Whether a Python interpreter is mapped into this process: libpython, an interpreter
+// executable (python3.11), libtorch_python or a CPython extension module (.cpython-).
+// Folder names do not count: the wheel's libtorch lives under .../python3.11/site-packages.
 bool libpython_mapped() {
   std::ifstream maps("/proc/self/maps");
   std::string line;
-  while (std::getline(maps, line))
-    if (line.find("libpython") != std::string::npos) return true;
+  while (std::getline(maps, line)) {
+    auto slash = line.rfind('/');
+    if (slash == std::string::npos) continue;
+    std::string base = line.substr(slash + 1);
+    if (base.rfind("libpython", 0) == 0 || base.rfind("python", 0) == 0 ||
+        base.find("libtorch_python") != std::string::npos || base.find(".cpython-") != std::string::npos)
+      return true;
+  }
   return false;
 }
 

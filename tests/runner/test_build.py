@@ -1,0 +1,85 @@
+"""Building the C++ runner: what it links, how it is cached, and a clear exit 2 without a compiler.
+None of these tests compiles anything."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from runner_testing import TINY
+
+from parity.runner import RunnerError, build, runner_format
+
+
+def test_missing_compiler_named_by_cxx_exits_2_before_exporting(run_cli, monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-g++"))
+    out = tmp_path / "tiny.pt"
+    code, stdout, err = run_cli("export", TINY, "--format", "torchscript", "-o", out, "--check-cpp")
+    assert code == 2 and stdout == ""
+    assert "the C++ runner needs a C++ compiler" in err and "no-such-g++" in err and "is not a program" in err
+    assert "fix: set CXX" in err
+    assert not out.exists()  # refused before the export spent its time
+
+
+def test_no_compiler_on_path_says_what_to_install(run_cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no g++, c++ or clang++
+    with pytest.raises(RunnerError) as caught:
+        build.executable()
+    assert "needs a C++ compiler and none was found" in str(caught.value)
+    assert "install g++" in (caught.value.fix or "")
+    artifact = tmp_path / "model.pt"
+    artifact.write_bytes(b"the compiler is looked for before the artifact is read")
+    code, stdout, err = run_cli("bench", artifact, "--runner", "cpp")
+    assert code == 2 and stdout == "" and "none was found" in err
+    code, stdout, err = run_cli("bench", TINY, "--runner", "cpp")
+    assert code == 2 and "not an exported artifact" in err and "parity export" in err
+
+
+def test_links_libtorch_without_libtorch_python_and_with_the_wheels_abi(tmp_path: Path) -> None:
+    import torch
+
+    lib = build.libtorch()
+    argv = build.command(["g++"], lib, tmp_path / "runner")
+    assert {"-ltorch", "-ltorch_cpu", "-lc10"} <= set(argv)
+    assert not any("python" in a for a in argv if a.startswith("-l"))
+    assert f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}" in argv
+    assert f"-Wl,-rpath,{lib.lib_dir}" in argv and str(build.SOURCE) in argv
+    assert (lib.include_dirs[0] / "torch" / "script.h").is_file()
+    assert (lib.include_dirs[0] / "torch" / "csrc" / "inductor" / "aoti_package" / "model_package_loader.h").is_file()
+
+
+def test_cache_key_follows_torch_version_abi_and_compiler() -> None:
+    lib = build.libtorch()
+    key = build.build_key(["/usr/bin/g++"], lib)
+    assert key == build.build_key(["/usr/bin/g++"], lib)
+    other_torch = build.Libtorch(lib.root, lib.version + ".other", lib.cxx11_abi)
+    other_abi = build.Libtorch(lib.root, lib.version, not lib.cxx11_abi)
+    assert len({key, build.build_key(["/usr/bin/g++"], other_torch), build.build_key(["/usr/bin/g++"], other_abi),
+                build.build_key(["/usr/bin/clang++"], lib)}) == 4
+
+
+def test_cache_honours_parity_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PARITY_CACHE_DIR", str(tmp_path))
+    assert build.cache_dir() == tmp_path / "runner"
+
+
+def test_runner_refuses_formats_it_does_not_load(tmp_path: Path, run_cli) -> None:
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"not really onnx")
+    with pytest.raises(RunnerError, match="loads TorchScript and AOTInductor artifacts, not ONNX"):
+        runner_format(onnx)
+    with pytest.raises(RunnerError, match="no such file"):
+        runner_format(tmp_path / "missing.pt")
+    code, _, err = run_cli("export", TINY, "--format", "onnx", "-o", tmp_path / "t.onnx", "--check-cpp")
+    assert code == 2 and "--check-cpp: the C++ runner loads torchscript and aoti artifacts, not onnx" in err
+    assert not (tmp_path / "t.onnx").exists()
+
+
+def test_the_source_ships_with_the_package() -> None:
+    assert build.SOURCE.is_file() and build.SOURCE.suffix == ".cpp"
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    assert '"**/*.cpp"' in pyproject.read_text()
+    assert os.access(build.SOURCE, os.R_OK)
