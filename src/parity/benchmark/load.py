@@ -176,7 +176,7 @@ def parse_duration(text: str) -> float:
 
 
 def _client_loop(call: Callable[[Any], Any], inputs: list[Any], offset: int, deadline_after: float,
-                 warmup_calls: int, start: Callable[[], None]) -> ClientRun:
+                 warmup_calls: int, start: Callable[[], object]) -> ClientRun:
     """Warm up, wait for every client (``start``), then call back to back until the deadline."""
     requests = itertools.islice(itertools.cycle(inputs), offset % len(inputs), None)
     for _ in range(warmup_calls):
