@@ -149,3 +149,26 @@ def test_bench_runner_cpp_times_each_concurrency_level(run_cli, tiny_ts: Path) -
     assert doc["schema"] == "parity.runner-bench/1" and doc["batch_size"] == 3
     assert [lv["threads"] for lv in doc["levels"]] == [1, 2]
     assert all(lv["requests"] > 0 and lv["p50"] > 0 and not lv["libpython_mapped"] for lv in doc["levels"])
+
+
+def test_verify_runner_cpp_records_b_in_the_cpp_runner(run_cli, tiny_ts: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from parity.records import record
+
+    record(str(tiny_ts), out=tmp_path / "a")
+    started: list[int] = []
+    original = RunnerProcess.__init__
+
+    def spy(self: RunnerProcess, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        started.append(self.pid)
+
+    monkeypatch.setattr(RunnerProcess, "__init__", spy)
+    code, stdout, err = run_cli("verify", tmp_path / "a", tiny_ts, "--runner", "cpp", "--json")
+    assert code == 0, err
+    doc = json.loads(stdout)
+    assert doc["verdict"] == "PASS" or doc["verdict"].startswith("PASS"), doc["verdict"]
+    assert all(s["status"] == "match" for s in doc["stages"]), doc["stages"]
+    assert len(started) == 1  # B's model ran in one runner process
+    code, _, err = run_cli("verify", tmp_path / "a", "--runner", "cpp")
+    assert code == 2 and "--runner cpp needs TARGET" in err

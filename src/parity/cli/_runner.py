@@ -42,6 +42,29 @@ def cpp_target_or_spec(target: str | None, runner: str, progress: ProgressFn | N
     return cpp_target(target, progress)
 
 
+def verify_runner_option(command: Callable[..., int]) -> Callable[..., int]:
+    """Add ``--runner`` to ``parity verify``: with ``cpp``, TARGET (an artifact) runs in the
+    C++ runner, so B's record is what the Python-free process computes."""
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> int:
+        kwargs["target"] = cpp_target_or_spec(kwargs.get("target"), kwargs.pop("runner"))
+        try:
+            return command(**kwargs)
+        finally:
+            _close(kwargs["target"])
+
+    return runner_option(wrapper)
+
+
+def _close(target: Any) -> None:
+    """End the runner process behind a C++-run LoadedTarget (anything else: nothing)."""
+    model = getattr(getattr(target, "pipeline", None), "model", None)
+    call = getattr(getattr(model, "artifact", None), "runner", None)
+    if hasattr(call, "close"):
+        call.close()
+
+
 # ---------------------------------------------------------------- export --check-cpp
 
 

@@ -14,12 +14,14 @@ from parity.cli._common import (
     record_location,
     rtol_option,
 )
+from parity.cli._runner import verify_runner_option
 from parity.cli.compare import render_result
 
 
 @click.command("verify")
 @click.argument("record_dir", metavar="DIR", type=record_location)  # a folder or s3://... (parity[s3])
 @click.argument("target", required=False)
+@verify_runner_option  # --runner cpp: cli/_runner.py
 @html_option
 @json_option
 @atol_option

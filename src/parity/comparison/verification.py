@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from parity._text import one_line
 from parity.comparison import findings, layers, stages
@@ -21,6 +21,9 @@ from parity.comparison.tolerances import TolerancePolicy, policy_from, strip_wra
 from parity.errors import ParityError
 from parity.progress import ProgressFn, relabel
 from parity.records.format import INPUTS, MODULE_INPUTS, Record, read_record
+
+if TYPE_CHECKING:
+    from parity.target import LoadedTarget
 
 
 def compare(
@@ -49,7 +52,7 @@ def compare(
 
 def verify(
     record_dir: str | os.PathLike[str],
-    target: str | None = None,
+    target: str | LoadedTarget | None = None,
     *,
     atol: float | None = None,
     rtol: float | None = None,
@@ -66,10 +69,13 @@ def verify(
     """
     rec_a = read_record(record_dir)
     policy = policy_from(rec_a.manifest.get("tolerances"), atol, rtol, overrides)
-    spec = _target_spec(rec_a, target)
-    from parity.target import load_target
+    from parity.target import LoadedTarget, load_target
 
-    loaded = load_target(spec)
+    if isinstance(target, LoadedTarget):  # already loaded (an artifact in parity's C++ runner)
+        spec, loaded = target.spec, target
+    else:
+        spec = _target_spec(rec_a, target)
+        loaded = load_target(spec)
     inputs = _record_inputs(rec_a)
     with tempfile.TemporaryDirectory(prefix="parity-verify-") as tmp:
         rec_b = _record_b(rec_a, loaded, inputs, Path(tmp) / "b", relabel(progress, "verify"))
