@@ -277,8 +277,10 @@ def run_offline(call: Callable[[Any], Any], items: Sequence[Any], batch_size: in
 
 
 def calibrate(call: Callable[[Any], Any], requests: Sequence[Any], seconds: float = 0.5) -> float:
-    """Requests per second one client reaches back to back (after one warm-up call)."""
-    call(requests[0])
+    """Requests per second one client reaches back to back, after one warm-up call per
+    distinct request (a new input shape can cost a first call many times the next ones)."""
+    for request in requests:
+        call(request)
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds or n < 3:
         call(requests[n % len(requests)])
