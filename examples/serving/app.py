@@ -25,13 +25,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
-import uvicorn  # noqa: E402
-from fastapi import FastAPI, HTTPException, Response  # noqa: E402
-from pydantic import BaseModel  # noqa: E402
+import torch
+import uvicorn
+from fastapi import FastAPI, HTTPException, Response
+from model import Served, load, prepare
+from pydantic import BaseModel
 
-import parity  # noqa: E402
-from model import Served, load, prepare  # noqa: E402
+import parity
 
 log = logging.getLogger("serving")
 
