@@ -467,7 +467,7 @@ def read_url_bytes(url: str, *, max_bytes: int | None = None, error: type[Parity
         except FileNotFoundError as exc:
             if "bucket" in str(exc).lower():
                 raise
-            raise FileNotFoundError(url) from None
+    raise FileNotFoundError(url)  # outside remote_errors: the caller says what was expected
 
 
 def read_json_url(url: str, what: str, fix: str | None = None, *, max_bytes: int | None = None,

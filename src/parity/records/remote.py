@@ -124,7 +124,7 @@ class FsspecReader(RecordReader):
     def _listing(self) -> dict[str, int]:
         if self._sizes is None:
             with remote_errors(self.location, "cannot be listed", RecordError):
-                self.fs.invalidate_cache(self.root)
+                self.fs.invalidate_cache()  # all of it: s3fs drops only the path and its parents
                 found = self.fs.find(self.root, detail=True)
             prefix = self.root + "/"
             self._sizes = {path[len(prefix):]: int(info.get("size") or 0) for path, info in found.items()
@@ -213,7 +213,7 @@ class FsspecWriter(RecordWriter):
     def plan(self) -> list[str]:
         """Check the place (see :meth:`FsspecStore.check_create`); the keys found under it."""
         with self._remote("cannot be listed"):
-            self.fs.invalidate_cache(self.root)
+            self.fs.invalidate_cache()
             found = [str(p) for p in self.fs.find(self.root)]
         names = {p[len(self.root) + 1:] for p in found}
         if MANIFEST in names and not self.overwrite:
@@ -287,7 +287,7 @@ class FsspecWriter(RecordWriter):
         """Replace the old record by the staged one: old manifest first, then its members,
         then a server-side copy of each new member."""
         self.fs.rm(f"{self.root}/{MANIFEST}")
-        self.fs.invalidate_cache(self.root)
+        self.fs.invalidate_cache()
         old = [str(p) for p in self.fs.find(self.root)]
         if old:
             self.fs.rm(old)
@@ -298,7 +298,7 @@ class FsspecWriter(RecordWriter):
 
     def _discard(self) -> None:
         with contextlib.suppress(Exception):  # best effort: without a manifest nothing is visible anyway
-            self.fs.invalidate_cache(self.dest)
+            self.fs.invalidate_cache()
             left = [str(p) for p in self.fs.find(self.dest)] if self.dest != self.root else [
                 f"{self.dest}/{name}" for name in self._uploaded]
             self.fs.rm([*left, f"{self.dest}/{PARTIAL}"])
