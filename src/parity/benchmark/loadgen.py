@@ -277,15 +277,17 @@ def run_offline(call: Callable[[Any], Any], items: Sequence[Any], batch_size: in
 
 
 def calibrate(call: Callable[[Any], Any], requests: Sequence[Any], seconds: float = 0.5) -> float:
-    """Requests per second one client reaches back to back, after one warm-up call per
-    distinct request (a new input shape can cost a first call many times the next ones)."""
-    for request in requests:
-        call(request)
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds or n < 3:
-        call(requests[n % len(requests)])
-        n += 1
-    return n / (time.perf_counter() - t0)
+    """Requests per second one client thread reaches back to back, after one warm-up call
+    per distinct request (a new input shape can cost a first call many times the next ones).
+
+    It runs on a client thread, as the scenarios' workers do: with several intra-op
+    threads on a busy machine a main-thread call was measured 10x slower than the same
+    call from a worker thread, and the search would start far below the real capacity.
+    """
+    from parity.benchmark.load import run_concurrency
+
+    level = run_concurrency(call, list(requests), [1], seconds, warmup_calls=len(requests)).levels[0]
+    return float(level.requests_per_s or 0.0)
 
 
 def _check_positive(value: float, flag: str, fix: str) -> None:
