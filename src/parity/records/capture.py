@@ -32,7 +32,7 @@ from typing import Any
 from parity.records import native
 from parity.records.budget import SizeBudget, header_entry_bytes
 from parity.records.flatten import flatten, strip_wrapper_prefix, structure
-from parity.records.stats import SAMPLE_SIZE, Summary, read_summary, tensor_stats
+from parity.records.stats import SAMPLE_SIZE, Summary, read_summary, sketch_seed, tensor_stats
 from parity.records.writer import ShardWriter
 
 _SCALARS = (type(None), bool, int, float, str)
@@ -168,7 +168,7 @@ class LayerCapture:
             if isinstance(value, self._tensor_type):
                 value = self._read(value, path, call, out)
             elif not isinstance(value, _SCALARS):
-                value = _Object(type(value).__name__)  # the type only: the object may hold tensors
+                pass  # value = _Object(type(value).__name__)  # the type only: the object may hold tensors
             self._rows.append((path, kind, call, out, value))
 
     def _read(self, t: Any, path: str, call: int, out: str) -> Summary:
@@ -183,7 +183,7 @@ class LayerCapture:
         if full:
             summary = self._store_full(f"{path}#{call}{out}", t)
         else:
-            summary = read_summary(t, True, self.seed, self.sample_size)
+            summary = read_summary(t, True, self.seed, self.sample_size, sketch_seed(path, call, out))
         self._seen[id(t)] = (weakref.ref(t), version, summary)
         return summary
 
@@ -239,6 +239,8 @@ class LayerCapture:
                 entry.update(type=kind, kind="tensor", shape=list(value.shape),
                              dtype=str(value.dtype).removeprefix("torch."), stats=value.stats, hash=value.hash,
                              blob=value.blob)
+                if value.sketch is not None:  # stats capture: the layer's linear sketch
+                    entry["sketch"] = value.sketch
             else:
                 entry.update(type=kind, kind=value.name if isinstance(value, _Object) else type(value).__name__,
                              shape=None, dtype=None, stats=None, hash=None)

@@ -1,26 +1,35 @@
-"""Per-tensor summaries: stats, content hash and a seeded sample of elements.
+"""Per-tensor summaries: stats, content hash, a seeded sample of elements and, at
+capture=stats, a linear sketch of the whole tensor (docs/stats-sketch.md).
 
 The sample indices are a pure function of (numel, seed, size) computed with
 splitmix64 in plain Python, so B re-reads exactly A's positions whatever its numpy
-or torch version.
+or torch version. The sketch's seed is a pure function of the layer key
+(:func:`sketch_seed`), so A and B hash every element alike.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import math
+import zlib
 from typing import Any
 
 import numpy as np
 
 from parity.records import native
+from parity.records.flatten import strip_wrapper_prefix
 from parity.records.hashdef import BLOCK as _BLOCK
 from parity.records.hashdef import MASK as _MASK
 from parity.records.hashdef import hash_keys as _hash_keys
 from parity.records.hashdef import splitmix64 as _splitmix64
 
 SAMPLE_SIZE = 64
+#: names the sketch's definition (rows x buckets, chunking, hashes, stored as float32 LE)
+SKETCH_SCHEME = f"cs{native.SKETCH_ROWS}x{native.SKETCH_BUCKETS}-f32le"
+#: the base64 fields of an entry's sketch: the sketch, per bucket the sum of |x|, of x^2
+SKETCH_PARTS = ("values", "abs", "sq")
 _CANCEL = 1e-6  # var below this fraction of mean^2 is recomputed exactly (cancellation)
 
 
@@ -154,11 +163,11 @@ def summarize(t: Any, with_stats: bool = True) -> tuple[dict[str, Any] | None, s
 
 
 def tensor_stats(t: Any) -> dict[str, Any] | None:
-    """{min,max,mean,std,l2,nan,inf} of a tensor (std is the population std, min..l2
-    over finite elements only; a complex tensor's over its real and imaginary parts),
-    None for empty/unsupported tensors.
+    """{min,max,mean,std,l2,l1,nan,inf} of a tensor (std is the population std, min..l1
+    over finite elements only, l1 the sum of absolute values; a complex tensor's over its
+    real and imaginary parts), None for empty/unsupported tensors.
 
-    Four torch reductions (aminmax, sum, dot), vectorised and on torch's own intra-op
+    Five torch reductions (aminmax, sum, dot, abs-sum), vectorised and on torch's own intra-op
     threads and device, read back in one transfer; float32 accumulates in float32,
     integers and bool in float64, float16/bfloat16 in float32."""
     import torch
@@ -173,19 +182,20 @@ def tensor_stats(t: Any) -> dict[str, Any] | None:
     elif flat.dtype not in (torch.float32, torch.float64):
         flat = flat.float()
     mn, mx = torch.aminmax(flat)
-    moments = torch.stack([mn, mx, flat.sum(), torch.dot(flat, flat)]).tolist()
+    moments = torch.stack([mn, mx, flat.sum(), torch.dot(flat, flat), flat.abs().sum()]).tolist()
     if not all(math.isfinite(v) for v in moments):
         return _with_nonfinite(flat.double().cpu().numpy())
     return _finish(moments, flat.numel(), lambda: float(flat.double().var(correction=0)))
 
 
 def _finish(moments: list[float], n: int, exact_var: Any, nan: int = 0, inf: int = 0) -> dict[str, Any]:
-    mn, mx, s, sq = moments
+    mn, mx, s, sq, l1 = moments
     mean = s / n
     var = max(sq / n - mean * mean, 0.0)
     if var < _CANCEL * mean * mean:  # sum of squares cancelled against the mean: recompute
         var = exact_var()
-    return {"min": mn, "max": mx, "mean": mean, "std": math.sqrt(var), "l2": math.sqrt(sq), "nan": nan, "inf": inf}
+    return {"min": mn, "max": mx, "mean": mean, "std": math.sqrt(var), "l2": math.sqrt(sq), "l1": l1,
+            "nan": nan, "inf": inf}
 
 
 def _with_nonfinite(values: Any) -> dict[str, Any]:
@@ -193,23 +203,47 @@ def _with_nonfinite(values: Any) -> dict[str, Any]:
     nan, inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
     finite = values[np.isfinite(values)]
     if finite.size == 0:
-        return {"min": None, "max": None, "mean": None, "std": None, "l2": None, "nan": nan, "inf": inf}
-    moments = [float(finite.min()), float(finite.max()), float(finite.sum()), float(np.dot(finite, finite))]
+        return {"min": None, "max": None, "mean": None, "std": None, "l2": None, "l1": None, "nan": nan,
+                "inf": inf}
+    moments = [float(finite.min()), float(finite.max()), float(finite.sum()), float(np.dot(finite, finite)),
+               float(np.abs(finite).sum())]
     return _finish(moments, finite.size, lambda: float(np.var(finite)), nan, inf)
 
 
 class Summary:
     """One tensor's summary as a capture hook reads it: ``shape``, ``dtype``, ``stats``
     and the ``sample`` are final; the content hash is finished on first use of
-    :attr:`hash`, after the forward (the hook keeps only the block hashes and tail)."""
+    :attr:`hash`, after the forward (the hook keeps only the block hashes and tail), and
+    the sketch's JSON form on first use of :attr:`sketch`."""
 
-    __slots__ = ("_blocks", "_hash", "_tail", "blob", "dtype", "sample", "shape", "stats")
+    __slots__ = ("_blocks", "_hash", "_sketch", "_sketch_seed", "_tail", "blob", "dtype", "sample", "shape",
+                 "stats")
 
     def __init__(self, shape: Any, dtype: Any, stats: dict[str, Any] | None, sample: Any,
-                 blocks: Any = None, tail: bytes | None = b"", digest: str | None = None) -> None:
+                 blocks: Any = None, tail: bytes | None = b"", digest: str | None = None,
+                 sketch: Any = None, sketch_seed: int | None = None) -> None:
         self.shape, self.dtype, self.stats, self.sample = shape, dtype, stats, sample
         self._blocks, self._tail, self._hash = blocks, tail, digest
+        self._sketch, self._sketch_seed = sketch, sketch_seed
         self.blob: str | None = None  # where capture stored the tensor or its sample
+
+    @property
+    def sketch(self) -> dict[str, Any] | None:
+        """``{"scheme", "seed", "values", "abs", "sq"}`` (each base64 of rows x buckets
+        float32: the sketch, and per bucket the sum of |x| and of x^2 it holds), or None
+        (no seed given, not a finite floating-point CPU tensor)."""
+        raw = self._sketch
+        if raw is None or isinstance(raw, dict):
+            return raw
+        stats = self.stats
+        if self._sketch_seed is None or not np.isfinite(raw).all() or (stats and (stats["nan"] or stats["inf"])):
+            self._sketch = None
+        else:
+            parts = (raw + 0.0).astype("<f4").reshape(3, -1)
+            self._sketch = {"scheme": SKETCH_SCHEME, "seed": self._sketch_seed,
+                            **{name: base64.b64encode(part.tobytes()).decode("ascii")
+                               for name, part in zip(SKETCH_PARTS, parts)}}
+        return self._sketch
 
     @property
     def hash(self) -> str | None:
@@ -222,10 +256,11 @@ class Summary:
         return self._hash
 
 
-def read_summary(t: Any, with_stats: bool = True, seed: int | None = 0, size: int = SAMPLE_SIZE) -> Summary:
+def read_summary(t: Any, with_stats: bool = True, seed: int | None = 0, size: int = SAMPLE_SIZE,
+                 sketch_seed: int | None = None) -> Summary:
     """The :class:`Summary` of ``t`` now (before any later in-place op), with its seeded
-    sample unless ``seed`` is None. Same figures as :func:`summarize` and
-    :func:`take_sample`.
+    sample unless ``seed`` is None and, with a ``sketch_seed`` (:func:`sketch_seed`),
+    its sketch. Same figures as :func:`summarize` and :func:`take_sample`.
 
     Inside a forward every Python-level operation runs with cold caches (the model's
     kernels evict the interpreter's working set; measured 3-10x slower than in a loop),
@@ -235,6 +270,8 @@ def read_summary(t: Any, with_stats: bool = True, seed: int | None = 0, size: in
     Without the kernel, or for other dtypes, the hash blocks are one einsum and the
     four reductions run in torch (its threads are awake while the model runs).
     Everything else (accelerators, bfloat16, complex, empty) takes :func:`summarize`.
+    The sketch is taken of finite floating-point CPU tensors (in float32: the kernel's
+    pass for float32, a converted copy for the others); accelerator tensors get none.
     """
     if t.is_sparse or t.is_quantized:
         return Summary(t.shape, t.dtype, None, None, tail=None)
@@ -245,7 +282,11 @@ def read_summary(t: Any, with_stats: bool = True, seed: int | None = 0, size: in
     if array is None or array.size == 0 or array.dtype.kind == "c":
         stats, digest = summarize(t, with_stats)
         sample = take_sample(t.detach().reshape(-1), seed, size) if seed is not None and t.numel() else None
-        return Summary(t.shape, t.dtype, stats, sample, digest=digest, tail=None)
+        sketch = None
+        if sketch_seed is not None and t.is_floating_point() and t.device.type == "cpu" and t.numel():
+            sketch = sketch_of(t.detach().reshape(-1).float().contiguous().numpy(), sketch_seed)
+        return Summary(t.shape, t.dtype, stats, sample, digest=digest, tail=None, sketch=sketch,
+                       sketch_seed=sketch_seed)
     flat = array.reshape(-1)  # a view, or a private copy of a non-contiguous tensor
     if not flat.flags.c_contiguous:  # a strided 1-D tensor reshapes to a strided view
         flat = np.ascontiguousarray(flat)
@@ -255,7 +296,7 @@ def read_summary(t: Any, with_stats: bool = True, seed: int | None = 0, size: in
     tail = raw[main:].tobytes() if main != nbytes else b""
     fast = native.kernel()
     if fast is not None and with_stats and flat.dtype == np.float32:  # one pass for all of it
-        blocks, moments = fast.f32_summary(flat, _BLOCK)
+        blocks, moments, sketch = fast.f32_summary_sketch(flat, _BLOCK, sketch_seed)
         stats = (_finish(moments, flat.size, lambda: float(np.var(flat, dtype=np.float64)))
                  if math.isfinite(moments[3]) else _with_nonfinite(flat.astype(np.float64)))
     else:
@@ -264,8 +305,32 @@ def read_summary(t: Any, with_stats: bool = True, seed: int | None = 0, size: in
             words = raw[:main].view("<u4").reshape(-1, _BLOCK)
             blocks = fast.block_hashes(words) if fast is not None else np.einsum("ij,j->i", words, _hash_keys())
         stats = _flat_stats(flat) if with_stats else None
+        sketch = sketch_of(flat, sketch_seed) if sketch_seed is not None and flat.dtype.kind == "f" else None
     sample = flat[_index_array(flat.size, seed, size)] if seed is not None else None
-    return Summary(t.shape, t.dtype, stats, sample, blocks, tail)
+    return Summary(t.shape, t.dtype, stats, sample, blocks, tail, sketch=sketch, sketch_seed=sketch_seed)
+
+
+@functools.lru_cache(maxsize=65536)
+def sketch_seed(module: str, call: int, out: str) -> int:
+    """The sketch seed of a layer key: crc32 of the key without wrapper prefixes, so a
+    wrapped and an unwrapped model (DDP ``module.``, ``torch.compile``) hash alike."""
+    return zlib.crc32(strip_wrapper_prefix(f"{module}#{call}{out}").encode("utf-8"))
+
+
+def sketch_of(flat: Any, seed: int) -> Any:
+    """The sketch (float64, rows x buckets flat) of a 1-D real numpy array, taken of its
+    float32 values: the compiled kernel's, or the numpy path's (the same bits)."""
+    values = np.ascontiguousarray(flat, dtype=np.float32)
+    fast = native.kernel()
+    return fast.f32_sketch(values, seed) if fast is not None else native.sketch_numpy(values, seed)
+
+
+def decode_sketch(entry_sketch: Any) -> tuple[Any, ...]:
+    """(sketch, sums of |x|, sums of x^2), each a (rows, buckets) float64 array, of a
+    layer entry's validated ``sketch``."""
+    shape = (native.SKETCH_ROWS, native.SKETCH_BUCKETS)
+    return tuple(np.frombuffer(base64.b64decode(entry_sketch[name], validate=True), dtype="<f4")
+                 .astype(np.float64).reshape(shape) for name in SKETCH_PARTS)
 
 
 def _flat_stats(flat: Any) -> dict[str, Any]:
@@ -279,7 +344,7 @@ def _flat_stats(flat: Any) -> dict[str, Any]:
     elif flat.dtype.itemsize == 2:
         values = values.float()
     mn, mx = torch.aminmax(values)
-    moments = torch.stack([mn, mx, values.sum(), torch.dot(values, values)]).tolist()
+    moments = torch.stack([mn, mx, values.sum(), torch.dot(values, values), values.abs().sum()]).tolist()
     if not math.isfinite(moments[3]):  # any NaN or Inf makes the sum of squares non-finite
         return _with_nonfinite(flat.astype(np.float64))
     return _finish(moments, flat.size, lambda: float(np.var(flat, dtype=np.float64)))

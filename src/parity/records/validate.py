@@ -20,7 +20,10 @@ them into a RecordError naming the file.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import math
 import os
 import struct
 from collections.abc import Callable, Mapping
@@ -28,6 +31,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from parity.records.flatten import namedtuple_class
+from parity.records.native import SKETCH_SIZE
+from parity.records.stats import SKETCH_PARTS, SKETCH_SCHEME
 
 #: bytes per element of each safetensors dtype parity reads
 DTYPE_SIZES = {
@@ -274,12 +279,43 @@ ASSETS_SCHEMA = obj(
     {"buffers": dict_of(_WEIGHT)},
 )
 _STATS = obj({}, {"min": nullable(is_num), "max": nullable(is_num), "mean": nullable(is_num),
-                  "std": nullable(is_num), "l2": nullable(is_num), "nan": is_nat, "inf": is_nat})
+                  "std": nullable(is_num), "l2": nullable(is_num), "l1": nullable(is_num), "nan": is_nat,
+                  "inf": is_nat})
+
+
+def is_sketch(v: Any, w: str) -> None:
+    """A layer's sketch: ``{"scheme", "seed", "values", "abs", "sq"}``; for the scheme
+    parity writes, each part is base64 of exactly SKETCH_SIZE finite float32, the sums
+    of |x| and x^2 not negative (another scheme is ignored by the comparison, so only
+    its seed and scheme are checked)."""
+    obj({"scheme": is_str, "seed": is_nat})(v, w)
+    if v["seed"] > 0xFFFFFFFF:
+        raise Invalid(f"{w}.seed: {v['seed']} is not a 32-bit seed")
+    if v["scheme"] != SKETCH_SCHEME:
+        return
+    for name in SKETCH_PARTS:
+        where = f"{w}.{name}"
+        if name not in v:
+            raise Invalid(f"{where}: missing")
+        is_str(v[name], where)
+        try:
+            raw = base64.b64decode(v[name], validate=True)
+        except (binascii.Error, ValueError):
+            raise Invalid(f"{where}: not base64") from None
+        if len(raw) != 4 * SKETCH_SIZE:
+            raise Invalid(f"{where}: {len(raw)} bytes, the {SKETCH_SCHEME} sketch has {4 * SKETCH_SIZE}")
+        values = struct.unpack(f"<{SKETCH_SIZE}f", raw)
+        if not all(math.isfinite(x) for x in values):
+            raise Invalid(f"{where}: not finite (NaN or infinity)")
+        if name != "values" and min(values) < 0:
+            raise Invalid(f"{where}: a sum of magnitudes below zero")
+
+
 _LAYER = obj(
     {"key": is_str, "module": is_str, "call": is_nat, "out": is_str, "batch": is_nat, "kind": is_str},
     {"type": nullable(is_str), "shape": nullable(list_of(is_nat)), "dtype": nullable(is_str),
      "stats": nullable(_STATS), "hash": nullable(is_str), "shard": nullable(is_str), "tensor": nullable(is_str),
-     "noise_floor": nullable(is_num), "value": is_scalar},
+     "noise_floor": nullable(is_num), "value": is_scalar, "sketch": nullable(is_sketch)},
 )
 INPUTS_SCHEMA = obj({"kind": one_of("text", "json", "tensors", "objects")}, {
     "direct": is_bool, "source": nullable(is_str), "count": is_nat, "batch_sizes": list_of(is_nat),
