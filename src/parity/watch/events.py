@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 LOGGER = logging.getLogger("parity.watch")
+LOGGER.addHandler(logging.NullHandler())  # a library: no "last resort" lines on stderr
 
 
 def log(level: int, event: str, watch: str, **fields: Any) -> dict[str, Any]:
