@@ -168,7 +168,7 @@ class LayerCapture:
             if isinstance(value, self._tensor_type):
                 value = self._read(value, path, call, out)
             elif not isinstance(value, _SCALARS):
-                pass  # value = _Object(type(value).__name__)  # the type only: the object may hold tensors
+                value = _Object(type(value).__name__)  # the type only: the object may hold tensors
             self._rows.append((path, kind, call, out, value))
 
     def _read(self, t: Any, path: str, call: int, out: str) -> Summary:

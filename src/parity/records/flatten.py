@@ -6,6 +6,16 @@ The structure written next to stored tensors is plain JSON:
 ``{"tuple": [...]}``, ``{"value": v}`` for JSON scalars, ``{"object": type name}``
 for anything else (recorded by type only).
 
+A KV cache (an instance of a class of ``transformers.cache_utils`` or a subclass:
+``DynamicCache``, ``StaticCache``, ``EncoderDecoderCache``...) is walked like a dataclass
+through its public attributes that hold tensors, caches or lists of them
+(``/past_key_values/layers/0/keys``): a record holds its keys and values, and the
+structure names the class (``"class": "DynamicCache"``). Only the live object on the
+recording side is read. :func:`rebuild` gives a plain dict back, except for a node of
+class ``DynamicCache`` holding only ``layers`` of ``keys``/``values`` tensors, which it
+rebuilds as a ``transformers.cache_utils.DynamicCache`` (an allow-list of one, as for
+named tuples) so a decoder layer can be replayed on A's cache.
+
 A named tuple (``PackedSequence``, ``torch.return_types.max``, a ``NamedTuple`` class)
 adds ``"namedtuple": {"type": "<module>.<qualname>", "fields": [names]}`` to its tuple
 node. The type travels as data: :func:`rebuild` imports nothing a record names; it
@@ -45,6 +55,33 @@ def _is_tensor(value: Any) -> bool:
     return isinstance(value, torch.Tensor)
 
 
+#: modules whose classes (and their subclasses) are KV caches, walked by their tensor attributes
+CACHE_MODULES = ("transformers.cache_utils",)
+
+
+def _is_cache(value: Any) -> bool:
+    return not isinstance(value, type) and any(
+        getattr(c, "__module__", None) in CACHE_MODULES for c in type(value).__mro__)
+
+
+def _cache_fields(value: Any) -> list[tuple[str, Any]] | None:
+    """A KV cache's public attributes that hold tensors, caches or lists of them (in the
+    order the object set them); None when ``value`` is not a cache."""
+    if not _is_cache(value):
+        return None
+    try:
+        attrs = vars(value)
+    except TypeError:  # __slots__: nothing to walk
+        return []
+
+    def holds(v: Any) -> bool:
+        if _is_tensor(v) or _is_cache(v):
+            return True
+        return isinstance(v, (list, tuple)) and bool(v) and all(_is_tensor(x) or _is_cache(x) for x in v)
+
+    return [(str(k), v) for k, v in attrs.items() if not str(k).startswith("_") and holds(v)]
+
+
 def _children(value: Any) -> list[tuple[str, Any]] | None:
     """(name, child) pairs of a container, or None for a leaf."""
     if isinstance(value, Mapping):  # dict, OrderedDict, transformers ModelOutput
@@ -53,7 +90,7 @@ def _children(value: Any) -> list[tuple[str, Any]] | None:
         return [(str(i), v) for i, v in enumerate(value)]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
-    return None
+    return _cache_fields(value)
 
 
 def flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -95,6 +132,9 @@ def structure(value: Any, on_tensor: Callable[[str, Any], Any], path: str = "") 
         if named is not None:
             seq["namedtuple"] = named
         return seq
+    fields = _cache_fields(value)
+    if fields is not None:
+        return {"dict": {k: structure(v, on_tensor, f"{path}/{k}") for k, v in fields}, "class": type(value).__name__}
     return {"object": type(value).__name__}
 
 
@@ -116,7 +156,8 @@ def rebuild(node: Any, load_tensor: Callable[[Any], Any]) -> Any:
     if "value" in node:
         return node["value"]
     if "dict" in node:
-        return {k: rebuild(v, load_tensor) for k, v in node["dict"].items()}
+        items = {k: rebuild(v, load_tensor) for k, v in node["dict"].items()}
+        return _dynamic_cache(items) if node.get("class") == "DynamicCache" else items
     if "tuple" in node:
         items = tuple(rebuild(v, load_tensor) for v in node["tuple"])
         named = node.get("namedtuple")
@@ -124,6 +165,20 @@ def rebuild(node: Any, load_tensor: Callable[[Any], Any]) -> Any:
     if "list" in node:
         return [rebuild(v, load_tensor) for v in node["list"]]
     raise ValueError(f"a {node.get('object', 'value')} was recorded by type only")
+
+
+def _dynamic_cache(items: dict[str, Any]) -> Any:
+    """A DynamicCache from ``{"layers": [{"keys": t, "values": t} | {}, ...]}``; ``items``
+    unchanged when it holds anything else or transformers is not installed."""
+    layers = items.get("layers")
+    if set(items) != {"layers"} or not isinstance(layers, list) or not all(
+            isinstance(x, dict) and set(x) <= {"keys", "values"} for x in layers):
+        return items
+    try:
+        from transformers.cache_utils import DynamicCache
+    except ImportError:
+        return items
+    return DynamicCache([(x.get("keys"), x.get("values")) for x in layers])
 
 
 #: named tuple types a record may ask for by name: nothing else is ever imported
