@@ -152,3 +152,31 @@ def test_export_bench_concurrency_shows_eager_and_artifact_per_level(run_cli, de
         assert lv["eager"]["requests_per_s"] > 0 and lv["artifact"]["requests_per_s"] > 0
         assert lv["throughput_ratio"] == pytest.approx(lv["artifact"]["requests_per_s"] / lv["eager"]["requests_per_s"])
     assert side["levels"][0]["eager"]["scaling"] == 1.0
+
+
+def _side_doc(rates: dict[int, float]) -> dict:
+    """A load document whose level N completed ``rates[N]`` requests/s, p50 = N / rate."""
+    from parity.benchmark import load as ld
+
+    levels = [ld.LevelResult(n, [n / rate] * int(rate), 1.0, 0.5, 2, 1 << 20, "x") for n, rate in rates.items()]
+    return ld.LoadBench(target="t", model={}, batch_size=1, threads=None,
+                        load=ld.LoadResult("threads", 1.0, levels).to_json()).to_json()
+
+
+def test_export_side_by_side_states_each_sides_scaling_and_renders():
+    from parity.cli._common import console
+    from parity.exporters.side_by_side import compare_load_sides
+    from parity.report.terminal import export_load_report, load_report
+
+    eager, art = _side_doc({1: 100.0, 4: 150.0}), _side_doc({1: 80.0, 4: 300.0})
+    side = compare_load_sides(eager, art)
+    four = side["levels"][1]
+    assert four["eager"]["scaling"] == pytest.approx(1.5) and four["artifact"]["scaling"] == pytest.approx(3.75)
+    assert four["throughput_ratio"] == pytest.approx(2.0)
+    assert "eager reaches 1.50x" in side["summary"] and "the artifact 3.75x" in side["summary"]
+    out = console()
+    with out.capture() as captured:
+        out.print(export_load_report(side), soft_wrap=True)
+        out.print(load_report(eager), soft_wrap=True)
+    text = captured.get()
+    assert "art/eager" in text and "3.75x" in text and "clients" in text and "req/s" in text
