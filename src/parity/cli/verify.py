@@ -16,6 +16,7 @@ from parity.cli._common import (
 )
 from parity.cli._runner import verify_runner_option
 from parity.cli.compare import render_result
+from parity.cli.fleet import check_flags, fleet_command, node_label_option, nodes_option, ray_option
 
 
 @click.command("verify")
@@ -28,8 +29,12 @@ from parity.cli.compare import render_result
 @rtol_option
 @click.option("--max-slowdown", "max_slowdown", type=float, metavar="PCT",
               help="Fail when B is more than PCT percent slower than A's baseline (needs `record --bench`).")
+@ray_option  # --ray, --nodes, --node-label: cli/fleet.py
+@nodes_option
+@node_label_option
 def command(record_dir: Path, target: str | None, html: Path | None, as_json: bool, atol: float | None,
-            rtol: float | None, max_slowdown: float | None) -> int:
+            rtol: float | None, max_slowdown: float | None, ray: str | None = None, nodes: int | None = None,
+            node_labels: tuple[str, ...] = ()) -> int:
     """Re-run TARGET on A's inputs and compare with the record DIR.
 
     Without TARGET, the recorded one runs only when it is a relative file.py:function
@@ -47,6 +52,10 @@ def command(record_dir: Path, target: str | None, html: Path | None, as_json: bo
     from parity.cli._progress import progress_for
 
     check_output_file(html)
+    check_flags(ray, nodes, node_labels)
+    if ray is not None:
+        return fleet_command(record_dir, target, ray, nodes, node_labels, html, as_json, atol, rtol,
+                             None if max_slowdown is None else max_slowdown / 100.0)
     if target is None:
         _announce_recorded_target(record_dir)
     with progress_for(as_json) as progress:
