@@ -92,6 +92,19 @@ def test_processes_call_in_worker_processes_after_setup():
         ld.run_concurrency(NotInParent(), [1], [1], 0.1)
 
 
+class FailsToLoad:
+    def setup(self) -> None:
+        raise ValueError("no model here")
+
+    def __call__(self, x):
+        return x
+
+
+def test_a_worker_that_cannot_set_up_is_named_not_its_peers():
+    with pytest.raises(BenchError, match="ValueError: no model here"):
+        ld.run_concurrency(FailsToLoad(), [1], [2], 0.1, processes=True)
+
+
 def test_a_failing_request_is_a_bench_error_naming_it():
     def boom(_x):
         raise ValueError("bad request 7")

@@ -230,7 +230,8 @@ def _merged(runs: list[ClientRun]) -> list[float]:
 
 
 def _raise_first(errors: list[BaseException], messages: list[str | None]) -> None:
-    failed = [m for m in messages if m]
+    # a worker that failed makes the others' barrier break: its own message comes first
+    failed = sorted((m for m in messages if m), key=lambda m: m.startswith("BrokenBarrierError"))
     if errors and not isinstance(errors[0], threading.BrokenBarrierError):
         exc = errors[0]
         if isinstance(exc, BenchError):
@@ -432,9 +433,16 @@ class LoadBench:
             "config": {"batch_size": self.batch_size, "threads": self.threads, "min_time": None,
                        "min_iters": None, "max_warmup": None},
             "load_seconds": self.load_seconds, "stages": {}, "load": self.load,
-            "peak_rss_bytes": _vm_hwm_bytes(), "gpu": None, "machine": self.machine,
+            "peak_rss_bytes": _peak_of(self.load), "gpu": None, "machine": self.machine,
             "warnings": load_warnings(self.load), "env": self.env,
         }
+
+
+def _peak_of(load: dict[str, Any]) -> int | None:
+    """The highest RSS peak of the run: its levels' and this process's current high-water mark."""
+    peaks = [lv.get("peak_rss_bytes") for lv in load.get("levels", [])] + [_vm_hwm_bytes()]
+    known = [p for p in peaks if isinstance(p, int)]
+    return max(known) if known else None
 
 
 def load_warnings(load: dict[str, Any]) -> list[str]:
