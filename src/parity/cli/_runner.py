@@ -60,9 +60,10 @@ def verify_runner_option(command: Callable[..., int]) -> Callable[..., int]:
 def _close(target: Any) -> None:
     """End the runner process behind a C++-run LoadedTarget (anything else: nothing)."""
     model = getattr(getattr(target, "pipeline", None), "model", None)
-    call = getattr(getattr(model, "artifact", None), "runner", None)
-    if hasattr(call, "close"):
-        call.close()
+    call: Any = getattr(getattr(model, "artifact", None), "runner", None)
+    close = getattr(call, "close", None)
+    if close is not None:
+        close()
 
 
 # ---------------------------------------------------------------- export --check-cpp
