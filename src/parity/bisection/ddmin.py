@@ -10,14 +10,19 @@ Two searches live here:
 
 Both treat a verdict other than GOOD/BAD as "could not judge": such a trial is never
 blamed; when it hides the answer, the result says which candidates remain.
+
+:func:`speculate` lets a caller run several trials at once without changing either
+search: it proposes the trials the search may ask for next (its decision tree, breadth
+first), and the search still consumes verdicts one by one, in its own order.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Hashable, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T", bound=Hashable)
 
@@ -208,3 +213,60 @@ def first_bad(versions: Sequence[str], test: Callable[[str], Verdict]) -> Narrow
             lo = judged
     skipped = [v for v in versions[lo + 1 : hi]]
     return NarrowResult(first_bad=versions[hi], last_good=versions[lo], skipped=skipped, tried=tried)
+
+
+# -- speculation, for running several trials at once -----------------------------------
+
+K = TypeVar("K", bound=Hashable)
+R = TypeVar("R")
+
+#: A search as a function of its ``test`` callback, e.g. ``lambda test: minimize(items, test)``.
+Search = Callable[[Callable[[K], Verdict]], R]
+
+
+class _Needed(Exception):
+    def __init__(self, key: Hashable) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def next_needed(search: Search[K, Any], verdicts: Mapping[K, Verdict]) -> K | None:
+    """The first trial ``search`` asks for whose verdict ``verdicts`` does not hold, or
+    None when the search concludes on ``verdicts`` alone. ``search`` must be pure (both
+    searches here are): it is replayed from the start."""
+
+    def test(key: K) -> Verdict:
+        if key in verdicts:
+            return verdicts[key]
+        raise _Needed(key)
+
+    try:
+        search(test)
+    except _Needed as needed:
+        return needed.key  # type: ignore[return-value]
+    return None
+
+
+def speculate(search: Search[K, Any], known: Mapping[K, Verdict], running: Collection[K], limit: int,
+              max_states: int = 64) -> list[K]:
+    """Up to ``limit`` trials worth starting now, most useful first, none in ``running``.
+
+    Walks the search's decision tree breadth first from ``known``: the next trial the
+    search needs, then the one it needs after each outcome of that (BAD first, then
+    GOOD), and so on. Trials in ``running`` are branched on without being proposed.
+    Whatever the proposals' verdicts, the search consumes them in its own order, so its
+    result and its list of trials are those of the sequential search.
+    """
+    out: list[K] = []
+    queue: deque[dict[K, Verdict]] = deque([dict(known)])
+    expanded = 0
+    while queue and len(out) < limit and expanded < max_states:
+        state = queue.popleft()
+        expanded += 1
+        key = next_needed(search, state)
+        if key is None:
+            continue
+        if key not in running and key not in out:
+            out.append(key)
+        queue.extend({**state, key: verdict} for verdict in (Verdict.BAD, Verdict.GOOD))
+    return out

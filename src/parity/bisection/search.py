@@ -74,6 +74,7 @@ class Trial:
     runs: list[OracleRun] = field(default_factory=list)
     note: str | None = None
     reproduce: str | None = None
+    node: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,7 +83,7 @@ class Trial:
             "verdict": self.verdict.value if self.verdict else None,
             "seconds": round(self.seconds, 3), "build_seconds": round(self.build_seconds, 3),
             "cached": self.cached, "runs": [r.to_json() for r in self.runs], "note": self.note,
-            "reproduce": self.reproduce,
+            "reproduce": self.reproduce, "node": self.node,
         }
 
 
@@ -106,6 +107,8 @@ class BisectResult:
     installer: str | None = None
     warnings: list[str] = field(default_factory=list)
     cache: dict[str, Any] | None = None
+    #: with --parallel/--ray: {"k", "backend": "threads"|"ray", "speculative": trials run but never asked for}
+    parallel: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -122,7 +125,7 @@ class BisectResult:
             "narrowed": self.narrowed, "n_trials": len(self.trials),
             "trials": [t.to_json() for t in self.trials],
             "decisive_trial": self.decisive_trial, "reproduce": self.reproduce,
-            "warnings": self.warnings, "cache": self.cache,
+            "warnings": self.warnings, "cache": self.cache, "parallel": self.parallel,
         }
 
 
@@ -146,6 +149,8 @@ def bisect(
     progress: Progress | None = None,
     cache_max_size: str | None = None,
     target: str | None = None,
+    parallel: int | None = None,
+    ray: str | None = None,
 ) -> BisectResult:
     """Find the package change(s) between ``good`` and ``bad`` that break the oracle.
 
@@ -159,6 +164,10 @@ def bisect(
     entries are removed after each new trial environment and at the end. Never prints;
     ``progress`` is called per trial. ``target``: TARGET for the verify/bench oracles
     (default: the recorded one, only when it is a .py file in this folder outside the record).
+    ``parallel``: up to that many trials at once (threads here, or Ray tasks with ``ray``);
+    ``ray``: the Ray cluster's address, "" for a local one (each trial is built and judged
+    on the node that runs it). Either way the verdicts reach the search in its sequential
+    order: same culprit, same list of trials as without them.
     """
     if runs < 1:
         raise BisectError(f"--runs {runs}: must be at least 1", fix="pass --runs 1 or more (odd numbers avoid ties)")
@@ -166,6 +175,8 @@ def bisect(
         raise BisectError(f"--timeout {timeout}: must be more than 0 seconds", fix="pass a positive number of seconds")
     if cache_max_size is not None:
         parse_size(cache_max_size)  # a bad value fails before any trial
+    if parallel is not None and parallel < 1:
+        raise BisectError(f"--parallel {parallel}: must be at least 1", fix="pass --parallel 2 or more")
     if not isinstance(oracle, Oracle):
         oracle = oracle_from_spec(oracle, command, str(good), str(bad), target)
     session = _Session.open(str(good), str(bad), oracle, (), runs, index or IndexOptions(),
@@ -173,15 +184,61 @@ def bisect(
     session.cache_max = cache_max_size
     if not session.changes:
         return session.result("no-changes", "the two environments have the same packages: nothing to bisect")
-    outcome = minimize(session.changes, session.test_subset)
-    result = session.result_from(outcome)
-    if narrow and result.status == "found":
-        result.narrowed = [session.narrow(c, result.culprits) for c in result.culprits]
+    if parallel is None and ray is None:
+        result = _search(session, narrow)
+    else:
+        result = _search_in_parallel(session, narrow, parallel, ray)
     result.cache = session.prune_cache(keep=(), during=False)
     if result.cache and result.cache["removed"]:
         result.warnings.append(f"trial cache over its limit ({result.cache['limit_source']}): removed "
                                f"{result.cache['removed']} least recently used entries")
     return result
+
+
+def _search(session: _Session, narrow: bool) -> BisectResult:
+    outcome = session.fetch("search", frozenset(), None, lambda test: minimize(session.changes, test))
+    result = session.result_from(outcome)
+    if narrow and result.status == "found":
+        result.narrowed = [session.narrow(c, result.culprits) for c in result.culprits]
+    return result
+
+
+def _search_in_parallel(session: _Session, narrow: bool, k: int | None, ray: str | None) -> BisectResult:
+    """The same search with trials run ahead of it (:mod:`parity.bisection.parallel`)."""
+    from parity.bisection import parallel as par
+
+    pool = par.ray_pool(ray or None) if ray is not None else par.local_pool(k or 1)
+    with pool as (submit, backend):
+        width = k or (_cluster_cpus() if backend == "ray" else 1)
+        spec = session.build_spec()
+        unused = 0
+
+        def fetch(stage: str, held: frozenset[Change], name: str | None, search: Any) -> Any:
+            nonlocal unused
+
+            def subset(key: Any) -> frozenset[Change]:
+                return held if name is not None else key  # type: ignore[no-any-return]
+
+            def override(key: Any) -> dict[str, str]:
+                return {name: key} if name is not None else {}
+
+            fetcher = par.Prefetcher(width, submit, spec, lambda key: session.job_for(subset(key), override(key)),
+                                     lambda key, out: session.consume(stage, subset(key), override(key), out))
+            found = fetcher.run(search)
+            unused += fetcher.unused
+            return found
+
+        session.fetch = fetch  # type: ignore[method-assign]
+        result = _search(session, narrow)
+    result.parallel = {"k": width, "backend": backend, "address": ray or None, "speculative": unused}
+    return result
+
+
+def _cluster_cpus() -> int:
+    """CPUs of the connected Ray cluster: one trial per CPU when --parallel is not given."""
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
 @dataclass
@@ -253,6 +310,44 @@ class _Session:
 
     def test_subset(self, subset: frozenset[Change]) -> Verdict:
         return self._trial("search", subset, {})
+
+    def fetch(self, stage: str, held: frozenset[Change], name: str | None, search: Any) -> Any:
+        """Run ``search`` with one trial at a time: a search key is a subset of the changes
+        (``name`` None) or a version of ``name`` tried with ``held`` from the bad side."""
+        if name is None:
+            return search(self.test_subset)
+        return search(lambda version: self._trial(stage, held, {name: version}))
+
+    # -- trials run elsewhere (parallel.py): a job out, an outcome back, recorded in order --
+
+    def build_spec(self) -> Any:
+        from parity.bisection.parallel import BuildSpec
+
+        assert self.builder is not None and self.python is not None
+        return BuildSpec(str(self.python), dict(self.builder.base), self.index, str(self.builder.cache_dir),
+                         self.builder.installer.name, bool(self.builder.extra_paths), self.oracle, self.runs,
+                         self.timeout)
+
+    def job_for(self, subset: frozenset[Change], override: Mapping[str, str]) -> Any:
+        from parity.bisection.parallel import TrialJob
+
+        wanted = self._wanted(subset, override)
+        reqs = {n: self._requirement(n, v) for n, v in wanted.items() if v is not None}
+        return TrialJob(wanted, reqs, self._venv_requirements(wanted))
+
+    def consume(self, stage: str, subset: frozenset[Change], override: Mapping[str, str], outcome: Any) -> Verdict:
+        """Record a trial run elsewhere as the next one, as :meth:`_trial` would have."""
+        wanted = self._wanted(subset, override)
+        bad_side = [c.name if c.name not in override else f"{c.name}=={override[c.name]}"
+                    for c in self.changes if c in subset]
+        trial = Trial(len(self.trials) + 1, stage, bad_side, wanted)
+        self.trials.append(trial)
+        self._emit("start", trial)
+        for name in ("verdict", "mode", "why_venv", "cached", "build_seconds", "seconds", "runs", "note",
+                     "reproduce", "node"):
+            setattr(trial, name, getattr(outcome, name))
+        self._emit("done", trial)
+        return trial.verdict or Verdict.UNJUDGED
 
     def _wanted(self, subset: frozenset[Change], override: Mapping[str, str]) -> dict[str, str | None]:
         wanted = {c.name: c.version(c in subset) for c in self.changes}
@@ -421,12 +516,9 @@ class _Session:
         if not between:
             return {**out, "status": "adjacent", "first_bad": culprit.bad, "last_good": culprit.good,
                     "releases": [], "reason": "no final release between the good and the bad version was found"}
-        subset = frozenset(culprits)
-
-        def test(version: str) -> Verdict:
-            return self._trial("narrow", subset, {culprit.name: version})
-
-        found: NarrowResult = first_bad([culprit.good, *between, culprit.bad], test)
+        versions = [culprit.good, *between, culprit.bad]
+        found: NarrowResult = self.fetch("narrow", frozenset(culprits), culprit.name,
+                                         lambda test: first_bad(versions, test))
         return {**out, "status": "exact" if found.exact else "range", "first_bad": found.first_bad,
                 "last_good": found.last_good, "skipped": found.skipped, "releases": between,
                 "tried": {v: verdict.value for v, verdict in found.tried.items()}}

@@ -32,13 +32,19 @@ from parity.cli._common import EXIT_OK, console, emit_json, json_option, show
 @click.option("--installer", type=click.Choice(["uv", "pip"]), help="Tool that builds trials [default: uv when found].")
 @click.option("--timeout", type=float, metavar="SECONDS", help="Seconds per oracle run before it counts as 'could not judge'.")
 @click.option("--allow-python-mismatch", is_flag=True, help="Bisect even when the two sides ran different Python versions.")
+@click.option("--parallel", "parallel", type=click.IntRange(min=1), metavar="K",
+              help="Run up to K trials at once (threads here; Ray tasks with --ray). Same verdicts, culprit and "
+                   "trial list as one at a time [default: 1; with --ray, the cluster's CPUs].")
+@click.option("--ray", "ray", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+              help="Build and judge each trial on a node of the Ray cluster at ADDRESS (without ADDRESS: a local "
+                   "cluster). Write --ray=ADDRESS, or put --ray last before `--`.")
 @json_option
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def command(good: str | None, bad: str | None, oracle: str | None, target: str | None, runs: int, narrow: bool, find_links: tuple[str, ...],
             index_url: str | None, extra_index_urls: tuple[str, ...], no_index: bool, cache_dir: str | None,
             cache_max_size: str | None, cache_info: bool, prune: str | None,
-            installer: str | None, timeout: float | None, allow_python_mismatch: bool, as_json: bool,
-            command: tuple[str, ...]) -> int:
+            installer: str | None, timeout: float | None, allow_python_mismatch: bool, parallel: int | None,
+            ray: str | None, as_json: bool, command: tuple[str, ...]) -> int:
     """Find which package change between --good and --bad breaks parity or speed.
 
     The oracle is `parity verify`, `parity bench --against`, or COMMAND after `--`,
@@ -65,7 +71,7 @@ def command(good: str | None, bad: str | None, oracle: str | None, target: str |
     with _Progress() as progress:
         result = bisect(good, bad, resolved, (), runs=runs, narrow=narrow, index=index, cache_dir=cache_dir,
                         allow_python_mismatch=allow_python_mismatch, installer=installer, timeout=timeout,
-                        progress=progress, cache_max_size=cache_max_size)
+                        progress=progress, cache_max_size=cache_max_size, parallel=parallel, ray=ray)
     doc = result.to_json()
     if as_json:
         emit_json(doc)
