@@ -103,7 +103,8 @@ def test_members_are_cached_by_the_manifest_hash_and_only_when_they_match(s3: S3
     assert reader.cache == tmp_path / "cache" / "parity" / "records" / hashlib.sha256(reader.manifest_bytes).hexdigest()
     read_record(url)
     cached = {p.relative_to(reader.cache).as_posix() for p in reader.cache.rglob("*") if p.is_file()}
-    assert cached == set(read_record(url).manifest["files"])
+    files = set(read_record(url).manifest["files"])
+    assert cached == files | {f"{remote_mod._SOURCES}/{name}" for name in files}  # each with the ETag it came from
     shard = min(n for n in cached if n.startswith("activations/"))
     assert (reader.cache / shard).read_bytes() == s3.objects(f"{url}/{shard}")[
         f"{url.removeprefix('s3://').partition('/')[2]}/{shard}"]
@@ -195,9 +196,13 @@ def test_an_existing_record_is_kept_unless_overwrite_and_a_failed_overwrite_keep
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
-def test_a_corrupted_object_is_refused_and_never_cached(s3: S3Server, damage: str) -> None:
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_corrupted_object_is_refused_and_never_cached(s3: S3Server, damage: str, cached: bool) -> None:
+    """Refused whether or not a good copy was cached by an earlier read: the bucket is damaged."""
     url = s3.prefix(f"corrupt-{damage}")
     _record(url)
+    if cached:
+        read_record(url)
     bucket, _, prefix = url.removeprefix("s3://").partition("/")
     key = f"{prefix}/activations/00001.safetensors"
     client = s3.client()

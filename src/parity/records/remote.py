@@ -30,9 +30,12 @@ Writing (:class:`FsspecWriter`):
 Reading (:class:`FsspecReader`): the manifest is read once and keys a local cache,
 ``<cache_root>/records/<sha256 of manifest.json>/``. Each member is downloaded once,
 streamed and hashed, and kept there only when its sha256 and size are those the manifest
-lists; a member that does not match is kept aside for this read only, so the integrity
-check refuses it (exit 2) exactly as for a local record, and the next read downloads it
-again. Safetensors shards are then mapped from the cache like local files. The cache is
+lists, noted with the object's version in the listing (S3's ETag); a member that does not
+match is kept aside for this read only, so the integrity check refuses it (exit 2)
+exactly as for a local record. A cached member is used only while the bucket still
+lists the same version of its object: an object changed since (corrupted, replaced) is
+downloaded again and checked again, so a damaged bucket is refused even where a good
+copy is cached. Safetensors shards are then mapped from the cache like local files. The cache is
 content-addressed (the same manifest lists the same bytes), shared by every URL holding
 the same record, and safe to delete at any time.
 """
@@ -64,6 +67,8 @@ PARTIAL = ".parity-partial"
 _CHUNK = 1 << 20
 _FIX_RECORD = "pass the URL given to `parity record -o`, or record again"
 _FIX_COPY = "copy the record again from its source, or record again"
+#: beside the cached members: the object version (ETag...) each was downloaded from
+_SOURCES = ".parity-sources"
 
 
 def cache_folder() -> Path:
@@ -112,6 +117,7 @@ class FsspecReader(RecordReader):
         self.fs, self.root, self.manifest_bytes = fs, root, manifest
         self.cache = cache_folder() / hashlib.sha256(manifest).hexdigest()
         self._sizes: dict[str, int] | None = None
+        self._versions: dict[str, str] = {}  # what the store says identifies each object's content
         self._fetched: dict[str, Path] = {}
         self._expected = _listed_files(manifest)
 
@@ -127,8 +133,10 @@ class FsspecReader(RecordReader):
                 self.fs.invalidate_cache()  # all of it: s3fs drops only the path and its parents
                 found = self.fs.find(self.root, detail=True)
             prefix = self.root + "/"
-            self._sizes = {path[len(prefix):]: int(info.get("size") or 0) for path, info in found.items()
-                           if path.startswith(prefix) and info.get("type", "file") == "file"}
+            found = {path[len(prefix):]: info for path, info in found.items()
+                     if path.startswith(prefix) and info.get("type", "file") == "file"}
+            self._sizes = {name: int(info.get("size") or 0) for name, info in found.items()}
+            self._versions = {name: version for name, info in found.items() if (version := _version(info))}
             self._sizes[MANIFEST] = len(self.manifest_bytes)  # the bytes read, whatever is there now
         return self._sizes
 
@@ -159,10 +167,11 @@ class FsspecReader(RecordReader):
         return self._fetched[name]
 
     def _fetch(self, name: str) -> Path:
-        final = self.cache / name
-        expected = self._expected.get(name)
-        if final.is_file() and expected is not None:
-            return final  # verified when it was downloaded
+        final, source = self.cache / name, self.cache / _SOURCES / name
+        self._listing()
+        expected, version = self._expected.get(name), self._versions.get(name)
+        if final.is_file() and expected is not None and version and _read_text(source) == version:
+            return final  # verified when this very object (same ETag) was downloaded
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
         digest, size = hashlib.sha256(), 0
@@ -175,6 +184,8 @@ class FsspecReader(RecordReader):
                     out.write(chunk)
             if expected is not None and (digest.hexdigest(), size) == expected:
                 os.replace(tmp, final)
+                if version:
+                    _write_text(source, version)
                 return final
             aside = Path(tempfile.mkdtemp(prefix="parity-unverified-")) / Path(name).name
             shutil.move(tmp, aside)  # read this once, so the check names it; never cached
@@ -183,6 +194,31 @@ class FsspecReader(RecordReader):
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+
+def _version(info: dict[str, Any]) -> str | None:
+    """What identifies an object's content in a listing (S3's ETag, GCS's generation...), or None."""
+    for key in ("ETag", "etag", "generation", "md5Hash", "VersionId", "LastModified", "last_modified", "mtime",
+                "created"):
+        if info.get(key) not in (None, ""):
+            return f"{key}={info[key]} size={info.get('size')}"
+    return None
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _write_text(path: Path, text: str) -> None:
+    with contextlib.suppress(OSError):  # a cache: failing to note the source only costs a download
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
 
 
 def _listed_files(manifest: bytes) -> dict[str, tuple[str, int]]:
