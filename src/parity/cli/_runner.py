@@ -140,14 +140,9 @@ def export_check_cpp(doc: dict[str, Any], target: str, inputs: str | None, atol:
 
 
 def check_cpp_report(check: dict[str, Any]) -> Any:
-    """The export report's check table for the C++ run, under a line naming the process."""
-    from parity.report.terminal._markup import group, markup
-    from parity.report.terminal.export import _check
+    from parity.report.terminal.runner import check_cpp_report as report
 
-    verdict = "[green]PASS[/]" if check["passed"] else "[red]FAIL[/]"
-    python = "libpython mapped!" if check["libpython_mapped"] else "no Python interpreter in the process"
-    head = markup(f"{verdict} C++ runner (libtorch only, pid {check['pid']}, {python}): eager vs the artifact")
-    return group([head, *_check(check)])
+    return report(check)
 
 
 # ---------------------------------------------------------------- bench --runner cpp
@@ -232,23 +227,6 @@ def _cycle(items: Sequence[Any], size: int) -> list[Any]:
 
 
 def bench_cpp_report(doc: dict[str, Any]) -> Any:
-    """One row per concurrency level: throughput and latency percentiles."""
-    from rich.table import Table
+    from parity.report.terminal.runner import runner_bench_report
 
-    from parity.report import _format as fmt
-    from parity.report.terminal._markup import esc, group, markup
-
-    table = Table(title=f"C++ runner (no Python): {esc(doc['target'])}, batch {doc['batch_size']}, "
-                        f"{fmt.seconds(doc['seconds_per_level'])} per level")
-    for col in ("clients", "requests", "items/s", "p50", "p90", "p99", "libtorch threads"):
-        table.add_column(col)
-    base = doc["levels"][0]["items_per_s"] or None
-    for run in doc["levels"]:
-        speedup = f" ({fmt.ratio(run['items_per_s'] / base)})" if base and run is not doc["levels"][0] else ""
-        table.add_row(str(run["threads"]), str(run["requests"]), f"{run['items_per_s']:.1f}{speedup}",
-                      fmt.seconds(run["p50"]), fmt.seconds(run["p90"]), fmt.seconds(run["p99"]),
-                      str(run["torch_threads"]))
-    python = any(r["libpython_mapped"] for r in doc["levels"])
-    note = markup(f"client threads share one loaded model; {doc['cpu_count']} CPUs here; "
-                  f"{'libpython WAS mapped' if python else 'no Python interpreter in the runner process'}")
-    return group([table, note])
+    return runner_bench_report(doc)
