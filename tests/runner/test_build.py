@@ -14,6 +14,7 @@ from parity.runner import RunnerError, build, runner_format
 
 def test_missing_compiler_named_by_cxx_exits_2_before_exporting(run_cli, monkeypatch: pytest.MonkeyPatch,
                                                                  tmp_path: Path) -> None:
+    monkeypatch.setenv("PARITY_CACHE_DIR", str(tmp_path / "cache"))  # nothing built yet
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-g++"))
     out = tmp_path / "tiny.pt"
     code, stdout, err = run_cli("export", TINY, "--format", "torchscript", "-o", out, "--check-cpp")
@@ -24,6 +25,7 @@ def test_missing_compiler_named_by_cxx_exits_2_before_exporting(run_cli, monkeyp
 
 
 def test_no_compiler_on_path_says_what_to_install(run_cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PARITY_CACHE_DIR", str(tmp_path / "cache"))  # nothing built yet
     monkeypatch.delenv("CXX", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no g++, c++ or clang++
     with pytest.raises(RunnerError) as caught:
@@ -51,14 +53,28 @@ def test_links_libtorch_without_libtorch_python_and_with_the_wheels_abi(tmp_path
     assert (lib.include_dirs[0] / "torch" / "csrc" / "inductor" / "aoti_package" / "model_package_loader.h").is_file()
 
 
-def test_cache_key_follows_torch_version_abi_and_compiler() -> None:
+def test_cache_key_follows_torch_version_abi_and_source(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     lib = build.libtorch()
-    key = build.build_key(["/usr/bin/g++"], lib)
-    assert key == build.build_key(["/usr/bin/g++"], lib)
+    key = build.build_key(lib)
+    assert key == build.build_key(lib)
     other_torch = build.Libtorch(lib.root, lib.version + ".other", lib.cxx11_abi)
     other_abi = build.Libtorch(lib.root, lib.version, not lib.cxx11_abi)
-    assert len({key, build.build_key(["/usr/bin/g++"], other_torch), build.build_key(["/usr/bin/g++"], other_abi),
-                build.build_key(["/usr/bin/clang++"], lib)}) == 4
+    edited = tmp_path / "runner.cpp"
+    edited.write_bytes(build.SOURCE.read_bytes() + b"\n// edited\n")
+    keys = {key, build.build_key(other_torch), build.build_key(other_abi)}
+    monkeypatch.setattr(build, "SOURCE", edited)
+    keys.add(build.build_key(lib))
+    assert len(keys) == 4
+
+
+def test_a_cached_runner_needs_no_compiler(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PARITY_CACHE_DIR", str(tmp_path))
+    cached = build.cache_dir() / f"parity-runner-{build.build_key(build.libtorch())}"
+    cached.parent.mkdir(parents=True)
+    cached.write_text("#!/bin/sh\n")
+    cached.chmod(0o755)
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-g++"))
+    assert build.executable() == cached
 
 
 def test_cache_honours_parity_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ system C++ compiler, links ``libtorch``, ``libtorch_cpu`` and ``libc10`` (never
 (``torch._C._GLIBCXX_USE_CXX11_ABI``) and finds the libraries through an rpath.
 
 The executable is cached in ``$PARITY_CACHE_DIR`` (default: parity's cache folder) under
-``runner/``, named by the torch version, ABI, compiler, flags and source hash. It is
+``runner/``, named by the torch version, ABI, flags and source hash. It is
 compiled into a temporary file and renamed, under a lock file, so concurrent first uses
 compile it once and never run a half-written one. Nothing is downloaded.
 """
@@ -107,23 +107,24 @@ def command(compiler: list[str], lib: Libtorch, out: str | os.PathLike[str]) -> 
             f"-Wl,-rpath,{lib.lib_dir}", "-pthread"]
 
 
-def build_key(compiler: list[str], lib: Libtorch) -> str:
-    """Hash of everything that changes the executable."""
-    parts = [SOURCE.read_bytes(), " ".join(FLAGS).encode(), " ".join(compiler).encode(), lib.version.encode(),
-             str(lib.cxx11_abi).encode(), str(lib.root).encode(), platform.machine().encode(), sys.platform.encode()]
+def build_key(lib: Libtorch) -> str:
+    """Hash of what the executable depends on: the torch it links (version, ABI, place),
+    the source and flags, the platform. Not the compiler: a runner built once keeps
+    working on a machine that has none (a serving image)."""
+    parts = [SOURCE.read_bytes(), " ".join(FLAGS).encode(), lib.version.encode(), str(lib.cxx11_abi).encode(),
+             str(lib.root).encode(), platform.machine().encode(), sys.platform.encode()]
     return hashlib.sha256(b"\0".join(parts)).hexdigest()[:20]
 
 
 def executable(progress: ProgressFn | None = None) -> Path:
     """Path of the built runner, compiling it first when this torch has none cached.
 
-    Raises :class:`RunnerError` (exit 2) with the reason and the fix when there is no
-    compiler, the wheel has no headers, or the compile fails.
+    Raises :class:`RunnerError` (exit 2) with the reason and the fix when it must be
+    built and there is no compiler, the wheel has no headers, or the compile fails.
     """
     if not sys.platform.startswith("linux"):
         raise RunnerError(f"the C++ runner is built on Linux only (this is {sys.platform})",
                           fix="run the artifact in Python (leave out --runner cpp / --check-cpp)")
-    compiler = find_compiler()
     lib = libtorch()
     directory = cache_dir()
     try:
@@ -131,9 +132,10 @@ def executable(progress: ProgressFn | None = None) -> Path:
     except OSError as exc:
         raise RunnerError(f"cannot create the runner cache {directory} ({exc.strerror})",
                           fix="set PARITY_CACHE_DIR to a writable folder") from None
-    target = directory / f"parity-runner-{build_key(compiler, lib)}"
+    target = directory / f"parity-runner-{build_key(lib)}"
     if _usable(target):
         return target
+    compiler = find_compiler()  # only a build needs one
     with _lock(directory / f"{target.name}.lock"):
         if not _usable(target):  # another process may have built it while we waited
             report(progress, ProgressEvent("build C++ runner", 0, 1, "build",
