@@ -22,6 +22,8 @@ def test_server_runs_every_query_and_keeps_raw_latencies():
     assert doc["requests"] == len(doc["latency"]["samples"]) == doc["items"] > 0
     assert {"p50", "p90", "p99", "ci"} <= set(doc["latency"])
     assert doc["loadgen"]["completed_per_s"] is not None and doc["loadgen"]["p99_ns"] is not None
+    assert doc["cpu"]["seconds"] >= 0 and doc["cpu"]["utilisation"] is not None
+    assert doc["peak_rss_bytes"] is None or doc["peak_rss_bytes"] > 0
 
 
 def test_offline_batches_every_sample_it_is_sent():

@@ -40,7 +40,7 @@ def test_concurrency_levels_write_a_bench_document_and_a_table(run_cli, demo, tm
     doc = json.loads(out.read_text())
     assert doc["schema"] == "parity.bench/1" and doc["load"]["mode"] == "threads"
     assert [lv["concurrency"] for lv in doc["load"]["levels"]] == [1, 2]
-    for word in ("clients", "req/s", "p99", "CPU", "peak RSS"):
+    for word in ("clients", "req/s", "p99", "CPU", "RSS"):
         assert word in stdout
 
 

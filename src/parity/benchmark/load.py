@@ -447,8 +447,7 @@ def _peak_of(load: dict[str, Any]) -> int | None:
 
 def load_warnings(load: dict[str, Any]) -> list[str]:
     """Levels too short to trust: fewer than 20 requests make p99 a guess."""
-    thin = [str(lv.get("concurrency", lv.get("qps"))) for lv in load.get("levels", [])
-            if lv.get("requests", 0) < 20]
+    thin = [level_name(load, lv) for lv in load.get("levels", []) if lv.get("requests", 0) < 20]
     return [f"few requests at {', '.join(thin)}: percentiles rest on under 20 samples; raise --duration"
             ] if thin else []
 

@@ -77,15 +77,24 @@ class ScenarioRun:
     items: int
     target_qps: float | None = None
     loadgen: dict[str, Any] = field(default_factory=dict)
+    usage: dict[str, Any] = field(default_factory=dict)  # cpu_seconds, test_seconds, peak_rss_bytes, rss_basis
 
     def to_json(self) -> dict[str, Any]:
+        from parity.benchmark.machine import usable_cores
+
         n = len(self.latencies)
+        cpu_s, test_s, cores = self.usage.get("cpu_seconds"), self.usage.get("test_seconds"), usable_cores()
+        busy = cpu_s / test_s if cpu_s is not None and test_s else None
         out: dict[str, Any] = {
             "scenario": self.scenario, "qps": self.target_qps, "requests": n, "items": self.items,
             "wall_s": self.wall_s,
             "throughput": {"requests_per_s": n / self.wall_s if self.wall_s > 0 else None,
                            "items_per_s": self.items / self.wall_s if self.wall_s > 0 else None,
                            "basis": "completed requests (items) / wall time of the run"},
+            "cpu": {"seconds": cpu_s, "cores": cores, "busy_cores": busy,
+                    "utilisation": busy / cores if busy is not None else None,
+                    "basis": "process CPU time / LoadGen test wall time / usable cores"},
+            "peak_rss_bytes": self.usage.get("peak_rss_bytes"), "rss_basis": self.usage.get("rss_basis"),
             "loadgen": self.loadgen,
         }
         if self.latencies:
@@ -174,8 +183,12 @@ class _Workers:
                              fix="run `parity bench TARGET` without --scenario to see the failing stage") from exc
 
 
-def _start_test(lg: Any, settings: Any, issue: Callable[[Any], None], total: int) -> dict[str, Any]:
-    """Run one LoadGen test; LoadGen's summary figures (logs in a temporary directory)."""
+def _start_test(lg: Any, settings: Any, issue: Callable[[Any], None], total: int,
+                usage: dict[str, Any]) -> dict[str, Any]:
+    """Run one LoadGen test; LoadGen's summary figures (logs in a temporary directory).
+    ``usage`` gets the test's CPU seconds, wall seconds and peak RSS (as a concurrency level's)."""
+    from parity.benchmark.load import _reset_peak_rss, _vm_hwm_bytes
+
     sut = lg.ConstructSUT(issue, lambda: None)
     qsl = lg.ConstructQSL(total, total, lambda _s: None, lambda _s: None)
     try:
@@ -183,7 +196,12 @@ def _start_test(lg: Any, settings: Any, issue: Callable[[Any], None], total: int
             log = lg.LogSettings()
             log.log_output.outdir = logs
             log.log_output.copy_summary_to_stdout = False
+            reset = _reset_peak_rss()
+            cpu0, t0 = time.process_time(), time.perf_counter()
             lg.StartTestWithLogSettings(sut, qsl, settings, log)
+            usage.update(cpu_seconds=time.process_time() - cpu0, test_seconds=time.perf_counter() - t0,
+                         peak_rss_bytes=_vm_hwm_bytes(),
+                         rss_basis="this run's peak (VmHWM reset before it)" if reset else "process lifetime peak")
             return parse_summary(Path(logs) / "mlperf_log_summary.txt")
     finally:
         lg.DestroyQSL(qsl)
@@ -236,12 +254,13 @@ def run_server(call: Callable[[Any], Any], requests: Sequence[Any], qps: float, 
         for s in samples:
             pool.submit([s.id], reqs[s.index], items_per_request)
 
+    usage: dict[str, Any] = {}
     try:
-        summary = _start_test(lg, settings, issue, len(reqs))
+        summary = _start_test(lg, settings, issue, len(reqs), usage)
     finally:
         pool.close()
     wall = pool.last - pool.first if pool.first is not None else 0.0
-    return ScenarioRun("server", pool.latencies, wall, pool.items, float(qps), summary)
+    return ScenarioRun("server", pool.latencies, wall, pool.items, float(qps), summary, usage)
 
 
 def run_offline(call: Callable[[Any], Any], items: Sequence[Any], batch_size: int, duration_s: float, *,
@@ -266,14 +285,15 @@ def run_offline(call: Callable[[Any], Any], items: Sequence[Any], batch_size: in
             chunk = samples[start:start + batch_size]
             pool.submit([s.id for s in chunk], make_batch([pool_items[s.index] for s in chunk]), len(chunk))
 
+    usage: dict[str, Any] = {}
     try:
-        summary = _start_test(lg, settings, issue, len(pool_items))
+        summary = _start_test(lg, settings, issue, len(pool_items), usage)
     finally:
         pool.close()
     wall = pool.last - pool.first if pool.first is not None else 0.0
     # every sample is issued at once, so time since issue is queueing: the per-batch
     # service time is the distribution two offline runs are compared on
-    return ScenarioRun("offline", pool.service, wall, pool.items, None, summary)
+    return ScenarioRun("offline", pool.service, wall, pool.items, None, summary, usage)
 
 
 def calibrate(call: Callable[[Any], Any], requests: Sequence[Any], seconds: float = 0.5) -> float:

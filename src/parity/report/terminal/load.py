@@ -63,7 +63,7 @@ def _level_table(load: Mapping[str, Any]) -> Any:
     batched = any((lv.get("throughput") or {}).get("items_per_s") != (lv.get("throughput") or {}).get(
         "requests_per_s") for lv in levels)
     cols = [first, "n", "req/s", *(["items/s"] if batched else []), "p50 (95% CI)", "p90", "p99 (95% CI)", "CPU",
-            "peak RSS"]
+            "RSS"]
     for col in cols:
         table.add_column(col, justify="left" if col == first else "right", no_wrap=True)
     for lv in levels:
