@@ -62,6 +62,34 @@ def layer_selector(patterns: Sequence[str]) -> Callable[[str], bool]:
     return selected
 
 
+def compiled(model: Any) -> bool:
+    """Whether ``model`` or a module inside it runs through torch.compile
+    (``torch.compile(m)``'s wrapper, or ``m.compile()`` in place)."""
+    import torch
+
+    wrapper = getattr(getattr(torch, "_dynamo", None), "eval_frame", None)
+    optimized = getattr(wrapper, "OptimizedModule", None)
+    return any((optimized is not None and isinstance(m, optimized))
+               or getattr(m, "_compiled_call_impl", None) is not None for m in model.modules())
+
+
+def _compiler_disable() -> Callable[[Any], Any]:
+    import torch
+
+    return torch.compiler.disable  # type: ignore[no-any-return]
+
+
+def _same(fn: Any) -> Any:
+    return fn
+
+
+def _reset_compiled() -> None:
+    """Drop every torch.compile cache of this process: the next call compiles again."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+
+
 def hookable(model: Any) -> str | None:
     """None when ``model``'s submodules can be hooked, else why not (one line)."""
     import torch
@@ -101,6 +129,7 @@ class LayerCapture:
         self._full = level == "full"
         self._select = full if not self._full else None
         self._full_paths: set[str] = set()  # targeted capture: the selected modules
+        self._compiled = False
         self._counts: dict[str, int] = {}
         self._open_calls: dict[str, list[int]] = {}
         self._rows: list[tuple[str, str, int, str, Any]] = []  # (module, type, call, out, Summary | value)
@@ -110,14 +139,22 @@ class LayerCapture:
         native.kernel()  # compiled or loaded now, not inside the first hook
 
     def __enter__(self) -> LayerCapture:
+        # Under torch.compile, dynamo would trace into the hooks (numpy, weakrefs: it
+        # fails); disabled for it, each hook is a graph break that runs eagerly. Code
+        # compiled before the hooks existed would never call them (dynamo does not guard
+        # on module hooks), nor forget them after: compiled code is dropped both times.
+        self._compiled = compiled(self.model)
+        opaque = _compiler_disable() if self._compiled else _same
+        if self._compiled:
+            _reset_compiled()
         for path, module in self.model.named_modules():
             kind = type(module).__name__
             if self._select is not None and self._select(path):
                 self._full_paths.add(path)
             if self._full or path in self._full_paths:
                 self._handles.append(module.register_forward_pre_hook(
-                    partial(self._on_input, path), with_kwargs=True))
-            self._handles.append(module.register_forward_hook(partial(self._on_output, path, kind)))
+                    opaque(partial(self._on_input, path)), with_kwargs=True))
+            self._handles.append(module.register_forward_hook(opaque(partial(self._on_output, path, kind))))
         return self
 
     @property
@@ -129,6 +166,8 @@ class LayerCapture:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        if self._compiled:
+            _reset_compiled()
         if exc[0] is None:
             self.finish_batch()
 
