@@ -329,3 +329,23 @@ def test_memory_urls_use_the_same_store(tmp_path: Path, monkeypatch: pytest.Monk
     import fsspec
 
     fsspec.filesystem("memory").rm("/parity-tests", recursive=True)
+
+
+def test_the_cache_keeps_the_record_being_read_and_drops_the_least_recently_used(
+        s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    base = tmp_path / "cache" / "parity" / "records"
+    for age, name in ((300, "old"), (200, "older-but-newer"), (10, "recent")):
+        (base / name).mkdir(parents=True)
+        (base / name / "blob").write_bytes(b"x" * 1000)
+        os.utime(base / name, (0, os.path.getmtime(base / name) - age))
+    assert remote_mod.prune_cache(base / "recent", limit=2500) == [base / "old"]
+    url = s3.prefix("pruned")
+    _record(url)
+    monkeypatch.setenv("PARITY_RECORD_CACHE_MAX", "0")
+    rec = read_record(url)  # keeps only the record being read, whatever its size
+    assert [p for p in base.iterdir()] == [rec.reader.cache] and any(rec.reader.cache.rglob("*.safetensors"))
+    monkeypatch.setenv("PARITY_RECORD_CACHE_MAX", "lots")
+    with pytest.raises(RecordError, match="PARITY_RECORD_CACHE_MAX=lots: not a size"):
+        read_record(url)

@@ -37,11 +37,13 @@ lists the same version of its object: an object changed since (corrupted, replac
 downloaded again and checked again, so a damaged bucket is refused even where a good
 copy is cached. Safetensors shards are then mapped from the cache like local files. The cache is
 content-addressed (the same manifest lists the same bytes), shared by every URL holding
-the same record, and safe to delete at any time.
+the same record, and safe to delete at any time. It holds at most ``$PARITY_RECORD_CACHE_MAX``
+(default 20 GB): opening a record removes the least recently used others beyond that.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import io
@@ -57,6 +59,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from parity._io import cache_root, remote_errors, sha256_file, url_fs, url_shown, url_text
+from parity._text import size_of
 from parity.errors import RecordError
 from parity.records.store import MANIFEST, FileInfo, RecordReader, RecordStore, RecordWriter
 
@@ -71,9 +74,56 @@ _FIX_COPY = "copy the record again from its source, or record again"
 _SOURCES = ".parity-sources"
 
 
+#: the cache's size limit: ``$PARITY_RECORD_CACHE_MAX`` (``50G``, ``0``: keep only the
+#: record being read), else this
+DEFAULT_CACHE_MAX = 20 * 10**9
+ENV_CACHE_MAX = "PARITY_RECORD_CACHE_MAX"
+
+
 def cache_folder() -> Path:
     """Where records read from object storage are cached (one folder per manifest)."""
     return cache_root() / "records"
+
+
+def cache_limit() -> int:
+    """Bytes the record cache may hold (:data:`ENV_CACHE_MAX`, else :data:`DEFAULT_CACHE_MAX`)."""
+    text = os.environ.get(ENV_CACHE_MAX, "").strip()
+    if not text:
+        return DEFAULT_CACHE_MAX
+    size = size_of(text)
+    if size is None:
+        raise RecordError(f"{ENV_CACHE_MAX}={text}: not a size", fix="give a size such as 50G or 500M, or unset it")
+    return size
+
+
+def prune_cache(keep: Path, limit: int | None = None) -> list[Path]:
+    """Remove the least recently used records of the cache until it holds at most
+    ``limit`` bytes (:func:`cache_limit`); ``keep`` (the record being read) stays, whatever
+    its size. A record's last use is its folder's mtime, touched when it is opened."""
+    limit = cache_limit() if limit is None else limit
+    try:
+        folders = [p for p in cache_folder().iterdir() if p.is_dir() and p != keep]
+    except OSError:
+        return []
+    sizes = {p: _tree_size(p) for p in folders}
+    total = sum(sizes.values()) + _tree_size(keep)
+    removed = []
+    for folder in sorted(folders, key=lambda p: p.stat().st_mtime):
+        if total <= limit:
+            break
+        shutil.rmtree(folder, ignore_errors=True)
+        total -= sizes[folder]
+        removed.append(folder)
+    return removed
+
+
+def _tree_size(folder: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
 
 
 class FsspecStore(RecordStore):
@@ -120,6 +170,10 @@ class FsspecReader(RecordReader):
         self._versions: dict[str, str] = {}  # what the store says identifies each object's content
         self._fetched: dict[str, Path] = {}
         self._expected = _listed_files(manifest)
+        with contextlib.suppress(OSError):  # its last use, for the pruning of the others
+            self.cache.mkdir(parents=True, exist_ok=True)
+            os.utime(self.cache)
+        prune_cache(self.cache)
 
     def where(self, name: str = "") -> str:
         return url_shown(super().where(name))
@@ -187,13 +241,25 @@ class FsspecReader(RecordReader):
                 if version:
                     _write_text(source, version)
                 return final
-            aside = Path(tempfile.mkdtemp(prefix="parity-unverified-")) / Path(name).name
+            fd_aside, aside = tempfile.mkstemp(dir=_aside_folder(), suffix=f"-{Path(name).name}")
+            os.close(fd_aside)
             shutil.move(tmp, aside)  # read this once, so the check names it; never cached
-            return aside
+            return Path(aside)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+
+_aside: list[Path] = []
+
+
+def _aside_folder() -> Path:
+    """This process's folder for members that did not match the manifest (removed at exit)."""
+    if not _aside:
+        _aside.append(Path(tempfile.mkdtemp(prefix="parity-unverified-")))
+        atexit.register(shutil.rmtree, _aside[0], True)
+    return _aside[0]
 
 
 def _version(info: dict[str, Any]) -> str | None:
