@@ -85,9 +85,17 @@ def test_against_across_two_fresh_processes(demo, tmp_path):
     comparison = doc["comparison"]
     assert [s["stage"] for s in comparison["stages"]] == ["1 thread", "2 threads"]
     assert second.returncode == (1 if comparison["regression"] else 0)
-    mismatched = _parity("bench", demo, "--concurrency", "1,4", *SHORT, "--against", base, cwd=tmp_path)
-    assert mismatched.returncode == 2
-    _error_line(mismatched.stderr, "differs from the baseline", "--concurrency 1,2")
+
+
+def test_mismatched_levels_exit_2_before_running(run_cli, demo, tmp_path):
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps(_side_doc({1: 50.0, 2: 60.0})))
+    code, _, err = run_cli("bench", demo, "--concurrency", "1,4", *SHORT, "--against", base)
+    assert code == 2
+    _error_line(err, "differs from the baseline", "--concurrency 1,2")
+    code, _, err = run_cli("bench", demo, "--concurrency", "1,2", "--processes", *SHORT, "--against", base)
+    assert code == 2
+    _error_line(err, "--processes differs from the baseline")
 
 
 def test_loadgen_absent_exits_2_naming_the_extra(run_cli, demo, monkeypatch):
