@@ -118,3 +118,18 @@ def test_the_table_names_each_node_and_the_differing_group() -> None:
     text = console.export_text()
     assert "b" * 12 in text and "a variable" in text and "1#0" in text
     assert "env-2" in text and "OMP_NUM_THREADS: - -> 4" in text
+
+
+def test_the_html_page_has_a_row_per_node_and_the_groups() -> None:
+    import re
+
+    from parity.report.html import render_html
+
+    results = [node_result(NODES[0], _out("FAIL", _snap(OMP_NUM_THREADS="4"), 1)),
+               node_result(NODES[1], _out("PASS", _snap()))]
+    doc = FleetResult("rec", None, None, 2, results, group_environments(results)).to_json()
+    page = render_html(doc)
+    assert "data-verdict='FAIL'" in page
+    row = re.search(rf"<tr data-node='{NODES[0].node_id}'>.*?</tr>", page)
+    assert row and "FAIL" in row.group(0) and "a variable" in row.group(0) and "1#0" in row.group(0)
+    assert "OMP_NUM_THREADS" in page and "id='parity-result'" in page and "<script src" not in page

@@ -40,7 +40,7 @@ def test_the_planted_node_and_only_it_fails(cluster, golden: Path, capsys, tmp_p
     assert [(d["category"], d["name"], d["a"], d["b"]) for d in groups[1]["differences"]] == [
         ("env_var", "TORCH_FLEET_TEST_SCALE", None, PLANTED["TORCH_FLEET_TEST_SCALE"])]
     page = html.read_text(encoding="utf-8")
-    assert cluster["planted"] in page and "parity.fleet-verify/1" in page
+    assert "data-verdict='FAIL'" in page and f"<tr data-node='{cluster['planted']}'>" in page
 
 
 def test_terminal_table_of_the_nodes_a_label_selects(cluster, golden: Path, capsys) -> None:

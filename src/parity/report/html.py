@@ -64,6 +64,8 @@ def render_html(result_json: Mapping[str, Any]) -> str:
     """
     if not isinstance(result_json, Mapping):
         raise ParityError("HTML report: the result is not a JSON object", fix="pass VerifyResult.to_json()")
+    if result_json.get("schema") == "parity.fleet-verify/1":
+        return _fleet_page(result_json)
     plotly_js = _plotly_js()
     r = result_json
     body = "\n".join(
@@ -114,6 +116,32 @@ def render_index_html(title: str, intro: str, entries: Sequence[IndexEntry]) -> 
     table = _table(["scenario", "verdict", "expected", "why"], rows)
     body = f"<header><h1>{_e(title)}</h1><p>{_e(intro)}</p></header><section>{table}</section>"
     return _page(title, body, "")
+
+
+def _fleet_page(r: Mapping[str, Any]) -> str:
+    """A fleet verify (``parity.fleet-verify/1``): one row per node, then the environment
+    groups and how each differs from the reference. No plotly needed."""
+    verdict = str(r.get("verdict") or "UNKNOWN")
+    rows = []
+    for n in _list(r.get("nodes")):
+        cause = n.get("probable_cause") if isinstance(n.get("probable_cause"), Mapping) else {}
+        rows.append(f"<tr data-node='{_e(n.get('node_id'))}'><td><code>{_e(n.get('node_id'))}</code></td>"
+                    f"<td>{_e(n.get('hostname'))} / {_e(n.get('ip'))}</td><td>{_verdict_badge(str(n.get('verdict')))}"
+                    f"</td><td>{_e(cause.get('summary') or n.get('reason') or '')}</td>"
+                    f"<td><code>{_e(n.get('first_divergent_layer') or '')}</code></td><td>{_e(n.get('env_group'))}</td></tr>")
+    groups = []
+    for g in _list(r.get("env_groups")):
+        diffs = "".join(f"<li>{_e(d.get('category'))} <code>{_e(d.get('name'))}</code>: {_e(d.get('a'))} &rarr; "
+                        f"{_e(d.get('b'))} ({_e(d.get('risk'))} risk)</li>" for d in _list(g.get("differences")))
+        what = "the reference" if g.get("reference") else f"differs in {_e(g.get('n_differences'))} item(s)"
+        groups.append(f"<li><b>{_e(g.get('group'))}</b> ({_e(g.get('fingerprint'))}, {len(_list(g.get('nodes')))} "
+                      f"node(s)): {what}<ul>{diffs}</ul></li>")
+    body = (f"<header id='verdict' data-verdict='{_e(verdict)}'><h1 id='verdict-text'>Fleet verify: "
+            f"{_verdict_badge(verdict)}</h1><p>{_e(r.get('record'))} on {len(_list(r.get('nodes')))} node(s) at "
+            f"{_e(r.get('address'))}</p></header><section><h2>Nodes</h2>"
+            + _table(["node", "host / IP", "verdict", "probable cause", "first divergent layer", "env"], rows)
+            + f"</section><section><h2>Environments</h2><ul>{''.join(groups)}</ul></section>")
+    return _page(f"parity fleet report: {verdict}", body, _script_json("parity-result", _json_safe(dict(r))))
 
 
 # --------------------------------------------------------------------------- page
