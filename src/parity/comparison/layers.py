@@ -2,8 +2,9 @@
 
 Entries of layers.json are matched by (batch, key with wrapper prefixes stripped). Equal
 content hashes settle a pair without reading a tensor; otherwise the full tensors
-(capture=full) or the seeded samples plus summary stats (capture=stats) are compared.
-Batches of one key are merged into one row of the report.
+(capture=full) or the seeded samples, the summary stats and, where both entries carry
+one, the whole-tensor sketch test (capture=stats, :mod:`parity.comparison.sketch`) are
+compared. Batches of one key are merged into one row of the report.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parity._text import one_line
+from parity.comparison import sketch
 from parity.comparison.metrics import TensorMetrics, compare_tensors
 from parity.comparison.tolerances import Tolerance, TolerancePolicy, strip_wrapper_prefix
 from parity.records.format import ACTIVATIONS, Record
@@ -37,6 +39,8 @@ class LayerRow:
     introduced: bool | None = None
     #: Key of the introducing layer inside this module, when this module only contains it.
     contains: str | None = None
+    #: capture=stats: the sketch test over the batches (estimated rel_l2, its limit, diverged)
+    sketch: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         e = self.entry
@@ -48,6 +52,7 @@ class LayerRow:
             "atol": tol.atol if tol else None, "rtol": tol.rtol if tol else None,
             "noise_floor": tol.noise_floor if tol else None, "introduced": self.introduced,
             "contains": self.contains, "first_bad_batch": self.first_bad_batch, "notes": self.notes,
+            "sketch": self.sketch,
         }
 
 
@@ -91,9 +96,15 @@ def _compare_pair(
     tol = policy.for_layer(row.key, str(ea.get("dtype", "float32")), ea.get("noise_floor"))
     row.tolerance = tol
     m = _pair_metrics(rec_a, rec_b, ea, eb, tol)
+    check = None if _same_content(ea, eb) else sketch.check(ea, eb, tol)
+    if check is not None:  # rel_l2 and cosine of the whole tensor, estimated
+        m = check.into(m)
+        row.sketch = sketch.merge(row.sketch, check)
     row.metrics = m if row.metrics is None else row.metrics.merge(m)
     if not m.ok:
         _mark(row, batch, None)
+    if check is not None and check.diverged:
+        _mark(row, batch, check.note())
     if "stats" in (rec_a.capture, rec_b.capture) and not _stats_agree(ea.get("stats"), eb.get("stats"), tol):
         _mark(row, batch, "summary stats (min/max/mean/std/L2) differ")
 
@@ -107,9 +118,14 @@ def _mark(row: LayerRow, batch: int, note: str | None) -> None:
         row.notes.append(note)
 
 
+def _same_content(ea: dict[str, Any], eb: dict[str, Any]) -> bool:
+    same_meta = ea.get("shape") == eb.get("shape") and ea.get("dtype") == eb.get("dtype")
+    return bool(same_meta and ea.get("hash") and ea.get("hash") == eb.get("hash"))
+
+
 def _pair_metrics(rec_a: Record, rec_b: Record, ea: dict[str, Any], eb: dict[str, Any], tol: Tolerance) -> TensorMetrics:
     same_meta = ea.get("shape") == eb.get("shape") and ea.get("dtype") == eb.get("dtype")
-    if same_meta and ea.get("hash") and ea.get("hash") == eb.get("hash"):
+    if _same_content(ea, eb):
         return _zero_metrics(ea, tol)
     if rec_a.capture != rec_b.capture:
         ta, tb = _samples_of_both(rec_a, rec_b, ea, eb)
@@ -198,7 +214,8 @@ def error_growth(rows: list[LayerRow], first: LayerRow | None) -> list[dict[str,
             continue
         m = row.metrics.to_json()
         out.append({"key": row.key, "status": row.status, "max_abs": m["max_abs"], "rel_l2": m["rel_l2"],
-                    "introduced": row.introduced, "contains": row.contains})
+                    "introduced": row.introduced, "contains": row.contains,
+                    "sketch": row.sketch is not None})
         if len(out) > GROWTH_LAYERS:
             break
     return out
