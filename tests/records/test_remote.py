@@ -128,14 +128,21 @@ def test_shards_reach_the_bucket_while_the_model_runs_and_the_manifest_comes_las
                     break
                 time.sleep(0.1)
 
-    original = remote_mod.FsspecWriter._publish
+    original, upload = remote_mod.FsspecWriter._publish, remote_mod.FsspecWriter._upload
+    seen["spooled"] = []
 
     def publish(self: Any, manifest: bytes) -> None:
         seen["before_manifest"] = _keys(s3, url)
         original(self, manifest)
 
+    def counted_upload(self: Any, name: str) -> Any:  # local shards waiting, as each one is uploaded
+        seen["spooled"].append(sum(1 for p in self._spool.rglob("*") if p.is_file()))
+        return upload(self, name)
+
     monkeypatch.setattr(remote_mod.FsspecWriter, "_publish", publish)
+    monkeypatch.setattr(remote_mod.FsspecWriter, "_upload", counted_upload)
     _record(url, Mlp(probe=probe))
+    assert len(seen["spooled"]) > 3 and max(seen["spooled"]) <= 2  # the disk holds a shard or two, not the record
     assert any(k.startswith("activations/") for k in seen["during"]), seen["during"]
     assert MANIFEST not in seen["during"] and remote_mod.PARTIAL in seen["during"]
     files = set(read_record(url).manifest["files"])

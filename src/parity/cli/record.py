@@ -17,7 +17,8 @@ from parity.cli._common import (
 @click.command("record")
 @click.argument("target")
 @inputs_option()
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Record directory to write.")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Record directory to write, or a URL such as s3://bucket/golden (parity[s3]).")
 @click.option("--capture", type=click.Choice(["outputs", "stats", "full"]), default="stats", show_default=True,
               help="outputs: stages only; stats: per-layer stats and samples; full: every tensor and module inputs.")
 @click.option("--layers", "layers", multiple=True, metavar="PATTERN",
