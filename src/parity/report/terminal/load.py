@@ -38,7 +38,8 @@ def _header(result: Mapping[str, Any], load: Mapping[str, Any]) -> str:
     threads = (result.get("threads") or {}).get("torch")
     if load.get("kind") == "concurrency":
         what = (f"closed loop, {load.get('mode')}, {fmt.seconds(load.get('duration_s'))} per level, "
-                f"{result.get('batch_size')} item(s) per request")
+                f"{result.get('batch_size')} item(s) per request"
+                + (", model stage only" if load.get("stage") == "model" else ""))
     else:
         what = (f"LoadGen {load.get('scenario')} scenario, {load.get('workers')} worker thread(s), "
                 f"{fmt.seconds(load.get('duration_s'))} per run, batch {result.get('batch_size')}")
