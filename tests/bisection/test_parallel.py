@@ -86,6 +86,13 @@ def _trial_list(result: Any) -> list[tuple[str, tuple[str, ...], str]]:
     return [(t.stage, tuple(t.bad_side), t.verdict.value) for t in result.trials]
 
 
+def _raylets() -> set[str]:
+    import subprocess
+
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=False).stdout
+    return {line for line in out.splitlines() if "/raylet" in line}
+
+
 @pytest.mark.slow
 def test_parallel_threads_and_ray_find_the_sequential_culprit_with_the_same_trials(
         sixteen, wheels, oracle_script, tmp_path) -> None:
@@ -102,6 +109,7 @@ def test_parallel_threads_and_ray_find_the_sequential_culprit_with_the_same_tria
         assert _trial_list(threads) == _trial_list(sequential)
         assert threads.decisive_trial == sequential.decisive_trial
         assert threads.parallel is not None and threads.parallel["backend"] == "threads"
+    before = _raylets()
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     try:
         c.add_node(num_cpus=1)
@@ -113,6 +121,7 @@ def test_parallel_threads_and_ray_find_the_sequential_culprit_with_the_same_tria
         if ray.is_initialized():
             ray.shutdown()
         c.shutdown()
+    assert _raylets() <= before, "a raylet of the test cluster outlived it"
     assert _trial_list(on_ray) == _trial_list(sequential)
     assert [c.name for c in on_ray.culprits] == ["pkg-11"] and on_ray.exit_code == 1
     assert on_ray.parallel == {"k": 2, "backend": "ray", "address": address,

@@ -135,17 +135,21 @@ Submit = Callable[[BuildSpec, TrialJob], "cf.Future[TrialOutcome]"]
 
 @contextlib.contextmanager
 def local_pool(k: int) -> Iterator[tuple[Submit, str]]:
-    """K threads on this machine (each trial is subprocesses: the GIL is not the limit)."""
+    """K threads on this machine (each trial is subprocesses: the GIL is not the limit).
+
+    On exit, trials not started are dropped and the ones running are waited for (a thread
+    cannot stop its subprocess), so nothing writes into the trial cache afterwards."""
     pool = cf.ThreadPoolExecutor(max_workers=k, thread_name_prefix="parity-trial")
     try:
         yield (lambda spec, job: pool.submit(run_trial, spec, job)), "threads"
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 @contextlib.contextmanager
 def ray_pool(address: str | None) -> Iterator[tuple[Submit, str]]:
-    """Ray tasks (one CPU each) on the cluster at ``address`` (None: a local one)."""
+    """Ray tasks (one CPU each) on the cluster at ``address`` (None: a local one). On exit,
+    speculative tasks still running are cancelled (a local cluster is stopped)."""
     try:
         import ray
     except ImportError:
@@ -162,9 +166,18 @@ def ray_pool(address: str | None) -> Iterator[tuple[Submit, str]]:
                               fix="start one with `ray start --head`, pass its address, or give --ray alone "
                                   "for a local cluster") from None
     task = ray.remote(run_trial).options(num_cpus=1, max_retries=0)
+    refs: list[Any] = []
+
+    def submit(spec: BuildSpec, job: TrialJob) -> cf.Future[TrialOutcome]:
+        refs.append(task.remote(spec, job))
+        return refs[-1].future()  # type: ignore[no-any-return]
+
     try:
-        yield (lambda spec, job: task.remote(spec, job).future()), "ray"
+        yield submit, "ray"
     finally:
+        unfinished = ray.wait(refs, num_returns=len(refs), timeout=0)[1] if refs else []
+        for ref in unfinished:
+            ray.cancel(ref, force=True)
         if started:
             ray.shutdown()
 
