@@ -99,3 +99,53 @@ def test_the_source_ships_with_the_package() -> None:
     pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
     assert '"**/*.cpp"' in pyproject.read_text()
     assert os.access(build.SOURCE, os.R_OK)
+
+
+_FAKE_CXX = r"""#!/bin/sh
+# a stand-in compiler: counts its runs, takes its time, writes the -o file
+echo run >> "$COUNT"
+sleep 1
+while [ "$#" -gt 0 ]; do
+  if [ "$1" = "-o" ]; then printf '#!/bin/sh\n' > "$2"; fi
+  shift
+done
+"""
+
+_FIRST_USE = """
+from parity.runner.build import executable
+print(executable())
+"""
+
+
+def test_concurrent_first_uses_build_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    fake = tmp_path / "fake-g++"
+    fake.write_text(_FAKE_CXX)
+    fake.chmod(0o755)
+    env = {**os.environ, "CXX": str(fake), "COUNT": str(tmp_path / "count"),
+           "PARITY_CACHE_DIR": str(tmp_path / "cache")}
+    procs = [subprocess.Popen([sys.executable, "-c", _FIRST_USE], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    paths = {out.strip() for out, _ in outs}
+    assert len(paths) == 1 and Path(paths.pop()).is_file()
+    assert (tmp_path / "count").read_text().count("run") == 1  # one compile, the others waited for it
+    leftovers = [p.name for p in (tmp_path / "cache" / "runner").iterdir() if p.name.startswith(".parity-runner-")]
+    assert leftovers == []
+
+
+def test_a_failed_compile_exits_2_with_the_compilers_error(run_cli, monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    fake = tmp_path / "broken-g++"
+    fake.write_text("#!/bin/sh\necho 'runner.cpp:1:1: error: this compiler is too old' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("CXX", str(fake))
+    monkeypatch.setenv("PARITY_CACHE_DIR", str(tmp_path / "cache"))
+    code, stdout, err = run_cli("export", TINY, "--format", "torchscript", "-o", tmp_path / "t.pt", "--check-cpp")
+    assert code == 2 and stdout == ""
+    assert "could not build parity's runner" in err and "this compiler is too old" in err
+    built = [p.name for p in (tmp_path / "cache" / "runner").iterdir() if p.suffix != ".lock"]
+    assert built == []  # neither a runner nor a temporary file is left
