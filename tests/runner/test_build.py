@@ -117,6 +117,7 @@ print(executable())
 """
 
 
+@pytest.mark.slow  # three fresh interpreters import torch
 def test_concurrent_first_uses_build_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import subprocess
     import sys
