@@ -114,3 +114,25 @@ def test_hooks_hold_no_activation_after_its_call(tmp_path: Path, level: str) -> 
     writer.close()
     assert net.check.alive is False
     assert any(e["key"] == "produce#0/out" and e["kind"] == "_Holder" for e in hooks.entries)
+
+
+def test_a_recorded_dynamic_cache_comes_back_as_one_and_nothing_else_does() -> None:
+    from transformers.cache_utils import DynamicCache
+
+    from parity.records.flatten import rebuild, structure
+
+    k, v = torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4)
+    cache = DynamicCache([(k, v), (k + 1, v + 1)])
+    stored: dict[str, torch.Tensor] = {}
+
+    def keep(path: str, t: torch.Tensor) -> str:
+        stored[path] = t.clone()
+        return path
+
+    node = structure({"past_key_values": cache}, keep)
+    assert node["dict"]["past_key_values"]["class"] == "DynamicCache"
+    assert sorted(stored) == [f"/past_key_values/layers/{i}/{n}" for i in (0, 1) for n in ("keys", "values")]
+    back = rebuild(node, stored.__getitem__)["past_key_values"]
+    assert isinstance(back, DynamicCache) and torch.equal(back.layers[1].keys, k + 1)
+    node["dict"]["past_key_values"]["class"] = "SomethingElse"  # only the allow-listed name is rebuilt
+    assert isinstance(rebuild(node, stored.__getitem__)["past_key_values"], dict)

@@ -156,8 +156,8 @@ def rebuild(node: Any, load_tensor: Callable[[Any], Any]) -> Any:
     if "value" in node:
         return node["value"]
     if "dict" in node:
-        items = {k: rebuild(v, load_tensor) for k, v in node["dict"].items()}
-        return _dynamic_cache(items) if node.get("class") == "DynamicCache" else items
+        fields = {k: rebuild(v, load_tensor) for k, v in node["dict"].items()}
+        return _dynamic_cache(fields) if node.get("class") == "DynamicCache" else fields
     if "tuple" in node:
         items = tuple(rebuild(v, load_tensor) for v in node["tuple"])
         named = node.get("namedtuple")

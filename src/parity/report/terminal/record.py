@@ -21,5 +21,8 @@ def record_report(doc: Mapping[str, Any]) -> RenderableType:
         f"{doc.get('layers')} layer keys, {doc.get('files')} files, {fmt.size(doc.get('bytes'))}, "
         f"{fmt.seconds(doc.get('seconds'))}",
     ]
+    if doc.get("full_layers"):  # --layers: which modules hold full tensors and replay inputs
+        lines.append(f"  full tensors and replay inputs for {doc.get('full_modules')} module(s) selected by "
+                     f"--layers {' '.join(str(p) for p in doc['full_layers'])}; stats elsewhere")
     lines += [f"  warning: {w}" for w in doc.get("warnings") or ()]
     return group(plain(line) for line in lines)
