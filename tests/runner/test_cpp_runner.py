@@ -172,3 +172,42 @@ def test_verify_runner_cpp_records_b_in_the_cpp_runner(run_cli, tiny_ts: Path, t
     assert len(started) == 1  # B's model ran in one runner process
     code, _, err = run_cli("verify", tmp_path / "a", "--runner", "cpp")
     assert code == 2 and "--runner cpp needs TARGET" in err
+
+
+_SCRIPTED = '''
+import torch
+from torch import nn
+from typing import Dict, Tuple
+from parity.target import Pipeline
+
+
+class Nested(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
+        y = self.fc(x) * scale
+        return {"pair": (y, y.sum(-1)), "twice": (y * 2, (y > 0).long())}
+
+
+def build() -> Pipeline:
+    torch.manual_seed(0)
+    rows = [{"x": torch.randn(4), "scale": torch.tensor([float(i + 1)])} for i in range(3)]
+    return Pipeline(model=Nested().eval(), example_inputs=rows, batch_size=3, name="nested")
+'''
+
+
+def test_scripted_keyword_model_with_nested_outputs(run_cli, runner_exe: Path, tmp_path: Path) -> None:
+    """A scripted model keeps forward(x, scale): the runner passes inputs by name and
+    flattens the dict of tuples into parity's names (pair.0, twice.1...)."""
+    model = tmp_path / "nested_model.py"
+    model.write_text(_SCRIPTED)
+    code, stdout, err = run_cli("export", f"{model}:build", "--format", "torchscript", "--method", "script",
+                                "-o", tmp_path / "nested.pt", "--check-cpp", "--json")
+    assert code == 0, err[-2000:]
+    cpp = json.loads(stdout)["check_cpp"]
+    assert cpp["passed"]
+    names = [o["name"] for o in cpp["cases"][0]["outputs"]]
+    assert names == ["pair.0", "pair.1", "twice.0", "twice.1"]
+    assert not cpp["cases"][0]["missing"]
