@@ -133,13 +133,13 @@ def _b64(values: list[float]) -> str:
 
 FORGERIES = {
     "short": (lambda s: s.update(values=_b64([0.0] * 63)), "values: 252 bytes"),
-    "long": (lambda s: s.update(abs=_b64([0.0] * 65)), "abs: 260 bytes"),
+    "long": (lambda s: s.update(sq=_b64([0.0] * 65)), "sq: 260 bytes"),
     "nan": (lambda s: s.update(values=_b64([float("nan")] + [0.0] * 63)), "not finite"),
     "inf": (lambda s: s.update(sq=_b64([float("inf")] + [0.0] * 63)), "not finite"),
     "negative": (lambda s: s.update(sq=_b64([-1.0] + [0.0] * 63)), "below zero"),
     "list": (lambda s: s.update(values=[0.0] * 64), "values: expected a string"),
     "not base64": (lambda s: s.update(values="!!!!"), "not base64"),
-    "missing": (lambda s: s.pop("abs"), "abs: missing"),
+    "missing": (lambda s: s.pop("sq"), "sq: missing"),
     "seed": (lambda s: s.update(seed="7"), "seed: expected an integer"),
     "object": (lambda s: s.clear() or s.update(scheme=3, seed=1), "scheme: expected a string"),
 }

@@ -3,13 +3,14 @@
 Each stats entry may carry a count-sketch of the layer's values (``entry["sketch"]``,
 written by :mod:`parity.records.stats`; definition and derivation in
 docs/stats-sketch.md): 4 rows of 16 buckets, each bucket a sum of its elements with
-random signs, and beside it, per bucket, the sums of ``|a|`` and ``a^2`` it holds.
+random signs, and beside it, per bucket, the sum of ``a^2`` of the elements it holds.
 Sketches are linear, so ``sketch(A) - sketch(B)`` is the sketch of ``A - B`` and each
 row's sum of squares estimates ``||A - B||_2^2``.
 
-If every element were within tolerance (``|a - b| <= atol + rtol*|a|``), bucket k's
-signed sum would be sub-Gaussian with variance proxy at most
-``V_k = n_k*atol^2 + 2*atol*rtol*sum_k|a| + rtol^2*sum_k a^2``, so a row's sum of
+If every element were within tolerance (``|a - b| <= max(atol, rtol*|a|)``, the rule of
+:mod:`parity.comparison.metrics`), bucket k's signed sum would be sub-Gaussian with
+variance proxy at most ``V_k = n_k*atol^2 + rtol^2*sum_k a^2`` (as ``max(x, y)^2 <=
+x^2 + y^2``; tighter than the ``(atol + rtol*|a|)^2`` of the issue), so a row's sum of
 squares ``X`` obeys the Chernoff bound ``P(X > x) <= exp(-lam*x) * prod_k
 (1 - 2*lam*V_k)^(-1/2)``. A row is *over* when its ``X`` (less the rounding of the
 stored sketch) exceeds the ``x`` at which that bound is ``ROW_FALSE_ALARM``; the tensor
@@ -38,7 +39,7 @@ FALSE_ALARM = sum(math.comb(ROWS, k) * ROW_FALSE_ALARM ** k * (1 - ROW_FALSE_ALA
                   for k in range(NEEDED, ROWS + 1))
 _F32 = 2.0 ** -24  # float32 rounding of the stored sketch values (relative)
 _F64 = 2.0 ** -53  # one double addition inside the sketch (relative)
-_MAGNITUDES = 1 + 2.0 ** -15  # the buckets' |a| and a^2 sums: float32 lane sums of <= 256 terms, stored as float32
+_MAGNITUDES = 1 + 2.0 ** -15  # the buckets' a^2 sums: float32 lane sums of <= 256 terms, stored as float32
 _CONVERTED = 2.0 ** -22  # extra rtol for dtypes the sketch rounds to float32 (float64)
 _EXACT_IN_F32 = ("float32", "float16", "bfloat16")
 _CHUNK, _BLOCK = 16, 4096
@@ -117,15 +118,11 @@ def check(ea: dict[str, Any], eb: dict[str, Any], tol: Tolerance) -> SketchCheck
     except (KeyError, TypeError, ValueError):
         return None
     n = math.prod(int(d) for d in shape)
-    (va, abs_a, sq_a), (vb, _, _) = decode_sketch(ska), decode_sketch(skb)
+    (va, sq_a), (vb, _) = decode_sketch(ska), decode_sketch(skb)
     rtol = tol.rtol + (0.0 if str(ea.get("dtype")) in _EXACT_IN_F32 else _CONVERTED)
     # elements per bucket: every whole block gives each bucket one lane of 256; the rest, at most a lane
     per_bucket = (n // _BLOCK) * (_BLOCK // _CHUNK) + -(-(n % _BLOCK) // _CHUNK)
-    # within tolerance means |a - b| <= max(atol, rtol*|a|) (metrics.py), and max(x, y)^2 <= x^2 + y^2:
-    # tighter than (atol + rtol*|a|)^2, whose cross term needs the sums of |a|
-    v = np.minimum(per_bucket * tol.atol ** 2 + rtol ** 2 * sq_a * _MAGNITUDES,
-                   per_bucket * tol.atol ** 2 + 2 * tol.atol * rtol * abs_a * _MAGNITUDES
-                   + rtol ** 2 * sq_a * _MAGNITUDES)
+    v = per_bucket * tol.atol ** 2 + rtol ** 2 * sq_a * _MAGNITUDES
     diff = np.sqrt(((va - vb) ** 2).sum(axis=1))
     # a row's stored difference may exceed the true one by the float32 storage and the double sums
     slack = (_F32 * (1 + _F32) * (np.sqrt((va ** 2).sum(axis=1)) + np.sqrt((vb ** 2).sum(axis=1)))

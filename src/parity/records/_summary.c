@@ -17,9 +17,9 @@
  * in L1: its chunks are added, in double, into 16 bins by sign pattern, and each row
  * is a signed sum of the bins. Every sketch sum is a double sum in a fixed order with
  * no reassociation (the numpy path in native.py does the same additions in the same
- * order), so both paths give the same bits. Beside it, per bucket, the sums of |x| and
- * x^2 of the elements it holds (from float32 lane sums: equal up to rounding), which
- * bound what it may hold when every element is within tolerance.
+ * order), so both paths give the same bits. Beside it, per bucket, the sum of x^2 of
+ * the elements it holds (from float32 lane sums: equal up to rounding), which bounds
+ * what it may hold when every element is within tolerance.
  */
 #include <math.h>
 #include <stddef.h>
@@ -64,25 +64,24 @@ static inline uint64_t parity_mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
-/* Per lane (i % 16): sum of |x| and of x^2 over nchunks chunks (float32 lanes, as the summary's loop). */
-static void parity_lane_sums(const float *x, size_t nchunks, float *la, float *lq)
+/* Per lane (i % 16): sum of x^2 over nchunks chunks (float32 lanes, as the summary's loop). */
+static void parity_lane_squares(const float *x, size_t nchunks, float *lq)
 {
     for (int l = 0; l < PARITY_CHUNK; l++)
-        la[l] = lq[l] = 0.0f;
+        lq[l] = 0.0f;
     for (size_t c = 0; c < nchunks; c++)
         for (int l = 0; l < PARITY_CHUNK; l++) {
             float f = x[c * PARITY_CHUNK + l];
-            la[l] += fabsf(f);
             lq[l] += f * f;
         }
 }
 
 /* Adds the sketch of nchunks chunks of 16 values (global chunk index g0.., block b) into
- * sk[0..64), and the block's lane sums of |x| (la) and x^2 (lq) into the same buckets of
- * sk[64..128) and sk[128..192): what each bucket holds, for the tolerance it allows. */
+ * sk[0..64), and the block's lane sums of x^2 (lq) into the same buckets of sk[64..128):
+ * what each bucket holds, for the tolerance it allows. */
 PARITY_EXACT_FP PARITY_CLONES
 static void parity_sketch_block(const float *x, size_t nchunks, uint64_t g0, uint64_t b, uint64_t ckey,
-                                uint64_t bkey, double *sk, const float *next, const float *la, const float *lq)
+                                uint64_t bkey, double *sk, const float *next, const float *lq)
 {
     PARITY_NO_REASSOC
     double bins[PARITY_SK_PATTERNS][PARITY_CHUNK];
@@ -120,8 +119,7 @@ static void parity_sketch_block(const float *x, size_t nchunks, uint64_t g0, uin
         for (int l = 0; l < PARITY_CHUNK; l++) {
             unsigned k = (l + o) & (PARITY_SK_BUCKETS - 1);
             out[k] += row[l];
-            out[PARITY_SK_SIZE + k] += la[l];
-            out[2 * PARITY_SK_SIZE + k] += lq[l];
+            out[PARITY_SK_SIZE + k] += lq[l];
         }
     }
 }
@@ -142,24 +140,24 @@ static void parity_sketch_tail(const float *x, size_t n, size_t start, uint64_t 
     size_t nchunks = (rem + PARITY_CHUNK - 1) / PARITY_CHUNK;
     for (size_t i = 0; i < nchunks * PARITY_CHUNK; i++)
         pad[i] = i < rem ? x[start + i] : 0.0f;
-    float la[PARITY_CHUNK], lq[PARITY_CHUNK];
-    parity_lane_sums(pad, nchunks, la, lq);
-    parity_sketch_block(pad, nchunks, start / PARITY_CHUNK, start / PARITY_BLOCK, ckey, bkey, sk, NULL, la, lq);
+    float lq[PARITY_CHUNK];
+    parity_lane_squares(pad, nchunks, lq);
+    parity_sketch_block(pad, nchunks, start / PARITY_CHUNK, start / PARITY_BLOCK, ckey, bkey, sk, NULL, lq);
 }
 
-/* sk: 3 * PARITY_SK_SIZE doubles (sketch, bucket sums of |x|, of x^2), zeroed here. */
+/* sk: 2 * PARITY_SK_SIZE doubles (sketch, bucket sums of x^2), zeroed here. */
 void parity_f32_sketch(const float *x, size_t n, uint32_t seed, double *sk)
 {
     uint64_t ckey, bkey;
     parity_sketch_keys(seed, &ckey, &bkey);
-    for (int i = 0; i < 3 * PARITY_SK_SIZE; i++)
+    for (int i = 0; i < 2 * PARITY_SK_SIZE; i++)
         sk[i] = 0.0;
     size_t nblocks = n / PARITY_BLOCK;
-    float la[PARITY_CHUNK], lq[PARITY_CHUNK];
+    float lq[PARITY_CHUNK];
     for (size_t b = 0; b < nblocks; b++) {
-        parity_lane_sums(x + b * PARITY_BLOCK, PARITY_BLOCK / PARITY_CHUNK, la, lq);
+        parity_lane_squares(x + b * PARITY_BLOCK, PARITY_BLOCK / PARITY_CHUNK, lq);
         parity_sketch_block(x + b * PARITY_BLOCK, PARITY_BLOCK / PARITY_CHUNK, b * (PARITY_BLOCK / PARITY_CHUNK), b,
-                            ckey, bkey, sk, b + 1 < nblocks ? x + (b + 1) * PARITY_BLOCK : NULL, la, lq);
+                            ckey, bkey, sk, b + 1 < nblocks ? x + (b + 1) * PARITY_BLOCK : NULL, lq);
     }
     parity_sketch_tail(x, n, nblocks * PARITY_BLOCK, ckey, bkey, sk);
 }
@@ -190,7 +188,7 @@ void parity_f32_summary(const float *x, size_t n, const uint32_t *keys, uint32_t
     uint64_t ckey, bkey;
     parity_sketch_keys(seed, &ckey, &bkey);
     if (sk)
-        for (int i = 0; i < 3 * PARITY_SK_SIZE; i++)
+        for (int i = 0; i < 2 * PARITY_SK_SIZE; i++)
             sk[i] = 0.0;
     size_t nblocks = n / PARITY_BLOCK;
     float mn[PARITY_LANES], mx[PARITY_LANES];
@@ -229,7 +227,7 @@ void parity_f32_summary(const float *x, size_t n, const uint32_t *keys, uint32_t
         sa += da;
         if (sk) /* the block is in L1 now */
             parity_sketch_block(v, PARITY_BLOCK / PARITY_CHUNK, b * (PARITY_BLOCK / PARITY_CHUNK), b, ckey, bkey, sk,
-                                b + 1 < nblocks ? v + PARITY_BLOCK : NULL, ba, bq);
+                                b + 1 < nblocks ? v + PARITY_BLOCK : NULL, bq);
     }
     float tmn = INFINITY, tmx = -INFINITY;
     for (size_t i = nblocks * PARITY_BLOCK; i < n; i++) {

@@ -51,8 +51,8 @@ SKETCH_ROWS = 4
 SKETCH_BUCKETS = 16
 SKETCH_CHUNK = 16
 SKETCH_SIZE = SKETCH_ROWS * SKETCH_BUCKETS
-#: what a sketch call returns: the sketch, then per bucket the sums of |x| and of x^2 it holds
-SKETCH_OUT = 3 * SKETCH_SIZE
+#: what a sketch call returns: the sketch, then per bucket the sum of x^2 of its elements
+SKETCH_OUT = 2 * SKETCH_SIZE
 _GOLDEN = 0x9E3779B97F4A7C15
 _PATTERNS = 1 << SKETCH_ROWS
 _CHUNKS_PER_BLOCK = BLOCK // SKETCH_CHUNK
@@ -101,7 +101,7 @@ class Kernel:
 
     def f32_sketch(self, flat: Any, seed: int) -> Any:
         """SKETCH_OUT float64 of a contiguous 1-D float32 array: the sketch (rows x
-        buckets), then per bucket the sum of |x| and the sum of x^2 of its elements."""
+        buckets), then per bucket the sum of x^2 of its elements."""
         sketch = np.empty(SKETCH_OUT, dtype=np.float64)
         self._sketch(flat.ctypes.data, flat.size, seed, sketch.ctypes.data)
         return sketch
@@ -270,11 +270,11 @@ def _pattern_signs() -> Any:
 def sketch_numpy(flat: Any, seed: int) -> Any:
     """:meth:`Kernel.f32_sketch` without the kernel: the sketch by the same double
     additions in the same order as ``parity_f32_sketch`` (``np.add.at`` and ``cumsum``
-    add in index order), so the same bits; the buckets' sums of |x| and x^2 up to
-    rounding. Taken ``_NUMPY_BLOCKS`` blocks at a time."""
+    add in index order), so the same bits; the buckets' sums of x^2 up to rounding.
+    Taken ``_NUMPY_BLOCKS`` blocks at a time."""
     ckey, bkey = sketch_keys(seed)
     sketch = np.zeros((SKETCH_ROWS, SKETCH_BUCKETS), dtype=np.float64)
-    magnitudes = np.zeros((2, SKETCH_ROWS, SKETCH_BUCKETS), dtype=np.float64)
+    squares = np.zeros((SKETCH_ROWS, SKETCH_BUCKETS), dtype=np.float64)
     step = _NUMPY_BLOCKS * BLOCK
     golden, lanes = np.uint64(_GOLDEN), np.arange(SKETCH_BUCKETS)
     for start in range(0, flat.size, step):
@@ -304,8 +304,8 @@ def sketch_numpy(flat: Any, seed: int) -> Any:
         whole = np.zeros(nblocks * BLOCK, dtype=np.float64)
         whole[:values.size] = values
         by_lane = whole.reshape(nblocks, _CHUNKS_PER_BLOCK, SKETCH_CHUNK)
-        for i, lane_sums in enumerate((np.abs(by_lane).sum(axis=1), (by_lane * by_lane).sum(axis=1))):
-            spread = np.zeros_like(rows)
-            np.put_along_axis(spread, where, np.broadcast_to(lane_sums[:, None, :], rows.shape), axis=2)
-            magnitudes[i] += spread.sum(axis=0)
-    return np.concatenate([sketch.reshape(-1), magnitudes.reshape(-1)])
+        spread = np.zeros_like(rows)
+        np.put_along_axis(spread, where, np.broadcast_to((by_lane * by_lane).sum(axis=1)[:, None, :], rows.shape),
+                          axis=2)
+        squares += spread.sum(axis=0)
+    return np.concatenate([sketch.reshape(-1), squares.reshape(-1)])

@@ -28,8 +28,8 @@ from parity.records.hashdef import splitmix64 as _splitmix64
 SAMPLE_SIZE = 64
 #: names the sketch's definition (rows x buckets, chunking, hashes, stored as float32 LE)
 SKETCH_SCHEME = f"cs{native.SKETCH_ROWS}x{native.SKETCH_BUCKETS}-f32le"
-#: the base64 fields of an entry's sketch: the sketch, per bucket the sum of |x|, of x^2
-SKETCH_PARTS = ("values", "abs", "sq")
+#: the base64 fields of an entry's sketch: the sketch, per bucket the sum of x^2
+SKETCH_PARTS = ("values", "sq")
 _CANCEL = 1e-6  # var below this fraction of mean^2 is recomputed exactly (cancellation)
 
 
@@ -229,8 +229,8 @@ class Summary:
 
     @property
     def sketch(self) -> dict[str, Any] | None:
-        """``{"scheme", "seed", "values", "abs", "sq"}`` (each base64 of rows x buckets
-        float32: the sketch, and per bucket the sum of |x| and of x^2 it holds), or None
+        """``{"scheme", "seed", "values", "sq"}`` (each base64 of rows x buckets float32:
+        the sketch, and per bucket the sum of x^2 of the elements it holds), or None
         (no seed given, not a finite floating-point CPU tensor)."""
         raw = self._sketch
         if raw is None or isinstance(raw, dict):
@@ -239,7 +239,7 @@ class Summary:
         if self._sketch_seed is None or not np.isfinite(raw).all() or (stats and (stats["nan"] or stats["inf"])):
             self._sketch = None
         else:
-            parts = (raw + 0.0).astype("<f4").reshape(3, -1)
+            parts = (raw + 0.0).astype("<f4").reshape(len(SKETCH_PARTS), -1)
             self._sketch = {"scheme": SKETCH_SCHEME, "seed": self._sketch_seed,
                             **{name: base64.b64encode(part.tobytes()).decode("ascii")
                                for name, part in zip(SKETCH_PARTS, parts)}}
@@ -326,8 +326,8 @@ def sketch_of(flat: Any, seed: int) -> Any:
 
 
 def decode_sketch(entry_sketch: Any) -> tuple[Any, ...]:
-    """(sketch, sums of |x|, sums of x^2), each a (rows, buckets) float64 array, of a
-    layer entry's validated ``sketch``."""
+    """(sketch, sums of x^2), each a (rows, buckets) float64 array, of a layer entry's
+    validated ``sketch``."""
     shape = (native.SKETCH_ROWS, native.SKETCH_BUCKETS)
     return tuple(np.frombuffer(base64.b64decode(entry_sketch[name], validate=True), dtype="<f4")
                  .astype(np.float64).reshape(shape) for name in SKETCH_PARTS)

@@ -284,10 +284,10 @@ _STATS = obj({}, {"min": nullable(is_num), "max": nullable(is_num), "mean": null
 
 
 def is_sketch(v: Any, w: str) -> None:
-    """A layer's sketch: ``{"scheme", "seed", "values", "abs", "sq"}``; for the scheme
-    parity writes, each part is base64 of exactly SKETCH_SIZE finite float32, the sums
-    of |x| and x^2 not negative (another scheme is ignored by the comparison, so only
-    its seed and scheme are checked)."""
+    """A layer's sketch: ``{"scheme", "seed", "values", "sq"}``; for the scheme parity
+    writes, each part is base64 of exactly SKETCH_SIZE finite float32, the sums of x^2
+    not negative (another scheme is ignored by the comparison, so only its seed and
+    scheme are checked)."""
     obj({"scheme": is_str, "seed": is_nat})(v, w)
     if v["seed"] > 0xFFFFFFFF:
         raise Invalid(f"{w}.seed: {v['seed']} is not a 32-bit seed")
