@@ -147,3 +147,22 @@ def test_layer_selector_selects_a_module_and_everything_inside_it() -> None:
     assert selected("_orig_mod.encoder.layer.3.output")  # wrapper prefixes do not count
     assert not selected("encoder.layer.30") and not selected("encoder.layer") and not selected("")
     assert layer_selector(["*"])("") and layer_selector(["encoder.layer.[12]"])("encoder.layer.2.x")
+
+
+def test_targeted_record_compares_with_a_plain_stats_record(workdir: Path) -> None:
+    """Selected modules hold whole tensors on one side, samples on the other: compared at
+    the sample's positions, never as a shape mismatch."""
+    from parity.comparison import compare
+    from parity.records import record
+
+    a, b = _target(workdir, "model_a", 0.0), _target(workdir, "model_b", 0.5)
+    prompts = ["a cat", "the dog sat", "hello world", "parity"]
+    record(a, inputs=prompts, out=workdir / "a", snapshot_env=False, capture="full", layers=["blocks.2"])
+    record(a, inputs=prompts, out=workdir / "same", snapshot_env=False)
+    record(b, inputs=prompts, out=workdir / "b", snapshot_env=False)
+    assert compare(workdir / "a", workdir / "same").verdict == "PASS"
+    for x, y in (("a", "b"), ("b", "a")):
+        result = compare(workdir / x, workdir / y)
+        assert result.verdict == "FAIL" and result.first_divergent_layer == "blocks.2.mlp.0#0/out"
+        row = next(r for r in result.layers if r["key"] == "blocks.2.mlp.0#0/out")
+        assert row["metrics"]["shape_a"] == row["metrics"]["shape_b"]  # both the 64-element sample

@@ -131,6 +131,8 @@ def _pair_metrics(rec_a: Record, rec_b: Record, ea: dict[str, Any], eb: dict[str
         ta, tb = _samples_of_both(rec_a, rec_b, ea, eb)
     else:
         ta, tb = layer_tensor(rec_a, ea), layer_tensor(rec_b, eb)
+        if ta is not None and tb is not None and ta.numel() != tb.numel() and same_meta:
+            ta, tb = _both_samples(rec_a, rec_b, ea, eb)  # --layers stored one side in full
     if ta is None or tb is None:
         # Nothing stored to compare (capture=outputs, or a mismatch of capture levels):
         # different hashes of equal-looking tensors still say "not bit-identical".
@@ -168,6 +170,18 @@ def _samples_of_both(rec_a: Record, rec_b: Record, ea: dict[str, Any], eb: dict[
         idx, va = layer_sample(rec_a, ea)
         return va, layer_tensor(rec_b, eb).reshape(-1).index_select(0, idx)
     return None, None
+
+
+def _both_samples(rec_a: Record, rec_b: Record, ea: dict[str, Any], eb: dict[str, Any]) -> tuple[Any, Any]:
+    """The sampled side's values and the other side's whole tensor at the same positions."""
+    from parity.records import layer_sample
+    from parity.records.access import stores_full
+
+    if stores_full(rec_a, ea):
+        idx, vb = layer_sample(rec_b, eb)
+        return layer_tensor(rec_a, ea).reshape(-1).index_select(0, idx), vb
+    idx, va = layer_sample(rec_a, ea)
+    return va, layer_tensor(rec_b, eb).reshape(-1).index_select(0, idx)
 
 
 def layer_tensor(rec: Record, entry: dict[str, Any]) -> Any:
