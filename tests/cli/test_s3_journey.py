@@ -168,6 +168,20 @@ def test_a_record_killed_mid_way_is_no_record_and_the_next_record_takes_its_plac
     assert set(s3.objects(url)) == {f"{prefix}/{name}" for name in [*files, "manifest.json"]}
 
 
+@pytest.mark.slow
+def test_the_real_minilm_recorded_to_a_bucket_verifies_from_it(s3: S3Server, minilm_dir: Path) -> None:
+    from parity.comparison import verify
+    from parity.records import read_record, record
+
+    url = s3.prefix("minilm")
+    texts = ["a sentence about parity", "model drift on a fleet", "records in a bucket", "golden records"]
+    record(str(minilm_dir), inputs=texts, out=url, capture="stats", snapshot_env=False)
+    rec = read_record(url)
+    assert len({e["key"] for e in rec.layers}) > 50  # every encoder layer, read back from the bucket
+    result = verify(url, str(minilm_dir)).to_json()
+    assert result["verdict"] == "PASS" and result["a"]["record"] == url
+
+
 # ----------------------------------------------------------- failures in one line (in this process)
 
 
