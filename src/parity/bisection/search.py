@@ -209,7 +209,13 @@ def _search_in_parallel(session: _Session, narrow: bool, k: int | None, ray: str
 
     pool = par.ray_pool(ray or None) if ray is not None else par.local_pool(k or 1)
     with pool as (submit, backend):
-        width = k or (_cluster_cpus() if backend == "ray" else 1)
+        width = k or 1
+        if backend == "ray":  # a trial task takes one CPU: beyond the cluster's, the needed trial would queue
+            cpus = _cluster_cpus()
+            if k is not None and k > cpus:
+                session.warnings.append(f"--parallel {k}: the Ray cluster has {cpus} CPU(s); "
+                                        f"{cpus} trial(s) ran at a time")
+            width = min(k or cpus, cpus)
         spec = session.build_spec()
         unused = 0
 
