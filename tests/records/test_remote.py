@@ -235,6 +235,13 @@ def test_a_missing_bucket_is_one_line_naming_the_url_before_the_model_runs(s3: S
         read_record("s3://no-such-bucket-here/golden")
 
 
+def test_a_record_is_written_under_a_prefix_not_at_the_bucket_root(s3: S3Server) -> None:
+    model = Mlp()
+    with pytest.raises(RecordError, match=r"^s3://parity-test: a record needs a prefix inside the bucket"):
+        _record("s3://parity-test", model)
+    assert model.calls == 0
+
+
 def test_bad_credentials_are_access_denied_in_one_line(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
     url = s3.prefix("denied")
     _record(url)

@@ -314,6 +314,9 @@ class FsspecWriter(RecordWriter):
 
     def plan(self) -> list[str]:
         """Check the place (see :meth:`FsspecStore.check_create`); the keys found under it."""
+        if "/" not in self.root.strip("/"):  # the staging prefix of --overwrite would be another bucket
+            raise RecordError(f"{url_shown(self.location)}: a record needs a prefix inside the bucket, not the bucket "
+                              "itself", fix=f"write it to {url_shown(self.location).rstrip('/')}/NAME")
         with self._remote("cannot be listed"):
             self.fs.invalidate_cache()
             found = [str(p) for p in self.fs.find(self.root)]
