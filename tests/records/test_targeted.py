@@ -166,3 +166,11 @@ def test_targeted_record_compares_with_a_plain_stats_record(workdir: Path) -> No
         assert result.verdict == "FAIL" and result.first_divergent_layer == "blocks.2.mlp.0#0/out"
         row = next(r for r in result.layers if r["key"] == "blocks.2.mlp.0#0/out")
         assert row["metrics"]["shape_a"] == row["metrics"]["shape_b"]  # both the 64-element sample
+
+
+def test_targeted_record_over_its_size_limit_says_to_select_fewer_modules(workdir: Path, run_cli: Any) -> None:
+    a = _target(workdir, "model_a", 0.0)
+    code, _, err = run_cli("record", a, "--inputs", "inputs.txt", "--capture", "full", "--layers", "blocks.*",
+                           "--max-size", "540K", "-o", "rec")
+    assert code == 2 and "select fewer modules with --layers" in err
+    assert not (workdir / "rec").exists()

@@ -126,6 +126,8 @@ class SizeBudget:
         ways = ["pass a larger --max-size", "record fewer inputs"]
         if self.capture == "full":
             ways.insert(0, "use --capture stats (per-layer statistics and samples, a few kB per layer)")
+        elif self.capture == "targeted":  # --layers: full tensors for the selected modules
+            ways.insert(0, "select fewer modules with --layers (one block is usually enough)")
         limit = f"the size limit {format_size(self.limit)} ({self.origin})"
         if detail:  # a projection after a batch
             what = (f"would take about {format_size(size)}{detail}, more than {limit}; "

@@ -114,7 +114,7 @@ def record(target: str | LoadedTarget | Pipeline | Any, inputs: str | Path | lis
     with store.create(out, overwrite=overwrite) as writer:
         limit, origin = (default_max_size(writer.free_space_folder()) if limit is None
                          else (int(limit), f"--max-size {max_size}"))
-        budget = SizeBudget(limit, origin, Path(out), capture, len(batches), shard_bytes)
+        budget = SizeBudget(limit, origin, Path(out), "targeted" if patterns else capture, len(batches), shard_bytes)
         session = _Session(writer, loaded, capture, seed, shard_bytes, budget, progress, patterns)
         session.run(batches)
         if calibrate:
