@@ -174,3 +174,15 @@ def test_targeted_record_over_its_size_limit_says_to_select_fewer_modules(workdi
                            "--max-size", "540K", "-o", "rec")
     assert code == 2 and "select fewer modules with --layers" in err
     assert not (workdir / "rec").exists()
+
+
+def test_suggested_blocks_never_wrap_the_whole_model() -> None:
+    from parity.comparison.targeting import _before, block_of
+
+    assert block_of("encoder.layer.3.attention.self.query") == "encoder.layer.3"
+    assert block_of("lm.model.layers.11.mlp.up_proj") == "lm.model.layers.11"
+    assert block_of("lm.model.embed_tokens") == "lm.model.embed_tokens" and block_of("") == ""
+    order = ["lm.model.embed_tokens", "lm.model.rotary_emb", "lm.model.layers.0", "lm.model", "lm",
+             "lm.model.layers.1"]
+    assert _before(order, "lm.model.layers.1", 2) == ["lm.model.rotary_emb", "lm.model.layers.0"]  # not lm.model, lm
+    assert _before(order, "lm.model.layers.0", 1) == ["lm.model.rotary_emb"]

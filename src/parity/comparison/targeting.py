@@ -10,8 +10,10 @@ record names the introducing layer.
 
 A *block* is the module path up to its first numeric part (``encoder.layer.3`` for
 ``encoder.layer.3.attention.self.query``: one element of a ModuleList or Sequential),
-or the top-level module (``embeddings``) when the path has no numeric part. Patterns
-select a module and everything inside it (:func:`parity.records.capture.layer_selector`).
+or the module itself when its path has no numeric part (``embeddings.word_embeddings``:
+a wrapper around the whole model, such as ``lm`` in ``lm.model.embed_tokens``, must
+never be chosen). Patterns select a module and everything inside it
+(:func:`parity.records.capture.layer_selector`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def block_of(module: str) -> str:
     for i, part in enumerate(parts):
         if part.isdigit():
             return ".".join(parts[: i + 1])
-    return parts[0] if parts else ""
+    return ".".join(parts)
 
 
 def blocks_in_order(rec: Record) -> list[str]:
@@ -76,10 +78,11 @@ def suggest(rec_a: Record, result: Any) -> dict[str, Any] | None:
 
 
 def _before(order: list[str], block: str, n: int) -> list[str]:
+    """Up to ``n`` blocks that ran before ``block``, in order, none of them around it."""
     if block not in order:
         return []
-    i = order.index(block)
-    return order[max(0, i - n): i]
+    earlier = [b for b in order[: order.index(block)] if not block.startswith(b + ".")]
+    return earlier[-n:] if n else []
 
 
 def command_for(rec_a: Record, blocks: list[str] | None) -> str:
