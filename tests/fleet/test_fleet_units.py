@@ -60,10 +60,11 @@ def test_nodes_are_chosen_by_label_then_count_in_ip_order() -> None:
         parse_labels(["nolabel"])
 
 
-def test_the_thread_variable_ray_adds_to_its_workers_is_taken_out() -> None:
-    base = {"OMP_NUM_THREADS": "1", "TORCH_X": "1"}
-    assert node_environ(base, initial={"TORCH_X"}) == {"TORCH_X": "1"}
-    assert node_environ(base, initial={"TORCH_X", "OMP_NUM_THREADS"}) == base  # the node's own setting
+def test_the_variables_ray_sets_in_its_workers_are_undone() -> None:
+    base = {"OMP_NUM_THREADS": "1", "TORCH_X": "1", "CUDA_VISIBLE_DEVICES": ""}
+    assert node_environ(base, initial={"TORCH_X": "1"}) == {"TORCH_X": "1"}
+    node_own = {"TORCH_X": "1", "OMP_NUM_THREADS": "8", "CUDA_VISIBLE_DEVICES": "0,1"}
+    assert node_environ(base, initial=node_own) == node_own  # the node's own settings come back
 
 
 def _snap(**env_vars: str) -> dict[str, Any]:

@@ -2,10 +2,11 @@
 
 The Ray task only starts them, with the node's own interpreter (the one the Ray worker
 runs) and the node's own environment variables, so what is installed there, its thread
-settings and its variables are what gets verified: not the driver's. The one variable
-Ray itself adds to a worker, ``OMP_NUM_THREADS`` (set to the task's CPUs when the node
-had none), is taken out again when the worker's start-up environment shows it was not
-the node's (Linux: ``/proc/self/environ``).
+settings and its variables are what gets verified: not the driver's. The variables Ray
+itself sets in a worker for a task (``OMP_NUM_THREADS`` to the task's CPUs when the node
+had none; the visible-devices variables of accelerators) get back the value the worker
+started with, or are taken out when it started without them (Linux:
+``/proc/self/environ`` holds the start-up environment).
 
 This module imports no Ray: the driver wraps :func:`run_on_node` in ``ray.remote``.
 """
@@ -23,29 +24,33 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-#: Variables a Ray worker may carry that the node's own processes do not.
-RAY_INJECTED = ("OMP_NUM_THREADS",)
+#: Variables Ray sets in a worker per task, which the node's own processes do not have.
+RAY_INJECTED = ("OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
+                "ONEAPI_DEVICE_SELECTOR", "NEURON_RT_VISIBLE_CORES", "TPU_VISIBLE_CHIPS", "HABANA_VISIBLE_MODULES")
 _TAIL_CHARS = 2000
 
 
-def node_environ(base: dict[str, str] | None = None, initial: set[str] | None = None) -> dict[str, str]:
-    """The environment a process of this node would have: this process's, less what Ray
-    added to its worker after it started (``initial``: the names it started with)."""
+def node_environ(base: dict[str, str] | None = None, initial: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a process of this node would have: this process's, with what Ray
+    set in its worker after it started undone (``initial``: the environment it started with)."""
     env = dict(os.environ if base is None else base)
-    started_with = _initial_names() if initial is None else initial
+    started_with = _initial_environ() if initial is None else initial
     if started_with is not None:
         for name in RAY_INJECTED:
-            if name in env and name not in started_with:
-                env.pop(name)
+            if name in started_with:
+                env[name] = started_with[name]
+            else:
+                env.pop(name, None)
     return env
 
 
-def _initial_names() -> set[str] | None:
+def _initial_environ() -> dict[str, str] | None:
     try:
         data = Path("/proc/self/environ").read_bytes()
     except OSError:
         return None
-    return {item.split(b"=", 1)[0].decode("utf-8", "replace") for item in data.split(b"\0") if item}
+    pairs = (item.decode("utf-8", "replace").partition("=") for item in data.split(b"\0") if item)
+    return {name: value for name, _, value in pairs}
 
 
 def run_on_node(verify_args: Sequence[str], cwd: str | None = None, timeout: float | None = None) -> dict[str, Any]:
