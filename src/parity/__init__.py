@@ -259,6 +259,8 @@ def bisect(
     timeout: float | None = None,
     cache_max_size: str | None = None,
     target: str | None = None,
+    parallel: int | None = None,
+    ray: str | None = None,
 ) -> BisectResult:
     """Find the package change(s) between ``good`` and ``bad`` that break the oracle.
 
@@ -280,6 +282,8 @@ def bisect(
         timeout=timeout,
         cache_max_size=cache_max_size,
         target=target,
+        parallel=parallel,
+        ray=ray,
     )
 
 
