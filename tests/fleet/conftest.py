@@ -8,7 +8,6 @@ cluster is shut down after the module, and the test checks no raylet is left beh
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +19,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from fleet_target import PLANTED, TARGET  # noqa: E402
-
-
-def raylets() -> list[str]:
-    """Command lines of raylet processes on this machine (ours and anyone's)."""
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=False).stdout
-    return [line for line in out.splitlines() if "/raylet" in line and "ps -eo" not in line]
+from ray_procs import raylets  # noqa: E402
 
 
 @pytest.fixture(scope="module")
