@@ -15,11 +15,12 @@ from collections.abc import Iterator
 
 
 class Gate:
-    """A readers-writer lock with writer preference; one ``Condition`` over a plain lock
-    (entering and leaving as a reader costs about a microsecond)."""
+    """A readers-writer lock with writer preference; one ``Condition`` over a plain lock,
+    taken directly (in C) when nobody holds or waits for the exclusive side."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
@@ -27,6 +28,10 @@ class Gate:
 
     def enter(self) -> None:
         """Become a shared holder (blocks while an exclusive holder runs or waits)."""
+        with self._lock:  # the common case, in C: nobody exclusive
+            if not (self._writer or self._writers_waiting):
+                self._readers += 1
+                return
         with self._cond:
             while self._writer or self._writers_waiting:
                 if self._owner == threading.get_ident():  # the exclusive holder calls the pipeline itself
@@ -35,7 +40,7 @@ class Gate:
             self._readers += 1
 
     def leave(self) -> None:
-        with self._cond:
+        with self._lock:  # the condition's own lock: notify_all may be called under it
             self._readers -= 1
             if self._readers == 0 and self._writers_waiting:
                 self._cond.notify_all()

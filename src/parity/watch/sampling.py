@@ -8,13 +8,18 @@ are in place; the hooks ignore every thread but the sampled call's.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import weakref
 from functools import partial
 from typing import Any, Optional
 
+import numpy as np
+
+from parity.records import native
 from parity.records.flatten import flatten
+from parity.records.hashdef import BLOCK
 from parity.records.stats import read_summary
 
 #: (layer key, shape, dtype, stats) for each tensor a module returned
@@ -36,7 +41,9 @@ class LayerSampler:
         self.rows: list[Row] = []
         self.seconds = 0.0
         self._thread = threading.get_ident()
-        self._tensor = torch.Tensor
+        self._tensor, self._f32 = torch.Tensor, torch.float32
+        self._fast = native.kernel()
+        self._raw: list[tuple[str, tuple[int, ...], str, Any, int]] = []  # moments finished after the forward
         self._counts: dict[str, int] = {}
         self._seen: dict[int, tuple[Any, int, dict[str, Any] | None]] = {}
         self._handles: list[Any] = []
@@ -56,6 +63,8 @@ class LayerSampler:
         start = time.perf_counter()
         self.remove()
         self._seen.clear()
+        self.rows = [(key, shape, dtype, _finish(value, n) if n else value) for key, shape, dtype, value, n in self._raw]
+        self._raw.clear()
         self.seconds += time.perf_counter() - start
 
     def remove(self) -> None:
@@ -84,10 +93,35 @@ class LayerSampler:
             version = -1
         seen = self._seen.get(id(t))
         if seen is not None and seen[1] == version >= 0 and seen[0]() is t:
-            stats = seen[2]
+            value, n = seen[2]
         elif t.is_sparse or t.is_quantized or t.numel() == 0:
-            stats = None
+            value, n = None, 0
         else:
-            stats = read_summary(t, True, None).stats
-            self._seen[id(t)] = (weakref.ref(t), version, stats)
-        self.rows.append((key, tuple(t.shape), str(t.dtype).removeprefix("torch."), stats))
+            value, n = self._summary(t)
+            self._seen[id(t)] = (weakref.ref(t), version, (value, n))
+        self._raw.append((key, tuple(t.shape), str(t.dtype), value, n))
+
+    def _summary(self, t: Any) -> tuple[Any, int]:
+        """(min, max, sum, sum of squares) and the count of a float32 CPU tensor from the
+        kernel's one pass, finished into stats after the forward; else the stats."""
+        if self._fast is not None and t.dtype is self._f32:
+            try:
+                flat = t.numpy().reshape(-1)  # raises for accelerators and tensors that require grad
+            except (TypeError, RuntimeError):
+                flat = None
+            if flat is not None:
+                if not flat.flags.c_contiguous:
+                    flat = np.ascontiguousarray(flat)
+                moments = self._fast.f32_summary(flat, BLOCK)[1]
+                if math.isfinite(moments[3]):
+                    return moments, int(flat.size)
+        return read_summary(t, True, None).stats, 0  # NaN/Inf counted, other dtypes and devices
+
+
+def _finish(moments: Any, n: int) -> dict[str, Any]:
+    """Stats from one-pass moments (the std is exact enough for a drift score: the record's
+    cancellation-safe recomputation needs the tensor, gone after the forward)."""
+    mn, mx, total, squares = moments
+    mean = total / n
+    return {"min": mn, "max": mx, "mean": mean, "std": math.sqrt(max(squares / n - mean * mean, 0.0)),
+            "l2": math.sqrt(squares), "nan": 0, "inf": 0}

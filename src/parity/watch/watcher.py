@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from parity._text import one_line
 from parity.errors import ParityError
-from parity.target import Pipeline
+from parity.target import Pipeline, model_input
 from parity.watch import events
 from parity.watch.gate import Gate
 
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
 FAILING = ("FAIL", "ERROR")
+#: drift is judged (logged, alarmed) at most this often on the request path, and on status()
+DRIFT_EVAL_SECONDS = 1.0
 
 
 @dataclass
@@ -178,6 +180,7 @@ class Watch:
         self._reason, self._cause, self._canaries = "", None, Counter[str]()
         self._drift_layers: frozenset[str] = frozenset()
         self._drift_alarmed: frozenset[str] = frozenset()
+        self._next_eval = 0.0
         self._closed = False
         self._drift, self._why_no_drift = _drift_tracker(golden, pipeline, config)
         self._metrics_off = "turned off (metrics=False)" if not metrics else _attach(self, registry)
@@ -211,10 +214,9 @@ class Watch:
             return self.pipeline.model(*args, **kwargs)
         if len(args) != 1 or kwargs:
             raise TypeError("a watched Pipeline is called with one batch: w(list_of_raw_inputs)")
-        from parity.target import model_input
-
-        x = model_input(self.pipeline, list(args[0]))
-        return self.pipeline.run_postprocess(self.pipeline.call_model(x), x)
+        pipeline = self.pipeline
+        x = model_input(pipeline, args[0])
+        return pipeline.run_postprocess(pipeline.call_model(x), x)
 
     def _sampled_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         from parity.watch.sampling import LayerSampler
@@ -225,7 +227,9 @@ class Watch:
         start = time.perf_counter()
         assert self._drift is not None
         self._drift.add(sampler.rows)
-        self._after_sample()
+        if start >= self._next_eval:
+            self._next_eval = start + DRIFT_EVAL_SECONDS
+            self._judge_drift()
         with self._lock:
             self._sampled += 1
             self._overhead += sampler.seconds + time.perf_counter() - start
@@ -327,10 +331,10 @@ class Watch:
     _alarmed_cause: str | None = None
 
     # -- drift --------------------------------------------------------------------------------
-    def _after_sample(self) -> None:
+    def _judge_drift(self, layers: list[Any] | None = None) -> None:
         """Log when the set of out-of-range layers changes; alarm at ``drift_alarm``."""
         assert self._drift is not None
-        layers = self._drift.layers()
+        layers = self._drift.layers() if layers is None else layers
         out = frozenset(d.layer for d in layers if d.score >= self._drift.threshold)
         if out != self._drift_layers:
             self._drift_layers = out
@@ -366,6 +370,7 @@ class Watch:
         if self._drift is None:
             return {"enabled": False, "why_not": self._why_no_drift, "layers": []}
         layers = self._drift.layers()
+        self._judge_drift(layers)
         return {"enabled": True, "why_not": None, "threshold": self._drift.threshold, "window": self._drift.window,
                 "max": max((d.score for d in layers), default=0.0),
                 "out_of_range": [d.to_json() for d in layers if d.score >= self._drift.threshold],
