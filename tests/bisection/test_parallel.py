@@ -161,3 +161,36 @@ def test_cli_ray_without_ray_installed_names_the_extra(monkeypatch, sixteen, whe
     code = main(["bisect", "--good", str(good), "--bad", str(bad), "--find-links", str(wheels), "--no-index",
                  "--cache-dir", str(tmp_path / "c"), "--ray", "--", "python", str(oracle_script), "pkg-03"])
     assert code == 2 and "pip install 'parity[ray]'" in capsys.readouterr().err
+
+
+def test_unjudged_trials_are_stepped_around_in_the_same_order() -> None:
+    unjudged = {frozenset(ITEMS[:8]), frozenset(ITEMS[:4])}
+
+    def verdict(subset: frozenset[str]) -> Verdict:
+        return Verdict.UNJUDGED if subset in unjudged else _oracle({"p05"})(subset)
+
+    asked: list[frozenset[str]] = []
+    expected = minimize(ITEMS, lambda s: asked.append(s) or verdict(s))
+    consumed: list[frozenset[str]] = []
+    with cf.ThreadPoolExecutor(3) as pool:
+        fetcher = Prefetcher(3, lambda spec, key: pool.submit(lambda: TrialOutcome(verdict(key))), None,  # type: ignore[arg-type]
+                             lambda key: key, lambda key, out: consumed.append(key) or out.verdict)  # type: ignore[arg-type,func-returns-value]
+        result = fetcher.run(lambda test: minimize(ITEMS, test))
+    assert (result.status, result.culprits) == (expected.status, expected.culprits) == ("found", ["p05"])
+    assert consumed == asked
+
+
+def test_narrow_with_parallel_trials_matches_the_sequential_narrowing(tmp_path, wheels, oracle_script) -> None:
+    from tinywheels import build_wheel, make_good_venv, write_snapshot
+
+    for v in ["1.0", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6"]:
+        build_wheel(wheels, "tok", v, "BROKEN = True\n" if v >= "1.4" else "")
+    python = make_good_venv(tmp_path, wheels, {"tok": "1.0"})
+    good = write_snapshot(tmp_path / "good.json", {"tok": "1.0"}, python=str(python))
+    bad = write_snapshot(tmp_path / "bad.json", {"tok": "1.6"}, python=str(python))
+    command = ["python", str(oracle_script), "tok"]
+    runs = [bisect(good, bad, command=command, narrow=True, index=_index(wheels), cache_dir=tmp_path / f"c{k}",
+                   parallel=k) for k in (None, 3)]
+    assert runs[0].narrowed[0]["first_bad"] == "1.4"
+    assert runs[1].narrowed == runs[0].narrowed
+    assert _trial_list(runs[1]) == _trial_list(runs[0])
