@@ -194,3 +194,21 @@ def test_narrow_with_parallel_trials_matches_the_sequential_narrowing(tmp_path, 
     assert runs[0].narrowed[0]["first_bad"] == "1.4"
     assert runs[1].narrowed == runs[0].narrowed
     assert _trial_list(runs[1]) == _trial_list(runs[0])
+
+
+def test_a_lost_task_cannot_judge_but_a_bug_on_the_node_is_raised() -> None:
+    ray_exceptions = pytest.importorskip("ray.exceptions")
+    from parity.bisection.parallel import _result
+
+    lost: cf.Future[TrialOutcome] = cf.Future()
+    lost.set_exception(ray_exceptions.WorkerCrashedError())
+    outcome = _result(lost)
+    assert outcome.verdict is Verdict.UNJUDGED and "the trial's task failed" in (outcome.note or "")
+    try:
+        raise KeyError("pkg-00")
+    except KeyError as exc:
+        bug = ray_exceptions.RayTaskError("run_trial", "traceback", exc).as_instanceof_cause()
+    crashed: cf.Future[TrialOutcome] = cf.Future()
+    crashed.set_exception(bug)
+    with pytest.raises(KeyError):
+        _result(crashed)

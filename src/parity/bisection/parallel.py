@@ -250,7 +250,8 @@ class Prefetcher:
 
 
 def _result(future: cf.Future[TrialOutcome]) -> TrialOutcome:
-    """A trial's outcome; a task that died (node lost, worker killed) could not judge."""
+    """A trial's outcome; a task that died (node lost, worker killed) could not judge, an
+    exception raised by :func:`run_trial` on the node is raised here (a bug: exit 3)."""
     try:
         return future.result()
     except (InstallError, BisectError) as exc:
@@ -258,5 +259,8 @@ def _result(future: cf.Future[TrialOutcome]) -> TrialOutcome:
     except Exception as exc:  # Ray's errors (RayTaskError, WorkerCrashedError...) vary by version
         if type(exc).__module__.split(".")[0] != "ray":
             raise
+        cause = getattr(exc, "cause", None)  # RayTaskError: run_trial itself raised, a bug in parity
+        if isinstance(cause, Exception):
+            raise cause from None
         first = str(exc).strip().splitlines()[:1] or [type(exc).__name__]
         return TrialOutcome(Verdict.UNJUDGED, note=f"the trial's task failed: {one_line(first[0])[:300]}")
