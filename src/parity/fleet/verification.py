@@ -159,6 +159,8 @@ def _run_tasks(ray: Any, chosen: Sequence[Node], args: list[str], timeout: float
         try:
             done[node.node_id] = node_result(node, ray.get(ready[0]))
         except ray.exceptions.RayError as exc:  # the node died, or Ray could not run the task there
+            if isinstance(getattr(exc, "cause", None), Exception):
+                raise exc.cause from None  # run_on_node itself raised: a bug in parity (exit 3)
             first = str(exc).strip().splitlines()[:1] or [type(exc).__name__]
             done[node.node_id] = NodeResult(node, "ERROR", None, f"the task on this node failed: "
                                             f"{one_line(first[0])[:300]}")
