@@ -235,3 +235,24 @@ def test_an_untouched_server_stays_pass(start):
     with pytest.raises(urllib.error.HTTPError) as err:  # no test hooks without the flag
         server.post("/debug/train")
     assert err.value.code == 404
+
+
+@pytest.mark.slow
+def test_minilm_server_catches_a_tokenizer_setting(start, tmp_path, minilm_dir):
+    server = start("--model", "minilm", "--canary-every", "0", "--sample-every", "2")
+    out = server.post("/predict", {"texts": TEXTS[:2]})
+    assert out["model"] == "minilm" and len(out["outputs"][0]) == 384
+    assert server.post("/parity/check")["verdict"] == "PASS"
+    config = tmp_path / "minilm-model" / "tokenizer_config.json"
+    original = config.read_bytes()
+    config.write_text(json.dumps({**json.loads(original), "model_max_length": 6}))  # truncates the inputs
+    server.post("/admin/reload")
+    result = server.post("/parity/check")
+    assert result["verdict"] == "FAIL", result["reason"]
+    assert result["probable_cause"]["kind"] == "asset"
+    assert "tokenizer_config.json" in result["probable_cause"]["subject"]
+    m = server.metrics()
+    assert m['parity_watch_probable_cause{kind="asset",watch="minilm"}'] == 1.0
+    config.write_bytes(original)
+    server.post("/admin/reload")
+    assert server.post("/parity/check")["verdict"] == "PASS"
