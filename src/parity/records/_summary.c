@@ -30,7 +30,7 @@
 
 #if defined(__x86_64__) && defined(__has_attribute)
 #if __has_attribute(target_clones) && defined(__linux__)
-#define PARITY_CLONES __attribute__((target_clones("avx2", "default")))
+#define PARITY_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 #endif
 #ifndef PARITY_CLONES
