@@ -45,7 +45,7 @@ class LayerSampler:
         self._fast = native.kernel()
         self._raw: list[tuple[str, tuple[int, ...], str, Any, int]] = []  # moments finished after the forward
         self._counts: dict[str, int] = {}
-        self._seen: dict[int, tuple[Any, int, dict[str, Any] | None]] = {}
+        self._seen: dict[int, tuple[Any, int, tuple[Any, int]]] = {}
         self._handles: list[Any] = []
 
     def __enter__(self) -> LayerSampler:
@@ -92,11 +92,11 @@ class LayerSampler:
         except RuntimeError:  # inference tensors keep no version counter
             version = -1
         seen = self._seen.get(id(t))
+        value: Any = None
+        n = 0
         if seen is not None and seen[1] == version >= 0 and seen[0]() is t:
             value, n = seen[2]
-        elif t.is_sparse or t.is_quantized or t.numel() == 0:
-            value, n = None, 0
-        else:
+        elif not (t.is_sparse or t.is_quantized or t.numel() == 0):
             value, n = self._summary(t)
             self._seen[id(t)] = (weakref.ref(t), version, (value, n))
         self._raw.append((key, tuple(t.shape), str(t.dtype), value, n))

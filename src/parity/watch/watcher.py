@@ -35,6 +35,7 @@ from parity.watch import events
 from parity.watch.gate import Gate
 
 if TYPE_CHECKING:
+    import torch
     from prometheus_client import CollectorRegistry
 
 FAILING = ("FAIL", "ERROR")
@@ -95,7 +96,7 @@ class _Config:
                 "drift_threshold": self.drift_threshold, "drift_alarm": self.drift_alarm}
 
 
-def watch(pipeline_or_model: Any, golden: str | os.PathLike[str], sample_every: int = 100,
+def watch(pipeline_or_model: Pipeline | torch.nn.Module, golden: str | os.PathLike[str], sample_every: int = 100,
           canary_every: float | None = 600.0, *, name: str | None = None,
           state_dir: str | os.PathLike[str] | None = None, registry: CollectorRegistry | None = None,
           metrics: bool = True,
