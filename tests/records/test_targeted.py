@@ -101,6 +101,7 @@ def test_stats_divergence_suggests_targeted_record_that_names_the_introducing_la
     targeted = _verify(run_cli, out, b)
     assert targeted["first_introducing_layer"] == "blocks.2.mlp.0#0/out"
     assert targeted["targeted_capture"] is None
+    assert any("--layers blocks.1 blocks.2 selects" in n for n in targeted["notes"])
     intro = {x["key"]: x["introduced"] for x in targeted["layers"] if x["status"] == "diverged"}
     assert intro["blocks.2.mlp.0#0/out"] is True
     assert intro["blocks.2.mlp.2#0/out"] is False  # inherits it

@@ -100,6 +100,11 @@ def _compare_records(
     result = VerifyResult(a={"record": rec_a.location, "target": rec_a.target}, b=b_info, capture=rec_a.capture)
     if rec_b.capture != rec_a.capture:
         result.notes.append(one_line(f"A was recorded with capture={rec_a.capture}, B with capture={rec_b.capture}"))
+    for side, rec in (("A", rec_a), ("B", rec_b)):  # --layers: which modules hold whole tensors
+        layers_of = rec.manifest.get("full_layers")
+        if layers_of and (side == "A" or layers_of != rec_a.manifest.get("full_layers")):
+            result.notes.append(one_line(f"{side}'s record holds full tensors and replay inputs for the modules "
+                                         f"--layers {' '.join(map(str, layers_of))} selects, stats elsewhere"))
     if _inputs_differ(rec_a, rec_b):
         result.notes.append("A and B were recorded on different inputs: differences below may only reflect that")
     if findings.env_is_partial(rec_a.env) or findings.env_is_partial(rec_b.env):
