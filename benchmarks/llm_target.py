@@ -9,6 +9,8 @@ TARGETs (``parity record benchmarks/llm_target.py:build_tiny --inputs prompts.tx
 - ``build_tiny``: 4 layers, hidden 128, vocab 1024 (about 1M parameters, 4 MB), for tests;
 - ``build_tiny_planted``: the same with one element of ``layers.1.self_attn.q_proj.weight``
   changed (B in a test that must FAIL);
+- ``build_small`` / ``build_small_planted``: 6 layers, hidden 512, vocab 8192 (25 M
+  parameters, 100 MB), for a slow test;
 - ``build_1b``: TinyLlama-1.1B's shape (22 layers, hidden 2048, GQA 32/4 heads, vocab
   32000; 1.1 B parameters, 4.4 GB in float32), for benchmarks/llm_record.py.
 
@@ -26,6 +28,8 @@ EXAMPLES = ["The quick brown fox jumps over the lazy dog.", "parity proves the m
 
 TINY = {"vocab_size": 1024, "hidden_size": 128, "intermediate_size": 352, "num_hidden_layers": 4,
         "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256}
+SMALL = {"vocab_size": 8192, "hidden_size": 512, "intermediate_size": 1408, "num_hidden_layers": 6,
+         "num_attention_heads": 8, "num_key_value_heads": 2, "max_position_embeddings": 512}
 ONE_B = {"vocab_size": 32000, "hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 22,
          "num_attention_heads": 32, "num_key_value_heads": 4, "max_position_embeddings": 2048}
 
@@ -90,14 +94,26 @@ def build_tiny() -> Any:
     return _pipeline(TINY, build_model(TINY), batch_size=2)
 
 
-def build_tiny_planted() -> Any:
-    """build_tiny with one weight element changed by 0.05 (weights are N(0, 0.02))."""
+def _planted(shape: dict[str, int]) -> Any:
+    """The model of ``shape`` with one weight element changed by 0.05 (weights are N(0, 0.02))."""
     import torch
 
-    model = build_model(TINY)
+    model = build_model(shape)
     with torch.no_grad():
         model.lm.model.layers[1].self_attn.q_proj.weight[5, 7] += 0.05
-    return _pipeline(TINY, model, batch_size=2)
+    return _pipeline(shape, model, batch_size=2)
+
+
+def build_tiny_planted() -> Any:
+    return _planted(TINY)
+
+
+def build_small() -> Any:
+    return _pipeline(SMALL, build_model(SMALL), batch_size=2)
+
+
+def build_small_planted() -> Any:
+    return _planted(SMALL)
 
 
 def build_1b() -> Any:

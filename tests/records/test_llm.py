@@ -136,3 +136,14 @@ def test_a_recorded_dynamic_cache_comes_back_as_one_and_nothing_else_does() -> N
     assert isinstance(back, DynamicCache) and torch.equal(back.layers[1].keys, k + 1)
     node["dict"]["past_key_values"]["class"] = "SomethingElse"  # only the allow-listed name is rebuilt
     assert isinstance(rebuild(node, stored.__getitem__)["past_key_values"], dict)
+
+
+@pytest.mark.slow
+def test_a_bigger_decoder_records_verifies_and_finds_the_planted_element(tmp_path: Path) -> None:
+    """25 M parameters (100 MB), the same architecture and workload."""
+    out = tmp_path / "rec"
+    record(f"{TARGET}:build_small", inputs=PROMPTS[:2], out=out, snapshot_env=False)
+    assert verify(out, f"{TARGET}:build_small").verdict == "PASS"
+    bad = verify(out, f"{TARGET}:build_small_planted")
+    assert bad.verdict == "FAIL" and str(bad.first_divergent_layer).startswith("lm.model.layers.1."), \
+        bad.first_divergent_layer
