@@ -52,3 +52,19 @@ def test_submodule_replay_finds_a_diverging_submodule() -> None:
         getattr(traced, "0").bias.add_(1.0)  # the artifact's first layer now differs
     checks = {c.module: c.status for c in submodule_checks(eager, traced, "", torch.ones(2, 3), CheckTolerance())}
     assert checks == {"0": "diverged", "1": "match"}
+
+
+def test_an_in_place_op_after_a_module_does_not_rewrite_its_recorded_output() -> None:
+    """conv-bn-ReLU(inplace=True), as in every ResNet: the ReLU rewrites the BatchNorm's
+    output tensor; the recorded eager output must be the one BatchNorm returned."""
+    torch.manual_seed(0)
+    eager = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(inplace=True),
+    ).eval()
+    x = torch.randn(2, 3, 8, 8)
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.trace(eager, x), buf)
+    buf.seek(0)
+    traced = torch.jit.load(buf)
+    checks = {c.module: c.status for c in submodule_checks(eager, traced, "", x, CheckTolerance())}
+    assert checks == {"0": "match", "1": "match", "2": "match"}

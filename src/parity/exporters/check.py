@@ -117,7 +117,10 @@ def _capture_calls(eager: Any, example: Any) -> dict[str, tuple[Any, Any, Any]]:
 
     def hook_for(name: str) -> Any:
         def hook(module: Any, args: Any, kwargs: Any, output: Any) -> None:
-            calls.setdefault(name, (args, dict(kwargs), output))
+            # Copies, not references: an in-place op later in the forward (ReLU(inplace=True)
+            # after a BatchNorm) would otherwise rewrite this module's recorded output.
+            if name not in calls:
+                calls[name] = _snapshot((args, dict(kwargs), output))
         return hook
 
     for name, module in eager.named_modules():
@@ -130,6 +133,14 @@ def _capture_calls(eager: Any, example: Any) -> dict[str, tuple[Any, Any, Any]]:
         for h in handles:
             h.remove()
     return calls
+
+
+def _snapshot(value: Any) -> Any:
+    """``value`` with every tensor in it detached and cloned (containers rebuilt)."""
+    import torch
+    from torch.utils._pytree import tree_map
+
+    return tree_map(lambda x: x.detach().clone() if isinstance(x, torch.Tensor) else x, value)
 
 
 def _replay(name: str, sub: Any, args: Any, kwargs: Any, ref: Any,
