@@ -187,3 +187,41 @@ def test_suggested_blocks_never_wrap_the_whole_model() -> None:
              "lm.model.layers.1"]
     assert _before(order, "lm.model.layers.1", 2) == ["lm.model.rotary_emb", "lm.model.layers.0"]  # not lm.model, lm
     assert _before(order, "lm.model.layers.0", 1) == ["lm.model.rotary_emb"]
+
+
+MINILM_TARGET = '''
+import torch
+from parity.target import load_target
+
+
+def build():
+    return load_target({model!r}).pipeline
+
+
+def planted():
+    pipe = load_target({model!r}).pipeline
+    with torch.no_grad():
+        pipe.model.encoder.layer[2].attention.self.query.weight[3, 5] += 0.01
+    return pipe
+'''
+
+
+@pytest.mark.slow
+def test_real_minilm_qkv_element_named_from_the_suggested_targeted_record(tmp_path: Path, minilm_dir: Path) -> None:
+    """One element of a query weight of the real MiniLM: the stats verify suggests the blocks,
+    the targeted record made from that suggestion names the query projection."""
+    from parity.comparison import verify
+    from parity.records import record
+
+    (tmp_path / "mini.py").write_text(MINILM_TARGET.format(model=str(minilm_dir)))
+    a, b = f"{tmp_path / 'mini.py'}:build", f"{tmp_path / 'mini.py'}:planted"
+    prompts = ["a cat sat on the mat", "parity checks models", "hello world", "the quick brown fox"]
+    record(a, inputs=prompts, out=tmp_path / "stats", snapshot_env=False)
+    stats = verify(tmp_path / "stats", b)
+    assert stats.verdict == "FAIL" and str(stats.first_divergent_layer).startswith("encoder.layer.2.")
+    suggested = stats.targeted_capture
+    assert suggested is not None and suggested["layers"] == ["encoder.layer.1", "encoder.layer.2"]
+    record(a, inputs=prompts, out=tmp_path / "targeted", snapshot_env=False, capture="full",
+           layers=suggested["layers"])
+    targeted = verify(tmp_path / "targeted", b)
+    assert targeted.first_introducing_layer == "encoder.layer.2.attention.self.query#0/out"
