@@ -225,3 +225,17 @@ def test_real_minilm_qkv_element_named_from_the_suggested_targeted_record(tmp_pa
            layers=suggested["layers"])
     targeted = verify(tmp_path / "targeted", b)
     assert targeted.first_introducing_layer == "encoder.layer.2.attention.self.query#0/out"
+
+
+def test_targeted_layers_that_only_inherit_suggest_the_blocks_before_them(workdir: Path) -> None:
+    from parity.comparison import verify
+    from parity.records import record
+
+    a, b = _target(workdir, "model_a", 0.0), _target(workdir, "model_b", 0.5)
+    record(a, inputs=["a cat", "the dog sat"], out=workdir / "late", snapshot_env=False, capture="full",
+           layers=["blocks.3"])
+    result = verify(workdir / "late", b)
+    assert result.first_introducing_layer is None
+    assert {r["introduced"] for r in result.layers if r["module"] == "blocks.3.attn"} == {False}
+    assert result.targeted_capture is not None and result.targeted_capture["layers"] == ["blocks.1", "blocks.2"]
+    assert "inherit" in result.targeted_capture["reason"]
