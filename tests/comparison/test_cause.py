@@ -152,3 +152,25 @@ def test_unexplained_names_the_first_divergent_layer_and_what_was_checked(make_r
 def test_weights_unknown_is_stated_among_what_was_checked(make_record: Make) -> None:
     cause = compare(make_record("a", _layers()), make_record("b", _layers(1e-3))).probable_cause
     assert cause is not None and "weights not compared (record lists none)" in cause["checked"]
+
+
+def test_only_a_package_the_risk_table_does_not_know_changed_points_at_bisect() -> None:
+    """textprep alone changed (the target's preprocess imports it): not "unexplained"."""
+    cause = probable_cause(_preprocess_diverges([_env_item("textprep", "1.0", "1.1")]))
+    assert cause is not None and cause["kind"] == "package" and cause["subject"] == "textprep"
+    assert "textprep 1.0 -> 1.1" in cause["summary"] and cause["confidence"] == "low"
+    assert cause["fix"].startswith("run `parity bisect --good golden --bad B`"), cause["fix"]
+
+
+def test_an_environment_variable_left_as_the_only_difference_is_named() -> None:
+    item = {"category": "env_var", "name": "MODEL_SCALE", "a": None, "b": "1.5", "change": "added",
+            "risk": "low", "reason": "", "stages": []}
+    cause = probable_cause(_preprocess_diverges([item]))
+    assert cause is not None and cause["kind"] == "environment" and cause["subject"] == "MODEL_SCALE"
+    assert cause["confidence"] == "low" and "only kind of difference left" in cause["summary"]
+    assert cause["fix"] == "set MODEL_SCALE in B as in A and verify again"
+
+
+def test_no_environment_difference_stays_unexplained() -> None:
+    cause = probable_cause(_preprocess_diverges([]))
+    assert cause is not None and cause["kind"] == "unexplained"

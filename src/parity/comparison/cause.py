@@ -16,7 +16,11 @@ first, each needing two pieces of evidence that point at the same thing:
    package, or, when other changed packages (those the risk table does not know included)
    could do it too, "a package change" with ``parity bisect`` as the way to find which
    (other high-risk environment items after packages);
-8. otherwise "unexplained", with the first divergent (or introducing) layer.
+8. nothing above, but packages the risk table does not know changed -> "a package
+   change" among them, with ``parity bisect`` to find which (low confidence);
+9. nothing above, but environment variables differ -> the first of them (low
+   confidence: the only difference left, not a proven link);
+10. otherwise "unexplained", with the first divergent (or introducing) layer.
 
 ``confidence`` (high|medium|low) says how many links were checked, and ``checked``
 lists what was compared, so "unexplained" also says what was ruled out.
@@ -56,7 +60,7 @@ def probable_cause(r: Any, compared: Mapping[str, int] | None = None) -> dict[st
         return None
     checked = _checked(r, compared or {})
     for rule in (_asset_preprocess, _weight, _eval_mode, _api_change, _runtime_error, _architecture,
-                 _asset_model, _package, _environment):
+                 _asset_model, _package, _environment, _unrated, _env_var):
         found = rule(r)
         if found is not None:
             return {**found, "checked": checked}
@@ -258,6 +262,30 @@ def _environment(r: Any) -> dict[str, Any] | None:
     evidence = [f"{top.get('category')} {_item(top)} (high risk: {top.get('reason')})", _stage_evidence(r)]
     return _cause("environment", f"{top.get('category')} {_item(top)}: it touches the {stage} stage, where B first "
                   "diverges", str(top.get("name")), evidence, "low", "make B's environment match A's for this item")
+
+
+def _unrated(r: Any) -> dict[str, Any] | None:
+    items = _unrated_packages(r)
+    if not items:
+        return None
+    names = ", ".join(_item(i) for i in items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+    return _cause("package", f"a package change the risk table does not know: {names}", str(items[0].get("name")),
+                  [f"changed, not in the risk table: {names}", _stage_evidence(r),
+                   "no changed asset, weight, training mode, API, runtime setting or known package links to it"],
+                  "low", f"run `parity bisect --good {_side(r.a, 'A')} --bad {_side(r.b, 'B')}` to find which one")
+
+
+def _env_var(r: Any) -> dict[str, Any] | None:
+    items = [i for i in r.env_diff.get("items") or [] if i.get("category") == "env_var"]
+    if not items:
+        return None
+    top = items[0]
+    names = ", ".join(str(i.get("name")) for i in items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+    return _cause("environment", f"environment variable {_item(top)}: the only kind of difference left",
+                  str(top.get("name")),
+                  [f"environment variables that differ: {names}", _stage_evidence(r),
+                   "no changed asset, weight, training mode, API, runtime setting or package links to it"],
+                  "low", f"set {top.get('name')} in B as in A and verify again")
 
 
 def _unexplained(r: Any) -> dict[str, Any]:
