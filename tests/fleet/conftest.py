@@ -44,12 +44,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
 
 @pytest.fixture(scope="module")
 def golden(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A record of the fleet target made here (the reference: no planted variable)."""
+    """A record of the fleet target made in a fresh process, as on machine A (this test
+    process imported Ray, which puts its vendored packages on sys.path: a snapshot taken
+    here would list them, and every node would differ from A by them)."""
     import os
-
-    from parity.records import record
+    import subprocess
 
     assert "TORCH_FLEET_TEST_SCALE" not in os.environ
     out = tmp_path_factory.mktemp("fleet") / "golden"
-    record(TARGET, out=out)
+    proc = subprocess.run([sys.executable, "-m", "parity", "record", TARGET, "-o", str(out)],
+                          capture_output=True, text=True, cwd=HERE, timeout=300)
+    assert proc.returncode == 0, proc.stderr
     return out

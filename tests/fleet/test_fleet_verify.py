@@ -31,7 +31,8 @@ def test_the_planted_node_and_only_it_fails(cluster, golden: Path, capsys, tmp_p
     assert failed == [cluster["planted"]], {i: (n["verdict"], n["reason"]) for i, n in by_id.items()}
     bad = by_id[cluster["planted"]]
     assert bad["verdict"] == "FAIL" and bad["first_divergent_layer"].startswith("1#")  # the Scale module
-    assert bad["probable_cause"]["summary"]
+    cause = bad["probable_cause"]
+    assert (cause["kind"], cause["subject"]) == ("environment", "TORCH_FLEET_TEST_SCALE"), cause
     # Environments: the plain node is the reference, the planted one apart, and why.
     groups = doc["env_groups"]
     assert [sorted(g["nodes"]) for g in groups] == [sorted(set(cluster["nodes"]) - {cluster["planted"]}),
