@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from readme_tools import REPO, code_blocks, parity_env, run, section
 
 GOLDEN_TXT = "A man is eating food.\nA plane is taking off.\nThe cat sits outside.\n"
@@ -64,3 +65,16 @@ def test_bucket_and_fleet_commands_run(work: Path) -> None:
     assert "PASS" in fleet and "FAIL" not in fleet
     objects = server.objects(f"s3://{bucket}")
     assert any(key.endswith("manifest.json") for key in objects)
+
+
+@pytest.mark.slow
+def test_big_model_commands_run(work: Path) -> None:
+    import json
+
+    commands = _commands("## Big models: stats that localise, targeted capture")
+    assert [c.split()[1] for c in commands] == ["record", "verify", "record", "verify"]
+    _run_all(commands, work, parity_env(work))
+    manifest = json.loads((work / "golden-mlp" / "manifest.json").read_text())
+    assert manifest["capture"] == "stats" and manifest.get("full_layers")
+    layers = json.loads((work / "golden-stats" / "layers.json").read_text())
+    assert any("sketch" in entry for entry in layers)
