@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -43,3 +44,52 @@ def test_the_exclusive_holder_may_serve_and_reenter():
         pass
     with gate.shared(), gate.shared():
         pass
+
+
+def test_no_shared_holder_runs_beside_the_exclusive_one_under_contention():
+    """The shared side takes no lock: a request and a canary racing for the gate must
+    still never run at the same time, and nobody may be left waiting."""
+    gate = Gate()
+    inside = [0]  # shared holders running now
+    overlaps: list[int] = []
+    stop = threading.Event()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+
+    errors: list[BaseException] = []
+
+    def request() -> None:
+        try:
+            while not stop.is_set():
+                gate.enter()
+                inside[0] += 1
+                time.sleep(0)
+                inside[0] -= 1
+                gate.leave()
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    def canary() -> None:
+        for _ in range(300):
+            with gate.exclusive():
+                time.sleep(0)  # let the requests run, if they could
+                if inside[0] or gate.holders:
+                    overlaps.append(inside[0])
+
+    try:
+        requests = [threading.Thread(target=request) for _ in range(4)]
+        for t in requests:
+            t.start()
+        canaries = [threading.Thread(target=canary) for _ in range(2)]
+        for t in canaries:
+            t.start()
+        for t in canaries:
+            t.join(60)
+        stop.set()
+        for t in requests:
+            t.join(60)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not any(t.is_alive() for t in requests + canaries)
+    assert overlaps == [] and errors == []
+    assert gate.holders == [] and not gate.blocked

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from parity.watch.sampling import Row
+from parity.watch.sampling import Row, Sample, stats_figures
 
 BIG = 100.0  # the score of a qualitative change (NaN, Inf, shape)
 
@@ -85,39 +85,22 @@ class LayerDrift:
 
 
 class _Window:
-    """The last ``size`` samples of one layer, one deque per figure (pooled with builtins)."""
+    """The last ``size`` samples of one layer: one tuple each (mean, std, min, max, NaN,
+    Inf, shape unseen), pooled when read, so that a sampled call only appends."""
 
-    __slots__ = ("bad", "inf", "maxs", "means", "mins", "nan", "stds")
+    __slots__ = ("rows",)
 
     def __init__(self, size: int) -> None:
-        self.means: deque[float] = deque(maxlen=size)
-        self.stds: deque[float] = deque(maxlen=size)
-        self.mins: deque[float] = deque(maxlen=size)
-        self.maxs: deque[float] = deque(maxlen=size)
-        self.nan: deque[int] = deque(maxlen=size)
-        self.inf: deque[int] = deque(maxlen=size)
-        self.bad: deque[bool] = deque(maxlen=size)  # shape the golden record never saw
-
-    def add(self, stats: Mapping[str, Any], g: GoldenRange, shape_ok: bool) -> None:
-        def num(name: str, default: float) -> float:
-            v = stats.get(name)
-            return float(v) if v is not None else default
-
-        self.means.append(num("mean", (g.mean[0] + g.mean[1]) / 2))
-        self.stds.append(num("std", g.std[0]))
-        self.mins.append(num("min", g.low))
-        self.maxs.append(num("max", g.high))
-        self.nan.append(int(stats.get("nan") or 0))
-        self.inf.append(int(stats.get("inf") or 0))
-        self.bad.append(not shape_ok)
+        self.rows: deque[tuple[float, float, float, float, int, int, bool]] = deque(maxlen=size)
 
     def __len__(self) -> int:
-        return len(self.means)
+        return len(self.rows)
 
     def pooled(self) -> dict[str, Any]:
-        n = len(self.means)
-        return {"mean": sum(self.means) / n, "std": sum(self.stds) / n, "min": min(self.mins),
-                "max": max(self.maxs), "nan": sum(self.nan), "inf": sum(self.inf), "shape_ok": not any(self.bad)}
+        means, stds, mins, maxs, nan, inf, bad = zip(*list(self.rows))
+        n = len(means)
+        return {"mean": sum(means) / n, "std": sum(stds) / n, "min": min(mins), "max": max(maxs),
+                "nan": sum(nan), "inf": sum(inf), "shape_ok": not any(bad)}
 
 
 def score(g: GoldenRange, live: Mapping[str, Any]) -> tuple[float, str]:
@@ -148,17 +131,29 @@ class DriftTracker:
         self._lock = threading.Lock()
 
     def add(self, rows: Iterable[Row]) -> None:
-        """Add one sampled call's rows (layers the golden record lacks are ignored)."""
+        """Add one sampled call's rows, stats as dicts (layers the golden record lacks are
+        ignored)."""
+        self.add_samples([(key, shape, dtype, stats_figures(stats)) for key, shape, dtype, stats in rows])
+
+    def add_samples(self, samples: Iterable[Sample]) -> None:
+        """Add one sampled call's samples (:attr:`LayerSampler.samples`)."""
+        ranges, windows = self.ranges, self._windows
         with self._lock:
-            for key, shape, _dtype, stats in rows:
-                g = self.ranges.get(key)
-                if g is None or not stats or (stats.get("mean") is None and not (stats.get("nan") or stats.get("inf"))):
+            for key, shape, _dtype, f in samples:
+                g = ranges.get(key)
+                if g is None or f is None:
                     continue
+                mean, std, low, high, nan, inf = f
+                if mean is None:
+                    if not (nan or inf):
+                        continue
+                    mean = (g.mean[0] + g.mean[1]) / 2
                 ok = (len(shape), shape[-1] if shape else 0) in g.shapes
-                w = self._windows.get(key)
+                w = windows.get(key)
                 if w is None:
-                    w = self._windows[key] = _Window(self.window)
-                w.add(stats, g, ok)
+                    w = windows[key] = _Window(self.window)
+                w.rows.append((mean, g.std[0] if std is None else std, g.low if low is None else low,
+                               g.high if high is None else high, nan, inf, not ok))
 
     def layers(self) -> list[LayerDrift]:
         """Every sampled layer's drift, highest score first."""

@@ -5,6 +5,12 @@ would without parity. The golden canary, a hot reload (``Watch.exclusive()``) an
 ``close()`` enter as the *exclusive* holder: new requests wait, running ones finish, then
 the holder has the model to itself. A waiting exclusive holder goes before new requests,
 so a busy server cannot starve the canary.
+
+The shared side takes no lock while nobody is exclusive: a holder appends to
+:attr:`Gate.holders` (``list.append`` and ``list.pop`` are atomic) and then reads
+:attr:`Gate.blocked`; the exclusive side sets ``blocked`` and then waits until
+``holders`` is empty. Whichever order the two threads run in, either the holder sees
+``blocked`` and gives way, or the exclusive side sees the holder and waits for it.
 """
 
 from __future__ import annotations
@@ -15,35 +21,49 @@ from collections.abc import Iterator
 
 
 class Gate:
-    """A readers-writer lock with writer preference; one ``Condition`` over a plain lock,
-    taken directly (in C) when nobody holds or waits for the exclusive side."""
+    """A readers-writer lock with writer preference, lock-free on the shared side while no
+    exclusive holder runs or waits."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._readers = 0
+        self._cond = threading.Condition(threading.Lock())
+        #: one entry per shared holder now (append on enter, pop on leave)
+        self.holders: list[None] = []
+        #: an exclusive holder runs or waits (written under the condition's lock)
+        self.blocked = False
         self._writer = False
         self._writers_waiting = 0
         self._owner: int | None = None  # thread holding the exclusive side
 
     def enter(self) -> None:
         """Become a shared holder (blocks while an exclusive holder runs or waits)."""
-        with self._lock:  # the common case, in C: nobody exclusive
-            if not (self._writer or self._writers_waiting):
-                self._readers += 1
-                return
+        self.holders.append(None)
+        if self.blocked:
+            self.give_way()
+
+    def give_way(self) -> None:
+        """:meth:`enter`'s slow path, after appending and seeing ``blocked``: step out,
+        wait for the exclusive side to finish, step in again."""
+        me = threading.get_ident()
+        if self._owner == me:  # the exclusive holder calls the pipeline itself
+            return
+        self.holders.pop()
         with self._cond:
-            while self._writer or self._writers_waiting:
-                if self._owner == threading.get_ident():  # the exclusive holder calls the pipeline itself
-                    break
-                self._cond.wait()
-            self._readers += 1
+            try:
+                self._cond.notify_all()  # an exclusive holder may be waiting for this one
+                while self.blocked and self._owner != me:
+                    self._cond.wait()
+            finally:  # under the lock: no exclusive holder gets in between
+                self.holders.append(None)
 
     def leave(self) -> None:
-        with self._lock:  # the condition's own lock: notify_all may be called under it
-            self._readers -= 1
-            if self._readers == 0 and self._writers_waiting:
-                self._cond.notify_all()
+        self.holders.pop()
+        if self.blocked:
+            self.wake()
+
+    def wake(self) -> None:
+        """After a shared holder left while ``blocked``: the exclusive side may go."""
+        with self._cond:
+            self._cond.notify_all()
 
     @contextlib.contextmanager
     def shared(self) -> Iterator[None]:
@@ -63,15 +83,21 @@ class Gate:
             return
         with self._cond:
             self._writers_waiting += 1
+            self.blocked = True
             try:
-                while self._writer or self._readers:
+                while self._writer or self.holders:
                     self._cond.wait()
-            finally:
+            except BaseException:  # interrupted while waiting: let the requests go on
                 self._writers_waiting -= 1
-            self._writer, self._owner = True, me
+                self.blocked = self._writer or self._writers_waiting > 0
+                self._cond.notify_all()
+                raise
+            self._writers_waiting -= 1
+            self._writer, self._owner = True, me  # ``blocked`` stays set
         try:
             yield
         finally:
             with self._cond:
                 self._writer, self._owner = False, None
+                self.blocked = self._writers_waiting > 0
                 self._cond.notify_all()

@@ -4,18 +4,22 @@ Hooks are put on the model for the sampled call only and taken off right after i
 the calls that are not sampled run the model exactly as without parity (no hook, torch's
 fast path). Other requests running at the same time do pass through the hooks while they
 are in place; the hooks ignore every thread but the sampled call's.
+
+Inside a forward every Python-level operation runs with cold caches, so a hook does as
+little as it can: a float32 CPU tensor goes straight to the compiled kernel by its data
+pointer, which writes (min, max, sum, sum of squares) into a preallocated buffer; keys,
+shapes, dtypes and the stats themselves are finished after the forward.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 import threading
 import time
 import weakref
 from functools import partial
 from typing import Any, Optional
-
-import numpy as np
 
 from parity.records import native
 from parity.records.flatten import flatten
@@ -24,52 +28,87 @@ from parity.records.stats import read_summary
 
 #: (layer key, shape, dtype, stats) for each tensor a module returned
 Row = tuple[str, tuple[int, ...], str, Optional[dict[str, Any]]]
+#: (mean, std, min, max, NaN count, Inf count) of one output; None where not known
+Figures = tuple[Optional[float], Optional[float], Optional[float], Optional[float], int, int]
+#: (layer key, shape, dtype, figures or None): what the drift windows take
+Sample = tuple[str, tuple[int, ...], str, Optional[Figures]]
+
+_SLOTS = 64  # kernel results per buffer (5 doubles each)
+_FIELDS = 5
+_Buffer = ctypes.c_double * (_SLOTS * _FIELDS)
 
 
 class LayerSampler:
     """Forward hooks on every submodule of ``model`` while used as a context manager.
 
-    ``rows`` are keyed like a record's layers (``blocks.0.mlp#0/out``); ``seconds`` is the
-    time spent in parity's code for this call (putting the hooks on and off, and the
-    summaries): the sampled call's overhead.
+    After the block, ``samples`` (and ``rows``, the same with stats as dicts) are keyed
+    like a record's layers (``blocks.0.mlp#0/out``); ``seconds`` is the time spent in
+    parity's code for this call (putting the hooks on and off, and the summaries): the
+    sampled call's overhead.
     """
 
     def __init__(self, model: Any) -> None:
         import torch
 
         self.model = model
-        self.rows: list[Row] = []
+        self.samples: list[Sample] = []
         self.seconds = 0.0
         self._thread = threading.get_ident()
         self._tensor, self._f32 = torch.Tensor, torch.float32
-        self._fast = native.kernel()
-        self._raw: list[tuple[str, tuple[int, ...], str, Any, int]] = []  # moments finished after the forward
+        kernel = native.kernel()
+        # the kernel's C entry point, called with raw pointers (no numpy view, no allocation)
+        self._kernel = getattr(kernel, "_f32", None)
+        self._keys = getattr(kernel, "_keys_ptr", None)
+        self._buffers: list[Any] = []
+        self._sizes: list[int] = []  # element count of each kernel slot
+        self._hashes: Any = None  # scratch for the block hashes the kernel also writes
+        self._hashes_ptr = 0
+        self._raw: list[tuple[str, Any, Any, Any]] = []  # key, torch.Size, dtype, slot | stats | None
         self._counts: dict[str, int] = {}
-        self._seen: dict[int, tuple[Any, int, tuple[Any, int]]] = {}
+        self._seen: dict[int, tuple[Any, int, Any]] = {}
         self._handles: list[Any] = []
 
     def __enter__(self) -> LayerSampler:
         start = time.perf_counter()
         try:
-            for path, module in self.model.named_modules():
-                self._handles.append(module.register_forward_hook(partial(self._on_output, path)))
+            self._attach()
         except BaseException:
             self.remove()
             raise
         self.seconds += time.perf_counter() - start
         return self
 
+    def _attach(self) -> None:
+        """A forward hook on every submodule, as ``register_forward_hook`` puts it (the
+        same dict entry, under one handle id from torch's counter), without building a
+        ``RemovableHandle`` (three weak references) per module: half this class's cost
+        on a small model."""
+        from torch.utils.hooks import RemovableHandle
+
+        hid = RemovableHandle.next_id
+        RemovableHandle.next_id += 1
+        hook, handles = self._on_output, self._handles
+        for path, module in self.model.named_modules():
+            hooks = module._forward_hooks
+            hooks[hid] = partial(hook, path)
+            handles.append((hooks, hid))
+
     def __exit__(self, *exc: object) -> None:
         start = time.perf_counter()
         self.remove()
         self._seen.clear()
-        self.rows = [(key, shape, dtype, _finish(value, n) if n else value) for key, shape, dtype, value, n in self._raw]
+        self.samples = self._finish()
         self._raw.clear()
         self.seconds += time.perf_counter() - start
 
+    @property
+    def rows(self) -> list[Row]:
+        """The samples with their stats as dicts, as a record's layer entries hold them."""
+        return [(key, shape, dtype, _as_stats(f)) for key, shape, dtype, f in self.samples]
+
     def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
+        for hooks, hid in self._handles:
+            hooks.pop(hid, None)
         self._handles.clear()
 
     def _on_output(self, path: str, module: Any, args: Any, output: Any) -> None:
@@ -93,35 +132,79 @@ class LayerSampler:
             version = -1
         seen = self._seen.get(id(t))
         value: Any = None
-        n = 0
         if seen is not None and seen[1] == version >= 0 and seen[0]() is t:
-            value, n = seen[2]
+            value = seen[2]
         elif not (t.is_sparse or t.is_quantized or t.numel() == 0):
-            value, n = self._summary(t)
-            self._seen[id(t)] = (weakref.ref(t), version, (value, n))
-        self._raw.append((key, tuple(t.shape), str(t.dtype), value, n))
+            value = self._summary(t)
+            self._seen[id(t)] = (weakref.ref(t), version, value)
+        self._raw.append((key, t.shape, t.dtype, value))
 
-    def _summary(self, t: Any) -> tuple[Any, int]:
-        """(min, max, sum, sum of squares) and the count of a float32 CPU tensor from the
-        kernel's one pass, finished into stats after the forward; else the stats."""
-        if self._fast is not None and t.dtype is self._f32:
+    def _summary(self, t: Any) -> Any:
+        """A float32 CPU tensor: the slot where the kernel's one pass left its moments
+        (finished into stats after the forward). Else (other dtypes, devices, NaN/Inf
+        present, no kernel) the stats from the record's summary."""
+        if self._kernel is not None and t.dtype is self._f32 and t.is_cpu:
             try:
-                flat = t.numpy().reshape(-1)  # raises for accelerators and tensors that require grad
-            except (TypeError, RuntimeError):
-                flat = None
-            if flat is not None:
-                if not flat.flags.c_contiguous:
-                    flat = np.ascontiguousarray(flat)
-                moments = self._fast.f32_summary(flat, BLOCK)[1]
-                if math.isfinite(moments[3]):
-                    return moments, int(flat.size)
-        return read_summary(t, True, None).stats, 0  # NaN/Inf counted, other dtypes and devices
+                data = t if t.is_contiguous() else t.contiguous()
+                pointer, n = data.data_ptr(), data.numel()
+            except RuntimeError:  # a tensor without storage (a functorch or fake tensor)
+                pointer = 0
+            if pointer:
+                slot = len(self._sizes)
+                if slot % _SLOTS == 0:
+                    self._buffers.append(_Buffer())
+                buf = self._buffers[-1]
+                at = (slot % _SLOTS) * _FIELDS
+                self._kernel(pointer, n, self._keys, self._scratch(n), ctypes.addressof(buf) + 8 * at, 0, None)
+                if math.isfinite(buf[at + 3]):
+                    self._sizes.append(n)
+                    return slot
+                if slot % _SLOTS == 0:
+                    self._buffers.pop()
+        return read_summary(t, True, None).stats  # NaN/Inf counted, other dtypes and devices
+
+    def _scratch(self, n: int) -> int:
+        blocks = n // BLOCK
+        if blocks and (self._hashes is None or len(self._hashes) < blocks):
+            self._hashes = (ctypes.c_uint32 * max(blocks, 64))()
+            self._hashes_ptr = ctypes.addressof(self._hashes)
+        return self._hashes_ptr
+
+    def _finish(self) -> list[Sample]:
+        """Keys, shapes and stats of the forward's outputs, from the kernel's moments."""
+        moments: list[float] = []
+        for buf in self._buffers:
+            moments.extend(buf)
+        sizes = self._sizes
+        out: list[Sample] = []
+        for key, shape, dtype, value in self._raw:
+            if type(value) is int:
+                at = value * _FIELDS
+                n = sizes[value]
+                mean = moments[at + 2] / n
+                var = moments[at + 3] / n - mean * mean
+                figures: Figures | None = (mean, math.sqrt(var) if var > 0 else 0.0, moments[at], moments[at + 1],
+                                           0, 0)
+            else:
+                figures = stats_figures(value)
+            out.append((key, tuple(shape), str(dtype), figures))
+        return out
 
 
-def _finish(moments: Any, n: int) -> dict[str, Any]:
-    """Stats from one-pass moments (the std is exact enough for a drift score: the record's
-    cancellation-safe recomputation needs the tensor, gone after the forward)."""
-    mn, mx, total, squares = moments
-    mean = total / n
-    return {"min": mn, "max": mx, "mean": mean, "std": math.sqrt(max(squares / n - mean * mean, 0.0)),
-            "l2": math.sqrt(squares), "nan": 0, "inf": 0}
+def stats_figures(stats: Any) -> Figures | None:
+    """Figures of a stats dict (None where a figure is missing; None for no stats)."""
+    if not stats:
+        return None
+
+    def num(name: str) -> float | None:
+        v = stats.get(name)
+        return float(v) if v is not None else None
+
+    return (num("mean"), num("std"), num("min"), num("max"), int(stats.get("nan") or 0),
+            int(stats.get("inf") or 0))
+
+
+def _as_stats(f: Figures | None) -> dict[str, Any] | None:
+    if f is None:
+        return None
+    return {"mean": f[0], "std": f[1], "min": f[2], "max": f[3], "nan": f[4], "inf": f[5]}

@@ -184,6 +184,7 @@ class Watch:
         self._next_eval = 0.0
         self._closed = False
         self._drift, self._why_no_drift = _drift_tracker(golden, pipeline, config)
+        self._period = config.sample_every if self._drift is not None else 0  # 0: no call is sampled
         self._metrics_off = "turned off (metrics=False)" if not metrics else _attach(self, registry)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -200,15 +201,18 @@ class Watch:
         if self._closed:
             return self._serve(args, kwargs)
         gate = self._gate
-        gate.enter()
+        gate.holders.append(None)  # Gate.enter(), its lock-free fast path inline
         try:
+            if gate.blocked:
+                gate.give_way()
             n = self._served = next(self._count)
-            every = self._config.sample_every
-            if every and n % every == 0 and self._drift is not None:
+            if self._period and n % self._period == 0:
                 return self._sampled_call(args, kwargs)
             return self._serve(args, kwargs)
         finally:
-            gate.leave()
+            gate.holders.pop()  # Gate.leave()
+            if gate.blocked:
+                gate.wake()
 
     def _serve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not self._is_pipeline:
@@ -227,7 +231,7 @@ class Watch:
             out = self._serve(args, kwargs)
         start = time.perf_counter()
         assert self._drift is not None
-        self._drift.add(sampler.rows)
+        self._drift.add_samples(sampler.samples)
         if start >= self._next_eval:
             self._next_eval = start + DRIFT_EVAL_SECONDS
             self._judge_drift()
