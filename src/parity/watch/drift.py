@@ -167,5 +167,12 @@ class DriftTracker:
             out.append(LayerDrift(key, value, component, n, live, g.to_json()))
         return sorted(out, key=lambda d: -d.score)
 
+    def scores(self) -> dict[str, float]:
+        """{layer: drift score} of every sampled layer (what :meth:`layers` scores, without
+        building its reports: the request path judges drift with this)."""
+        with self._lock:
+            pooled = [(key, w.pooled()) for key, w in self._windows.items() if len(w)]
+        return {key: score(self.ranges[key], live)[0] for key, live in pooled}
+
     def out_of_range(self) -> list[LayerDrift]:
         return [d for d in self.layers() if d.score >= self.threshold]

@@ -36,6 +36,7 @@ Sample = tuple[str, tuple[int, ...], str, Optional[Figures]]
 _SLOTS = 64  # kernel results per buffer (5 doubles each)
 _FIELDS = 5
 _Buffer = ctypes.c_double * (_SLOTS * _FIELDS)
+_ident, _clock, _isfinite = threading.get_ident, time.perf_counter, math.isfinite
 
 
 class LayerSampler:
@@ -54,7 +55,7 @@ class LayerSampler:
         self.samples: list[Sample] = []
         self.seconds = 0.0
         self._thread = threading.get_ident()
-        self._tensor, self._f32 = torch.Tensor, torch.float32
+        self._tensor, self._f32, self._strided = torch.Tensor, torch.float32, torch.strided
         kernel = native.kernel()
         # the kernel's C entry point, called with raw pointers (no numpy view, no allocation)
         self._kernel = getattr(kernel, "_f32", None)
@@ -63,7 +64,8 @@ class LayerSampler:
         self._sizes: list[int] = []  # element count of each kernel slot
         self._hashes: Any = None  # scratch for the block hashes the kernel also writes
         self._hashes_ptr = 0
-        self._raw: list[tuple[str, Any, Any, Any]] = []  # key, torch.Size, dtype, slot | stats | None
+        # path, call, output suffix, torch.Size, dtype, and a kernel slot | stats | None
+        self._raw: list[tuple[str, int, str, Any, Any, Any]] = []
         self._counts: dict[str, int] = {}
         self._seen: dict[int, tuple[Any, int, Any]] = {}
         self._handles: list[Any] = []
@@ -112,41 +114,45 @@ class LayerSampler:
         self._handles.clear()
 
     def _on_output(self, path: str, module: Any, args: Any, output: Any) -> None:
-        if threading.get_ident() != self._thread:  # another request, served meanwhile
+        if _ident() != self._thread:  # another request, served meanwhile
             return
-        start = time.perf_counter()
+        start = _clock()
         call = self._counts.get(path, 0)
         self._counts[path] = call + 1
         if type(output) is self._tensor:
-            self._read(f"{path}#{call}/out", output)
+            self._read(path, call, "/out", output)
         else:
             for out, value in flatten(output, "/out"):
                 if isinstance(value, self._tensor):
-                    self._read(f"{path}#{call}{out}", value)
-        self.seconds += time.perf_counter() - start
+                    self._read(path, call, out, value)
+        self.seconds += _clock() - start
 
-    def _read(self, key: str, t: Any) -> None:
+    def _read(self, path: str, call: int, out: str, t: Any) -> None:
+        """Summarise ``t`` (once: modules that return their input, or a child's output,
+        share the summary while the tensor is unchanged); the key is built after."""
         try:
             version = t._version
         except RuntimeError:  # inference tensors keep no version counter
             version = -1
         seen = self._seen.get(id(t))
-        value: Any = None
         if seen is not None and seen[1] == version >= 0 and seen[0]() is t:
             value = seen[2]
-        elif not (t.is_sparse or t.is_quantized or t.numel() == 0):
+        else:
             value = self._summary(t)
             self._seen[id(t)] = (weakref.ref(t), version, value)
-        self._raw.append((key, t.shape, t.dtype, value))
+        self._raw.append((path, call, out, t.shape, t.dtype, value))
 
     def _summary(self, t: Any) -> Any:
         """A float32 CPU tensor: the slot where the kernel's one pass left its moments
         (finished into stats after the forward). Else (other dtypes, devices, NaN/Inf
-        present, no kernel) the stats from the record's summary."""
-        if self._kernel is not None and t.dtype is self._f32 and t.is_cpu:
+        present, no kernel) the stats from the record's summary; None for no values."""
+        if t.dtype is self._f32 and self._kernel is not None and t.layout is self._strided and t.is_cpu:
+            n = t.numel()
+            if not n:
+                return None
             try:
                 data = t if t.is_contiguous() else t.contiguous()
-                pointer, n = data.data_ptr(), data.numel()
+                pointer = data.data_ptr()
             except RuntimeError:  # a tensor without storage (a functorch or fake tensor)
                 pointer = 0
             if pointer:
@@ -156,11 +162,13 @@ class LayerSampler:
                 buf = self._buffers[-1]
                 at = (slot % _SLOTS) * _FIELDS
                 self._kernel(pointer, n, self._keys, self._scratch(n), ctypes.addressof(buf) + 8 * at, 0, None)
-                if math.isfinite(buf[at + 3]):
+                if _isfinite(buf[at + 3]):
                     self._sizes.append(n)
                     return slot
                 if slot % _SLOTS == 0:
                     self._buffers.pop()
+        if t.is_sparse or t.is_quantized or not t.numel():
+            return None
         return read_summary(t, True, None).stats  # NaN/Inf counted, other dtypes and devices
 
     def _scratch(self, n: int) -> int:
@@ -172,12 +180,12 @@ class LayerSampler:
 
     def _finish(self) -> list[Sample]:
         """Keys, shapes and stats of the forward's outputs, from the kernel's moments."""
-        moments: list[float] = []
-        for buf in self._buffers:
-            moments.extend(buf)
         sizes = self._sizes
+        moments: list[float] = []
+        for i, buf in enumerate(self._buffers):
+            moments += buf[:min(len(sizes) - i * _SLOTS, _SLOTS) * _FIELDS]
         out: list[Sample] = []
-        for key, shape, dtype, value in self._raw:
+        for path, call, suffix, shape, dtype, value in self._raw:
             if type(value) is int:
                 at = value * _FIELDS
                 n = sizes[value]
@@ -187,7 +195,7 @@ class LayerSampler:
                                            0, 0)
             else:
                 figures = stats_figures(value)
-            out.append((key, tuple(shape), str(dtype), figures))
+            out.append((f"{path}#{call}{suffix}", tuple(shape), str(dtype), figures))
         return out
 
 

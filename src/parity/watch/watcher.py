@@ -208,6 +208,10 @@ class Watch:
             n = self._served = next(self._count)
             if self._period and n % self._period == 0:
                 return self._sampled_call(args, kwargs)
+            if self._is_pipeline and len(args) == 1 and not kwargs:  # _serve(), inline
+                pipeline = self.pipeline
+                x = model_input(pipeline, args[0])
+                return pipeline.run_postprocess(pipeline.call_model(x), x)
             return self._serve(args, kwargs)
         finally:
             gate.holders.pop()  # Gate.leave()
@@ -337,23 +341,28 @@ class Watch:
 
     # -- drift --------------------------------------------------------------------------------
     def _judge_drift(self, layers: list[Any] | None = None) -> None:
-        """Log when the set of out-of-range layers changes; alarm at ``drift_alarm``."""
-        assert self._drift is not None
-        layers = self._drift.layers() if layers is None else layers
-        out = frozenset(d.layer for d in layers if d.score >= self._drift.threshold)
+        """Log when the set of out-of-range layers changes; alarm at ``drift_alarm``.
+        Without ``layers``, only the scores are computed, and the reports when needed."""
+        drift = self._drift
+        assert drift is not None
+        scores = {d.layer: d.score for d in layers} if layers is not None else drift.scores()
+        out = frozenset(k for k, v in scores.items() if v >= drift.threshold)
+        limit = self._config.drift_alarm
+        high = frozenset(k for k, v in scores.items() if v >= limit) if limit is not None else frozenset()
+        if out == self._drift_layers and not high - self._drift_alarmed:
+            self._drift_alarmed = high
+            return
+        layers = drift.layers() if layers is None else layers
         if out != self._drift_layers:
             self._drift_layers = out
             events.log(logging.WARNING if out else logging.INFO, "drift", self.name,
                        out_of_range=[d.to_json() for d in layers if d.layer in out][:20],
                        note="heuristic: live statistics against the golden ranges, not a verdict")
-        limit = self._config.drift_alarm
-        if limit is not None:
-            high = frozenset(d.layer for d in layers if d.score >= limit)
-            if high - self._drift_alarmed:
-                events.raise_alarm(self._config.on_alarm, events.Alarm(
-                    "drift", self.name, self._verdict, f"{len(high)} layer(s) drift score >= {limit}",
-                    layers=[d.to_json() for d in layers if d.layer in high][:20]))
-            self._drift_alarmed = high
+        if high - self._drift_alarmed:
+            events.raise_alarm(self._config.on_alarm, events.Alarm(
+                "drift", self.name, self._verdict, f"{len(high)} layer(s) drift score >= {limit}",
+                layers=[d.to_json() for d in layers if d.layer in high][:20]))
+        self._drift_alarmed = high
 
     # -- state ----------------------------------------------------------------------------------
     def status(self) -> WatchStatus:
