@@ -84,3 +84,33 @@ def test_hooks_go_on_for_the_block_and_all_come_off():
     handle = model.linear.register_forward_hook(lambda *a: None)  # torch's own ids go on after parity's
     assert len(model.linear._forward_hooks) == 1
     handle.remove()
+
+
+def test_samplers_in_two_threads_keep_their_own_hooks():
+    """Two sampled calls at once (a threaded server at a small sample_every): each sees
+    only its own call's outputs and takes off only its own hooks."""
+    import threading
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU())
+    inputs = [torch.full((1, 4), float(i)) for i in (1, 2)]
+    ready, go = threading.Barrier(2), threading.Barrier(2)
+    rows: dict[int, Any] = {}
+
+    def call(i: int) -> None:
+        sampler = LayerSampler(model)
+        ready.wait(10)
+        with torch.no_grad(), sampler:
+            go.wait(10)  # both samplers' hooks are on now
+            model(inputs[i])
+        rows[i] = sampler.rows
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    for i in (0, 1):
+        assert [key for key, *_ in rows[i]] == ["0#0/out", "1#0/out", "#0/out"], rows[i]
+        with torch.no_grad():
+            assert rows[i][0][3]["mean"] == pytest.approx(model[0](inputs[i]).mean().item())
+    assert all(not m._forward_hooks for m in model.modules())

@@ -37,6 +37,7 @@ _SLOTS = 64  # kernel results per buffer (5 doubles each)
 _FIELDS = 5
 _Buffer = ctypes.c_double * (_SLOTS * _FIELDS)
 _ident, _clock, _isfinite = threading.get_ident, time.perf_counter, math.isfinite
+_IDS = threading.Lock()
 
 
 class LayerSampler:
@@ -87,8 +88,9 @@ class LayerSampler:
         on a small model."""
         from torch.utils.hooks import RemovableHandle
 
-        hid = RemovableHandle.next_id
-        RemovableHandle.next_id += 1
+        with _IDS:  # two sampled calls at once (threads) must not share an id
+            hid = RemovableHandle.next_id
+            RemovableHandle.next_id = hid + 1
         hook, handles = self._on_output, self._handles
         for path, module in self.model.named_modules():
             hooks = module._forward_hooks
