@@ -121,9 +121,12 @@ def record(
     overwrite: bool = False,
     shard_bytes: int = 67108864,
     max_size: int | str | None = None,
+    layers: list[str] | tuple[str, ...] | None = None,
 ) -> RecordResult:
     """Record ``target`` on ``inputs`` into the directory ``out`` (written atomically).
-    ``capture``: "outputs", "stats" or "full"; ``max_size``: bytes, or "500M", "2G".
+    ``capture``: "outputs", "stats" or "full"; ``max_size``: bytes, or "500M", "2G";
+    ``layers``: with "full", glob patterns of the module paths stored in full (stats
+    elsewhere).
 
     See :func:`parity.records.recorder.record`.
     """
@@ -142,6 +145,7 @@ def record(
         overwrite=overwrite,
         shard_bytes=shard_bytes,
         max_size=max_size,
+        layers=layers,
     )
 
 
