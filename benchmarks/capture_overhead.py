@@ -383,8 +383,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, help="torch intra-op threads [default: torch's own]")
     ap.add_argument("--io-as-sleep", action="store_true",
                     help="also time full capture with the disk writes replaced by sleeps (a diagnostic)")
+    ap.add_argument("--no-sketch", action="store_true",
+                    help="stats capture without the per-layer sketch (a baseline for its cost, same tree)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.no_sketch:
+        import parity.records.capture as capture
+
+        capture.sketch_seed = lambda *a, **k: None  # type: ignore[assignment]
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.memory_child:
