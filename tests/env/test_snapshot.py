@@ -288,3 +288,19 @@ def test_a_record_whose_manifest_does_not_list_env_json_is_refused(tmp_path, sna
     (record / "manifest.json").write_text(json.dumps({"format": "something else"}))
     with pytest.raises(ParityError, match="not a parity record manifest"):
         load_snapshot(record)
+
+
+def test_a_vendor_folder_inside_site_packages_is_not_an_install_location(monkeypatch, tmp_path):
+    """`import ray` appends site-packages/ray/thirdparty_files to sys.path; the packages in it
+    are ray's, not the environment's: a fresh interpreter would not list them."""
+    site = tmp_path / "lib" / "site-packages"
+    vendored = site / "bigpkg" / "thirdparty_files"
+    (vendored / "colorama-0.4.6.dist-info").mkdir(parents=True)
+    (vendored / "colorama-0.4.6.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: colorama\nVersion: 0.4.6\n")
+    (site / "real-1.0.dist-info").mkdir(parents=True)
+    (site / "real-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: real\nVersion: 1.0\n")
+    monkeypatch.setattr(sys, "path", [str(site), str(vendored)])
+    from parity.env._collect import _site_paths, collect_packages
+
+    assert _site_paths() == [str(site)]
+    assert list(collect_packages(_site_paths())) == ["real"]

@@ -91,14 +91,20 @@ def collect() -> dict:
 
 
 def _site_paths() -> list:
-    """Directories on sys.path that exist, in import order (first one wins a name)."""
+    """Directories on sys.path that exist, in import order (first one wins a name).
+
+    A directory inside a site-packages directory on sys.path is a package's private
+    vendor folder (``import ray`` appends ``site-packages/ray/thirdparty_files``), not a
+    place packages are installed: a fresh interpreter of the same environment does not
+    have it, so it is left out, and a snapshot does not depend on what was imported."""
     seen, out = set(), []
     for entry in sys.path:
         path = os.path.abspath(entry or ".")
         if path not in seen and os.path.isdir(path):
             seen.add(path)
             out.append(path)
-    return out
+    sites = [p for p in out if os.path.basename(p) in ("site-packages", "dist-packages")]
+    return [p for p in out if not any(p.startswith(site + os.sep) for site in sites)]
 
 
 def canonical_name(name: str) -> str:
