@@ -89,9 +89,12 @@ def test_bench_against_the_record_in_b(research: Journey, venv_b: Venv) -> None:
 
 def test_bench_against_a_model_defined_in_the_target_file(research: Journey, venv_b: Venv) -> None:
     """The model's class lives in textmodel.py: B's process must see the same model as A's."""
+    # Exit 1 (slower) is a timing verdict on a shared machine, not what this checks: the
+    # bug was exit 2, B refusing A's baseline as "another model".
     step = research.parity(venv_b, "bench", "textmodel.py:build", "--against", "golden-text", "--min-time", "1",
-                           "--json")
-    assert step.json()["comparison"]["regression"] is False, step.describe()
+                           "--json", ok=(0, 1))
+    comparison = step.json()["comparison"]
+    assert comparison is not None and comparison["stages"], step.describe()
 
 
 def test_verify_text_model_in_b_fails_at_preprocess(research: Journey, venv_b: Venv) -> None:
