@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -314,14 +313,10 @@ def _reset_peak_rss() -> bool:
 
 
 def _vm_hwm_bytes() -> int | None:
-    try:
-        with open(f"/proc/{os.getpid()}/status", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    """This process's RSS high-water mark (Linux ``VmHWM``), as ``parity bench`` reads it."""
+    from parity.benchmark.protocol import _vm_hwm_bytes as vm_hwm
+
+    return vm_hwm()
 
 
 # --------------------------------------------------------------------------- a TARGET under load

@@ -343,12 +343,7 @@ class _Session:
 
     def consume(self, stage: str, subset: frozenset[Change], override: Mapping[str, str], outcome: Any) -> Verdict:
         """Record a trial run elsewhere as the next one, as :meth:`_trial` would have."""
-        wanted = self._wanted(subset, override)
-        bad_side = [c.name if c.name not in override else f"{c.name}=={override[c.name]}"
-                    for c in self.changes if c in subset]
-        trial = Trial(len(self.trials) + 1, stage, bad_side, wanted)
-        self.trials.append(trial)
-        self._emit("start", trial)
+        trial = self._start(stage, subset, override)
         for name in ("verdict", "mode", "why_venv", "cached", "build_seconds", "seconds", "runs", "note",
                      "reproduce", "node"):
             setattr(trial, name, getattr(outcome, name))
@@ -360,13 +355,19 @@ class _Session:
         wanted.update(override)
         return wanted
 
-    def _trial(self, stage: str, subset: frozenset[Change], override: Mapping[str, str]) -> Verdict:
+    def _start(self, stage: str, subset: frozenset[Change], override: Mapping[str, str]) -> Trial:
+        """The next trial, numbered, listed and announced."""
         wanted = self._wanted(subset, override)
         bad_side = [c.name if c.name not in override else f"{c.name}=={override[c.name]}"
                     for c in self.changes if c in subset]
         trial = Trial(len(self.trials) + 1, stage, bad_side, wanted)
         self.trials.append(trial)
         self._emit("start", trial)
+        return trial
+
+    def _trial(self, stage: str, subset: frozenset[Change], override: Mapping[str, str]) -> Verdict:
+        trial = self._start(stage, subset, override)
+        wanted = trial.packages
         start = time.perf_counter()
         try:
             self._build_and_judge(trial, wanted)

@@ -34,8 +34,9 @@ def command(dir_a: Path | str, dir_b: Path | str, html: Path | None, as_json: bo
     return render_result(compare(dir_a, dir_b), as_json, html)
 
 
-def render_result(result: Any, as_json: bool, html: Path | None) -> int:
-    """Write the HTML report if asked, print JSON or the rich report; return the exit code."""
+def render_result(result: Any, as_json: bool, html: Path | None, renderer: Any = None) -> int:
+    """Write the HTML report if asked, print JSON or the rich report (``renderer``, by
+    default the verify report); return the exit code."""
     doc = result.to_json()
     if html is not None:
         from parity._io import atomic_write_text
@@ -47,5 +48,5 @@ def render_result(result: Any, as_json: bool, html: Path | None) -> int:
     else:
         from parity.report.terminal import verify_report
 
-        show(verify_report(doc, html=html))
+        show((renderer or verify_report)(doc, html=html))
     return int(result.exit_code)

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from parity.cli._common import console, emit_json, show
+from parity.cli._common import console
 
 #: --ray given without ADDRESS (click's flag_value): a local cluster.
 LOCAL = "local"
@@ -46,19 +46,10 @@ def fleet_command(record: Path, target: str | None, ray: str, nodes: int | None,
     with _Progress(quiet=as_json) as progress:
         result = fleet_verify(record, target, address=None if ray == LOCAL else ray, nodes=nodes, labels=labels,
                               atol=atol, rtol=rtol, max_slowdown=max_slowdown, progress=progress)
-    doc = result.to_json()
-    if html is not None:
-        from parity._io import atomic_write_text
-        from parity.report.html import render_html
+    from parity.cli.compare import render_result
+    from parity.report.terminal.fleet import fleet_report
 
-        atomic_write_text(html, render_html(doc))
-    if as_json:
-        emit_json(doc)
-    else:
-        from parity.report.terminal.fleet import fleet_report
-
-        show(fleet_report(doc, html=html))
-    return result.exit_code
+    return render_result(result, as_json, html, fleet_report)
 
 
 class _Progress:
